@@ -1,0 +1,102 @@
+//! [`CpuBackend`]: host memory, a trivially in-order queue (launches run synchronously) and
+//! the reference kernels.
+use std::sync::Arc;
+
+use concord_core::{DType, Result};
+use concord_ops::{Backend, BackendInfo, Buffer, Op, OpKind, Prepared, Support, TensorArg};
+
+use crate::ops;
+use crate::storage::{read_bytes, with_views, write_bytes, CpuStorage};
+
+/// The CPU backend: the reference implementation of every op of the catalogue.
+pub struct CpuBackend {
+    info: BackendInfo,
+}
+
+impl CpuBackend {
+    /// A CPU backend over rayon's global thread pool.
+    pub fn new() -> Self {
+        let threads = rayon::current_num_threads();
+        let model = cpu_model().unwrap_or_else(|| std::env::consts::ARCH.to_string());
+        CpuBackend {
+            info: BackendInfo {
+                name: "cpu",
+                device: format!("{model} ({threads} threads)"),
+                driver: format!("concord-backend-cpu {}", env!("CARGO_PKG_VERSION")),
+            },
+        }
+    }
+}
+
+impl Default for CpuBackend {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The CPU backend; always available.
+pub fn probe() -> Result<Arc<dyn Backend>> {
+    Ok(Arc::new(CpuBackend::new()))
+}
+
+fn cpu_model() -> Option<String> {
+    let text = std::fs::read_to_string("/proc/cpuinfo").ok()?;
+    text.lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map(|(_, v)| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+}
+
+impl Backend for CpuBackend {
+    fn info(&self) -> &BackendInfo {
+        &self.info
+    }
+
+    fn supports(&self, kind: OpKind, dtype: DType) -> Support {
+        let fp8_kind = matches!(
+            kind,
+            OpKind::BlockFp8Matmul | OpKind::MoeExperts | OpKind::Fp8ActQuant
+        );
+        match dtype {
+            DType::F32 | DType::BF16 => Support::Native,
+            DType::F8E4M3 if fp8_kind => Support::Native,
+            d => Support::Unsupported(format!("the cpu backend does not run {kind} with {d}")),
+        }
+    }
+
+    fn alloc(&self, bytes: usize) -> Result<Buffer> {
+        Ok(Buffer::new(bytes, Box::new(CpuStorage::new(bytes))))
+    }
+
+    fn write(&self, dst: &Buffer, offset: usize, src: &[u8]) -> Result<()> {
+        write_bytes(dst, offset, src)
+    }
+
+    fn read(&self, src: &Buffer, offset: usize, dst: &mut [u8]) -> Result<()> {
+        read_bytes(src, offset, dst)
+    }
+
+    fn prepare(&self, op: &Op) -> Result<Prepared> {
+        Ok(Prepared {
+            op: op.clone(),
+            workspace_bytes: 0,
+            state: Arc::new(()),
+        })
+    }
+
+    fn launch(
+        &self,
+        prepared: &Prepared,
+        inputs: &[TensorArg],
+        outputs: &[TensorArg],
+    ) -> Result<()> {
+        let op = &prepared.op;
+        concord_ops::check_launch(op, inputs, outputs)?;
+        with_views(inputs, outputs, |ins, outs| ops::run(op, ins, outs))
+    }
+
+    fn synchronize(&self) -> Result<()> {
+        Ok(())
+    }
+}

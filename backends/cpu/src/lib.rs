@@ -1,0 +1,48 @@
+//! Concord CPU backend: the reference implementation of the numerics contract.
+//!
+//! Every op of the catalogue (`concord_ops::Op`) is computed exactly as docs/numerics.md
+//! defines it: the canonical reduction order, the rounding points of each op, no fused
+//! multiply-add. Work is spread over rayon's thread pool, but each output element is always
+//! computed by the same sequential code, so results do not depend on the thread count, the
+//! batch size or a row's position in the batch.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod backend;
+mod canonical;
+mod elem;
+mod gemm;
+mod ops;
+mod storage;
+
+pub use backend::{probe, CpuBackend};
+
+/// Kernels exposed for the crate's tests (bit-identity with `concord_core::numerics`).
+#[doc(hidden)]
+pub mod testing {
+    /// Canonical dot with a BF16 second operand (bits of each BF16 value).
+    pub fn dot_bf16(a: &[f32], b: &[u16]) -> f32 {
+        crate::canonical::dot(a, b)
+    }
+    /// Canonical dot over f32 operands.
+    pub fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
+        crate::canonical::dot(a, b)
+    }
+    /// Two canonical dots sharing the second operand.
+    pub fn dot2(a0: &[f32], a1: &[f32], b: &[u16]) -> (f32, f32) {
+        crate::canonical::dot2(a0, a1, b)
+    }
+    /// The within-block part of the canonical dot (≤ 128 terms, no final `+0.0 + …`).
+    pub fn block_dot(a: &[f32], b: &[f32]) -> f32 {
+        crate::canonical::block_dot(a, b)
+    }
+    /// Canonical dot of `a` with the concatenation `[b0 ; b1]`.
+    pub fn dot_concat(a: &[f32], b0: &[f32], b1: &[f32]) -> f32 {
+        crate::canonical::dot_concat(a, b0, b1)
+    }
+    /// Column sums `out[c] = Σ_u coef[u]·rows[u·w + c]` in canonical order.
+    pub fn weighted_rows(coef: &[f32], rows: &[f32], out: &mut [f32]) {
+        let w = out.len();
+        crate::canonical::weighted_rows(coef, |u| &rows[u * w..(u + 1) * w], out)
+    }
+}

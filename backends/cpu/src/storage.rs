@@ -1,0 +1,172 @@
+//! Host memory behind a CPU [`Buffer`], and the locking of one launch's operands.
+//!
+//! A buffer is a `RwLock<Vec<u64>>` (8-byte aligned, so any view whose offset is a multiple of
+//! its element size can be cast to a typed slice). A launch locks every distinct buffer it
+//! touches once — inputs shared, outputs exclusive — in address order, so two launches from
+//! different threads can never wait on each other in a cycle.
+use std::any::Any;
+
+use concord_core::{Error, Result};
+use concord_ops::{Buffer, DeviceStorage, TensorArg, TensorDesc};
+use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+/// The bytes of one CPU buffer.
+pub(crate) struct CpuStorage {
+    words: RwLock<Vec<u64>>,
+}
+
+impl CpuStorage {
+    /// Zero-filled storage for `bytes` bytes.
+    pub(crate) fn new(bytes: usize) -> Self {
+        CpuStorage {
+            words: RwLock::new(vec![0u64; bytes.div_ceil(8)]),
+        }
+    }
+}
+
+impl DeviceStorage for CpuStorage {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+    fn backend_name(&self) -> &'static str {
+        "cpu"
+    }
+}
+
+/// The CPU storage behind `buffer`, or an error naming the backend that made it.
+pub(crate) fn storage_of(buffer: &Buffer) -> Result<&CpuStorage> {
+    buffer
+        .storage()
+        .as_any()
+        .downcast_ref::<CpuStorage>()
+        .ok_or_else(|| {
+            Error::invalid(format!(
+                "buffer allocated by backend {} passed to the cpu backend",
+                buffer.storage().backend_name()
+            ))
+        })
+}
+
+/// Copies `src` into `buffer` at byte `offset`.
+pub(crate) fn write_bytes(buffer: &Buffer, offset: usize, src: &[u8]) -> Result<()> {
+    check_range(buffer, offset, src.len())?;
+    let mut words = storage_of(buffer)?.words.write();
+    let bytes: &mut [u8] = bytemuck::cast_slice_mut(words.as_mut_slice());
+    bytes[offset..offset + src.len()].copy_from_slice(src);
+    Ok(())
+}
+
+/// Copies bytes of `buffer` from byte `offset` into `dst`.
+pub(crate) fn read_bytes(buffer: &Buffer, offset: usize, dst: &mut [u8]) -> Result<()> {
+    check_range(buffer, offset, dst.len())?;
+    let words = storage_of(buffer)?.words.read();
+    let bytes: &[u8] = bytemuck::cast_slice(words.as_slice());
+    dst.copy_from_slice(&bytes[offset..offset + dst.len()]);
+    Ok(())
+}
+
+fn check_range(buffer: &Buffer, offset: usize, len: usize) -> Result<()> {
+    match offset.checked_add(len) {
+        Some(end) if end <= buffer.len() => Ok(()),
+        _ => Err(Error::invalid(format!(
+            "copy of {len} bytes at offset {offset} outside a buffer of {} bytes",
+            buffer.len()
+        ))),
+    }
+}
+
+/// An input view: its bytes and descriptor.
+pub(crate) struct In<'a> {
+    /// Exactly the view's bytes.
+    pub bytes: &'a [u8],
+    /// Element type and shape.
+    pub desc: TensorDesc,
+}
+
+/// An output view: its bytes and descriptor.
+pub(crate) struct Out<'a> {
+    /// Exactly the view's bytes.
+    pub bytes: &'a mut [u8],
+    /// Element type and shape.
+    pub desc: TensorDesc,
+}
+
+enum Guard<'a> {
+    Read(RwLockReadGuard<'a, Vec<u64>>),
+    Write(RwLockWriteGuard<'a, Vec<u64>>),
+}
+
+/// Locks the buffers of one launch and runs `body` on the byte views.
+///
+/// The caller has already checked bounds, alignment and that no output shares a buffer with
+/// an input or with another output.
+pub(crate) fn with_views<R>(
+    inputs: &[TensorArg],
+    outputs: &[TensorArg],
+    body: impl FnOnce(&[In], &mut [Out]) -> Result<R>,
+) -> Result<R> {
+    // Distinct buffers, each with whether it is written, sorted by address.
+    let mut bufs: Vec<(*const CpuStorage, &CpuStorage, bool)> = Vec::new();
+    for (arg, write) in inputs
+        .iter()
+        .map(|a| (a, false))
+        .chain(outputs.iter().map(|a| (a, true)))
+    {
+        let s = storage_of(arg.buffer)?;
+        let key = s as *const CpuStorage;
+        if !bufs.iter().any(|(k, _, _)| *k == key) {
+            bufs.push((key, s, write));
+        }
+    }
+    bufs.sort_by_key(|(k, _, _)| *k as usize);
+    let mut guards: Vec<(*const CpuStorage, Guard)> = bufs
+        .iter()
+        .map(|&(k, s, write)| {
+            let g = if write {
+                Guard::Write(s.words.write())
+            } else {
+                Guard::Read(s.words.read())
+            };
+            (k, g)
+        })
+        .collect();
+
+    let mut readers: Vec<(*const CpuStorage, &[u8])> = Vec::new();
+    let mut writers: Vec<(*const CpuStorage, &mut [u8])> = Vec::new();
+    for (k, g) in guards.iter_mut() {
+        match g {
+            Guard::Read(r) => readers.push((*k, bytemuck::cast_slice(r.as_slice()))),
+            Guard::Write(w) => writers.push((*k, bytemuck::cast_slice_mut(w.as_mut_slice()))),
+        }
+    }
+
+    let ins: Vec<In> = inputs
+        .iter()
+        .map(|a| {
+            let key = storage_of(a.buffer)? as *const CpuStorage;
+            let whole = readers
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map(|(_, b)| *b)
+                .ok_or_else(|| Error::invalid("an input shares a buffer with an output"))?;
+            Ok(In {
+                bytes: &whole[a.offset..a.offset + a.desc.bytes()],
+                desc: a.desc.clone(),
+            })
+        })
+        .collect::<Result<_>>()?;
+    let mut outs: Vec<Out> = Vec::with_capacity(outputs.len());
+    for a in outputs {
+        let key = storage_of(a.buffer)? as *const CpuStorage;
+        let pos = writers
+            .iter()
+            .position(|(k, _)| *k == key)
+            .ok_or_else(|| Error::invalid("two outputs share a buffer"))?;
+        let (_, whole) = writers.swap_remove(pos);
+        outs.push(Out {
+            bytes: &mut whole[a.offset..a.offset + a.desc.bytes()],
+            desc: a.desc.clone(),
+        });
+    }
+    body(&ins, &mut outs)
+}

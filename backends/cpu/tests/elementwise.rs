@@ -1,0 +1,123 @@
+//! embedding, add, swiglu, slice_columns, scatter_rows.
+mod common;
+
+use common::*;
+use concord_core::convert::round_to_bf16;
+use concord_core::numerics::math::silu;
+use concord_core::{DType, Error};
+use concord_ops::{Add, Embedding, ScatterRows, SliceColumns, Swiglu, TensorArg};
+
+#[test]
+fn embedding_gathers_and_rounds() {
+    let be = backend();
+    let e = 2f32.powi(-9);
+    let table = f32s(&be, &[3, 2], &[0.0, 1.0, 2.0, 3.0, 1.0 + e, 1.0 + 3.0 * e]);
+    let ids = u32s(&be, &[4], &[2, 0, 1, 2]);
+    let y = run1(&be, Embedding { out: DType::F32 }, &[&ids, &table]).f32();
+    assert_eq!(
+        y,
+        vec![
+            1.0 + e,
+            1.0 + 3.0 * e,
+            0.0,
+            1.0,
+            2.0,
+            3.0,
+            1.0 + e,
+            1.0 + 3.0 * e
+        ]
+    );
+    let y = run1(&be, Embedding { out: DType::BF16 }, &[&ids, &table]).f32();
+    assert_eq!(&y[..2], &[1.0, 1.0078125]);
+    let bad = u32s(&be, &[1], &[3]);
+    let r = run(&be, Embedding { out: DType::F32 }, &[&bad, &table]);
+    assert!(matches!(r, Err(Error::InvalidArgument(_))));
+}
+
+#[test]
+fn add_is_one_f32_add_then_one_rounding() {
+    let be = backend();
+    let e = 2f32.powi(-8);
+    // BF16 a + F32 b: 1 + 2^-8 is a BF16 tie → 1.0; 1 + 3·2^-8 → 1 + 2^-6 (even).
+    let a = bf16s(&be, &[1, 3], &[1.0, 1.0, -2.0]);
+    let b = f32s(&be, &[1, 3], &[e, 3.0 * e, 0.5]);
+    assert_eq!(
+        run1(&be, Add { out: DType::BF16 }, &[&a, &b]).f32(),
+        vec![1.0, 1.015625, -1.5]
+    );
+    assert_eq!(
+        run1(&be, Add { out: DType::F32 }, &[&a, &b]).f32(),
+        vec![1.0 + e, 1.0 + 3.0 * e, -1.5]
+    );
+}
+
+#[test]
+fn swiglu_is_rounded_silu_times_up() {
+    let be = backend();
+    let mut rng = Rng::new(90);
+    let n = 5000;
+    let g: Vec<f32> = (0..n).map(|_| rng.uniform(-10.0, 10.0)).collect();
+    let u = rng.vec(n);
+    let y = run1(
+        &be,
+        Swiglu { out: DType::BF16 },
+        &[&f32s(&be, &[2, n / 2], &g), &f32s(&be, &[2, n / 2], &u)],
+    )
+    .f32();
+    for i in 0..n {
+        assert_eq!(y[i].to_bits(), round_to_bf16(silu(g[i]) * u[i]).to_bits());
+        let want = g[i] as f64 / (1.0 + (-g[i] as f64).exp()) * u[i] as f64;
+        assert!((y[i] as f64 - want).abs() <= 2f64.powi(-8) * want.abs() + 1e-30);
+    }
+    let y = run1(
+        &be,
+        Swiglu { out: DType::F32 },
+        &[
+            &f32s(&be, &[1, 2], &[0.0, 1.0]),
+            &f32s(&be, &[1, 2], &[3.0, 2.0]),
+        ],
+    )
+    .f32();
+    assert_eq!(y[0], 0.0);
+    assert_eq!(y[1], silu(1.0) * 2.0);
+}
+
+#[test]
+fn slice_columns_copies_bits() {
+    let be = backend();
+    let x = bf16s(&be, &[2, 4], &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0]);
+    let y = run1(&be, SliceColumns { start: 1, len: 2 }, &[&x]);
+    assert_eq!(y.dtype, DType::BF16);
+    assert_eq!(y.f32(), vec![2.0, 3.0, 6.0, 7.0]);
+}
+
+#[test]
+fn scatter_rows_writes_only_the_slots() {
+    let be = backend();
+    let src = f32s(&be, &[2, 3], &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+    let slots = u32s(&be, &[2], &[3, 1]);
+    let dst = f32s(&be, &[4, 3], &[-1.0; 12]);
+    let out = TensorArg::new(&dst.buf, DType::F32, [4, 3]);
+    be.run(
+        &ScatterRows.into(),
+        &[src.arg(), slots.arg()],
+        std::slice::from_ref(&out),
+    )
+    .unwrap();
+    let mut bytes = vec![0u8; 48];
+    be.read(&dst.buf, 0, &mut bytes).unwrap();
+    let got: Vec<f32> = bytes
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![-1.0, -1.0, -1.0, 4.0, 5.0, 6.0, -1.0, -1.0, -1.0, 1.0, 2.0, 3.0]
+    );
+    // A slot past the destination's rows is an error and writes nothing.
+    let bad = u32s(&be, &[2], &[0, 4]);
+    let r = be.run(&ScatterRows.into(), &[src.arg(), bad.arg()], &[out]);
+    assert!(matches!(r, Err(Error::InvalidArgument(_))));
+    be.read(&dst.buf, 0, &mut bytes).unwrap();
+    assert_eq!(f32::from_le_bytes(bytes[..4].try_into().unwrap()), -1.0);
+}

@@ -1,0 +1,243 @@
+//! Compile checks of the shared kernel sources with NVRTC: every op's program, assembled by
+//! `concord-kernels` for [`Target::Cuda`], built with the options the numerics contract needs,
+//! and its output inspected for the entry points and for instructions the contract forbids.
+
+use std::path::PathBuf;
+
+use concord_core::{Error, Result};
+use concord_kernels::{kernel_names, source, Target};
+use concord_ops::OpKind;
+
+use crate::sys::{Compiled, Nvrtc};
+
+/// The environment variable naming libnvrtc: a file, or a directory holding `libnvrtc.so.12`
+/// (the pip package `nvidia-cuda-nvrtc-cu12` puts it in `site-packages/nvidia/cuda_nvrtc/lib`).
+pub const NVRTC_PATH_ENV: &str = "CONCORD_NVRTC_PATH";
+
+/// The outcome of compiling one op's program.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KernelCheck {
+    /// The op's name (`OpKind::name`).
+    pub op: String,
+    /// Whether it compiled, defines every kernel of `kernel_names(op)` and holds no
+    /// instruction the numerics contract forbids.
+    pub ok: bool,
+    /// On success a summary (and any compiler warnings); on failure the compiler's log or the
+    /// reason the output was rejected.
+    pub message: String,
+}
+
+/// The NVRTC options that keep the numerics contract (docs/numerics.md): no contraction into
+/// FMA, IEEE division and square root, subnormals kept. `arch` is `sm_XX` or `compute_XX`.
+pub fn compile_options(arch: &str) -> Vec<String> {
+    vec![
+        format!("--gpu-architecture={arch}"),
+        "--fmad=false".into(),
+        "--prec-div=true".into(),
+        "--prec-sqrt=true".into(),
+        "--ftz=false".into(),
+    ]
+}
+
+/// NVRTC's location and version (`"12.9 at /path/libnvrtc.so.12"`), or why it cannot be loaded.
+pub fn nvrtc_info() -> Result<String> {
+    let nvrtc = load()?;
+    let (major, minor) = nvrtc.version().map_err(unavailable)?;
+    Ok(format!("{major}.{minor} at {}", nvrtc.path.display()))
+}
+
+fn unavailable(reason: String) -> Error {
+    Error::Unavailable {
+        backend: "cuda".into(),
+        reason,
+    }
+}
+
+fn load() -> Result<Nvrtc> {
+    let explicit = std::env::var_os(NVRTC_PATH_ENV)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from);
+    Nvrtc::load(explicit.as_deref()).map_err(unavailable)
+}
+
+/// The compute capability digits of `arch` (`sm_90a` → `90a`), if it is a valid name.
+fn arch_digits(arch: &str) -> Option<(&str, bool)> {
+    let (rest, cubin) = if let Some(r) = arch.strip_prefix("sm_") {
+        (r, true)
+    } else if let Some(r) = arch.strip_prefix("compute_") {
+        (r, false)
+    } else {
+        return None;
+    };
+    let digits = rest.trim_end_matches(['a', 'f']);
+    (digits.len() >= 2 && digits.bytes().all(|b| b.is_ascii_digit())).then_some((rest, cubin))
+}
+
+/// Compiles every op's program (one entry per [`OpKind::ALL`], in that order) for `arch`
+/// (`sm_80`, `sm_90`, … or `compute_XX`). The PTX for the matching `compute_XX` is checked for
+/// each entry point and for FMA, flush-to-zero and approximate instructions; for `sm_XX` the
+/// program is also compiled to a cubin, so ptxas accepts it too.
+///
+/// `Err` only when NVRTC cannot be loaded ([`Error::Unavailable`] with the reason) or `arch` is
+/// not an architecture name ([`Error::InvalidArgument`]); a program that fails is an entry with
+/// `ok: false` and the compiler's log.
+pub fn check_kernels(arch: &str) -> Result<Vec<KernelCheck>> {
+    let Some((digits, cubin)) = arch_digits(arch) else {
+        return Err(Error::invalid(format!(
+            "cuda: {arch:?} is not an architecture name like sm_80 or compute_90"
+        )));
+    };
+    let nvrtc = load()?;
+    let compute = format!("compute_{digits}");
+    Ok(std::thread::scope(|s| {
+        let handles: Vec<_> = OpKind::ALL
+            .iter()
+            .map(|&op| {
+                let (nvrtc, compute) = (&nvrtc, &compute);
+                s.spawn(move || check_op(nvrtc, op, compute, cubin.then_some(arch)))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .zip(OpKind::ALL)
+            .map(|(h, op)| {
+                h.join().unwrap_or_else(|_| KernelCheck {
+                    op: op.name().into(),
+                    ok: false,
+                    message: "the compile check panicked".into(),
+                })
+            })
+            .collect()
+    }))
+}
+
+fn check_op(nvrtc: &Nvrtc, op: OpKind, compute: &str, sm: Option<&str>) -> KernelCheck {
+    let result = (|| -> std::result::Result<String, String> {
+        let src = source(Target::Cuda, op);
+        let file = format!("{}.cu", op.name());
+        let (ptx, log) = compiled(nvrtc.compile(&src, &file, &compile_options(compute), false)?)?;
+        let ptx = String::from_utf8_lossy(&ptx).into_owned();
+        for name in kernel_names(op) {
+            if !ptx.contains(&format!(".entry {name}(")) {
+                return Err(format!("{compute}: the PTX defines no kernel {name}"));
+            }
+        }
+        if let Some(line) = forbidden_instruction(&ptx) {
+            return Err(format!(
+                "{compute}: the PTX holds an instruction the numerics contract forbids: {line}"
+            ));
+        }
+        let mut summary = format!(
+            "{} kernel(s), {compute} PTX {} bytes",
+            kernel_names(op).len(),
+            ptx.len()
+        );
+        let mut logs = vec![log];
+        if let Some(sm) = sm {
+            let (bin, log) = compiled(nvrtc.compile(&src, &file, &compile_options(sm), true)?)?;
+            summary.push_str(&format!(", {sm} cubin {} bytes", bin.len()));
+            logs.push(log);
+        }
+        for log in logs.into_iter().filter(|l| !l.is_empty()) {
+            summary.push('\n');
+            summary.push_str(&log);
+        }
+        Ok(summary)
+    })();
+    let (ok, message) = match result {
+        Ok(m) => (true, m),
+        Err(m) => (false, m),
+    };
+    KernelCheck {
+        op: op.name().into(),
+        ok,
+        message,
+    }
+}
+
+fn compiled(c: Compiled) -> std::result::Result<(Vec<u8>, String), String> {
+    match c {
+        Compiled::Ok { binary, log } => Ok((binary, log)),
+        Compiled::Failed { log } => Err(log),
+    }
+}
+
+/// The first PTX instruction that would break the contract: a floating-point FMA/MAD, a
+/// flush-to-zero variant, or an approximate operation.
+fn forbidden_instruction(ptx: &str) -> Option<&str> {
+    ptx.lines().map(str::trim).find(|line| {
+        let Some(opcode) = line.split_whitespace().next() else {
+            return false;
+        };
+        let float = opcode.ends_with(".f32") || opcode.ends_with(".f64");
+        let fused_or_flushed =
+            opcode.starts_with("fma.") || opcode.starts_with("mad.") || opcode.contains(".ftz");
+        (float && fused_or_flushed) || opcode.contains(".approx")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arch_names_are_validated() {
+        assert_eq!(arch_digits("sm_80"), Some(("80", true)));
+        assert_eq!(arch_digits("sm_90a"), Some(("90a", true)));
+        assert_eq!(arch_digits("compute_90"), Some(("90", false)));
+        assert_eq!(arch_digits("sm_8"), None);
+        assert_eq!(arch_digits("gfx90a"), None);
+        assert!(matches!(
+            check_kernels("x86"),
+            Err(Error::InvalidArgument(_))
+        ));
+    }
+
+    #[test]
+    fn a_missing_nvrtc_path_is_named() {
+        let Err(reason) = Nvrtc::load(Some(std::path::Path::new("/nonexistent/libnvrtc.so.12")))
+        else {
+            panic!("a missing file must not load");
+        };
+        assert!(
+            reason.contains("/nonexistent/libnvrtc.so.12 does not exist"),
+            "{reason}"
+        );
+    }
+
+    /// The options keep `a * b + c` two rounded operations, and the PTX check would catch
+    /// the FMA NVRTC contracts it into by default.
+    #[test]
+    fn fmad_false_keeps_products_rounded() {
+        let nvrtc = match load() {
+            Ok(n) => n,
+            Err(e) if std::env::var("CONCORD_REQUIRE_NVRTC").is_ok_and(|v| v == "1") => {
+                panic!("cuda nvrtc: {e}")
+            }
+            Err(e) => {
+                println!("SKIP cuda nvrtc: {e}");
+                return;
+            }
+        };
+        let src = "extern \"C\" __global__ void k(float *p) { p[0] = p[1] * p[2] + p[3]; }";
+        let ptx = |options: &[String]| match nvrtc.compile(src, "k.cu", options, false) {
+            Ok(Compiled::Ok { binary, .. }) => String::from_utf8(binary).unwrap(),
+            Ok(Compiled::Failed { log }) => panic!("{log}"),
+            Err(e) => panic!("{e}"),
+        };
+        let contract = ptx(&compile_options("compute_80"));
+        assert_eq!(forbidden_instruction(&contract), None, "{contract}");
+        assert!(contract.contains("mul.rn.f32"), "{contract}");
+        let default = ptx(&["--gpu-architecture=compute_80".to_string()]);
+        assert!(forbidden_instruction(&default).is_some(), "{default}");
+    }
+
+    #[test]
+    fn forbidden_instructions_are_found() {
+        let ptx = "\tmad.lo.s32 \t%r1, %r2, %r3, %r4;\n\tmul.rn.f32 \t%f1, %f2, %f3;\n";
+        assert_eq!(forbidden_instruction(ptx), None);
+        assert!(forbidden_instruction("\tfma.rn.f32 \t%f1, %f2, %f3, %f4;").is_some());
+        assert!(forbidden_instruction("\tadd.ftz.f32 \t%f1, %f2, %f3;").is_some());
+        assert!(forbidden_instruction("\tex2.approx.f32 \t%f1, %f2;").is_some());
+    }
+}

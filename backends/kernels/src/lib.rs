@@ -1,0 +1,210 @@
+//! Concord device kernels: every op of the catalogue written once, in a small portable C
+//! dialect, and assembled into a complete program for OpenCL C, CUDA (NVRTC) or HIP (hiprtc).
+//!
+//! A program is `prelude/<target>.h` (the dialect: kernel and address-space qualifiers, ids,
+//! barriers, bit casts, `FP_CONTRACT OFF` for OpenCL), then the shared headers in
+//! `common/` (tensor arguments, bit-exact conversions, data-dependent errors, the canonical
+//! reduction, the contract's exp/sigmoid/SiLU/softmax, block FP8), then `ops/<op>.c`.
+//! Every piece is embedded with `include_str!` and preceded by a `#line` directive, so a
+//! compiler message names the file and line it came from.
+//!
+//! The kernels compute exactly what the CPU reference computes (docs/numerics.md): the same
+//! f32 operations in the same order, one work-item per output element or per row, nothing
+//! that depends on warp or wavefront width.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+use concord_ops::OpKind;
+
+/// The dialect a program is assembled for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Target {
+    /// OpenCL C 1.2 (built with `-cl-std=CL1.2 -cl-fp32-correctly-rounded-divide-sqrt`).
+    OpenCl,
+    /// CUDA C++ through NVRTC (built with `-fmad=false`).
+    Cuda,
+    /// HIP through hiprtc (built with `-ffp-contract=off`).
+    Hip,
+}
+
+/// Activation dtype codes the kernels take (`DT_F32`, `DT_BF16` in common/convert.h).
+pub mod dtype_code {
+    /// F32 activations.
+    pub const F32: u32 = 0;
+    /// BF16 activations (stored as their u16 bits).
+    pub const BF16: u32 = 1;
+}
+
+/// Codes a kernel writes into the status buffer (common/error.h) for a data-dependent error:
+/// `[code, value, limit, 0]`.
+pub mod error_code {
+    /// No error.
+    pub const NONE: u32 = 0;
+    /// embedding: `value` is an id ≥ the table's `limit` rows.
+    pub const EMBEDDING_ID: u32 = 1;
+    /// rope: `value` is a position ≥ the table's `limit` rows.
+    pub const ROPE_POSITION: u32 = 2;
+    /// moe_experts: `value` is an expert id ≥ `limit` experts.
+    pub const MOE_EXPERT_ID: u32 = 3;
+    /// scatter_rows: `value` is a slot ≥ the destination's `limit` rows.
+    pub const SCATTER_SLOT: u32 = 4;
+
+    /// The message for a status `[code, value, limit]`, worded as the CPU backend words it.
+    pub fn message(code: u32, value: u32, limit: u32) -> String {
+        match code {
+            EMBEDDING_ID => format!("embedding: id {value} outside a table of {limit} rows"),
+            ROPE_POSITION => format!("rope: position {value} outside a table of {limit} rows"),
+            MOE_EXPERT_ID => format!("moe_experts: expert id {value} outside {limit} experts"),
+            SCATTER_SLOT => {
+                format!("scatter_rows: slot {value} outside a destination of {limit} rows")
+            }
+            other => format!("kernel reported unknown error code {other} ({value}, {limit})"),
+        }
+    }
+}
+
+macro_rules! file {
+    ($path:literal) => {
+        ($path, include_str!(concat!("../", $path)))
+    };
+}
+
+/// The target's prelude.
+fn prelude(target: Target) -> (&'static str, &'static str) {
+    match target {
+        Target::OpenCl => file!("prelude/opencl.h"),
+        Target::Cuda => file!("prelude/cuda.h"),
+        Target::Hip => file!("prelude/hip.h"),
+    }
+}
+
+/// The shared headers, in dependency order.
+const COMMON: [(&str, &str); 6] = [
+    file!("common/tensor.h"),
+    file!("common/convert.h"),
+    file!("common/error.h"),
+    file!("common/reduce.h"),
+    file!("common/math.h"),
+    file!("common/fp8.h"),
+];
+
+/// The op's kernel file.
+fn op_file(op: OpKind) -> (&'static str, &'static str) {
+    match op {
+        OpKind::Embedding => file!("ops/embedding.c"),
+        OpKind::RmsNorm => file!("ops/rms_norm.c"),
+        OpKind::Matmul => file!("ops/matmul.c"),
+        OpKind::Fp8ActQuant => file!("ops/fp8_act_quant.c"),
+        OpKind::BlockFp8Matmul => file!("ops/block_fp8_matmul.c"),
+        OpKind::Rope => file!("ops/rope.c"),
+        OpKind::MlaPrefill => file!("ops/mla_prefill.c"),
+        OpKind::MlaDecode => file!("ops/mla_decode.c"),
+        OpKind::MoeRoute => file!("ops/moe_route.c"),
+        OpKind::MoeExperts => file!("ops/moe_experts.c"),
+        OpKind::Swiglu => file!("ops/swiglu.c"),
+        OpKind::Add => file!("ops/add.c"),
+        OpKind::SliceColumns => file!("ops/slice_columns.c"),
+        OpKind::ScatterRows => file!("ops/scatter_rows.c"),
+        OpKind::Sample => file!("ops/sample.c"),
+    }
+}
+
+/// The complete program source of `op` for `target`: prelude, shared headers, op file.
+pub fn source(target: Target, op: OpKind) -> String {
+    let parts = std::iter::once(prelude(target))
+        .chain(COMMON)
+        .chain(std::iter::once(op_file(op)));
+    let mut out = String::new();
+    for (path, text) in parts {
+        out.push_str(&format!("#line 1 \"backends/kernels/{path}\"\n"));
+        out.push_str(text);
+        if !text.ends_with('\n') {
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// The names of the kernels `op`'s program defines, in launch order.
+pub fn kernel_names(op: OpKind) -> &'static [&'static str] {
+    match op {
+        OpKind::Embedding => &["embedding"],
+        OpKind::RmsNorm => &["rms_norm_scale", "rms_norm_apply"],
+        OpKind::Matmul => &["matmul"],
+        OpKind::Fp8ActQuant => &["fp8_act_quant"],
+        OpKind::BlockFp8Matmul => &["block_fp8_matmul"],
+        OpKind::Rope => &["rope"],
+        OpKind::MlaPrefill => &[
+            "mla_prefill_scores",
+            "mla_prefill_softmax",
+            "mla_prefill_out",
+        ],
+        OpKind::MlaDecode => &[
+            "mla_decode_q_lat",
+            "mla_decode_scores",
+            "mla_decode_softmax",
+            "mla_decode_o_lat",
+            "mla_decode_out",
+        ],
+        OpKind::MoeRoute => &["moe_route"],
+        OpKind::MoeExperts => &[
+            "moe_experts_gate_up",
+            "moe_experts_down",
+            "moe_experts_combine",
+            "moe_experts_quant",
+            "moe_experts_gate_up_fp8",
+            "moe_experts_down_fp8",
+        ],
+        OpKind::Swiglu => &["swiglu"],
+        OpKind::Add => &["add"],
+        OpKind::SliceColumns => &["slice_columns"],
+        OpKind::ScatterRows => &["scatter_rows"],
+        OpKind::Sample => &["sample"],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_op_has_a_source_defining_its_kernels() {
+        for &op in OpKind::ALL {
+            for target in [Target::OpenCl, Target::Cuda, Target::Hip] {
+                let src = source(target, op);
+                assert!(src.contains(&format!("ops/{}.c", op.name())), "{op}");
+                for name in kernel_names(op) {
+                    assert!(src.contains(&format!("KERNEL {name}(")), "{op}: {name}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn only_opencl_turns_contraction_off_by_pragma() {
+        let cl = source(Target::OpenCl, OpKind::Add);
+        assert!(cl.contains("#pragma OPENCL FP_CONTRACT OFF"));
+        for t in [Target::Cuda, Target::Hip] {
+            assert!(!source(t, OpKind::Add).contains("#pragma OPENCL"));
+        }
+    }
+
+    #[test]
+    fn kernels_use_no_vendor_float_types_or_headers() {
+        for &op in OpKind::ALL {
+            let src = source(Target::OpenCl, op);
+            for banned in [
+                "#include",
+                "cl_khr_fp16",
+                "vload_half",
+                "__nv_bfloat16",
+                "__nv_fp8",
+                "__hip_bfloat16",
+                "fma(",
+                "mad(",
+            ] {
+                assert!(!src.contains(banned), "{op} uses {banned}");
+            }
+        }
+    }
+}

@@ -1,0 +1,17 @@
+//! Per row and 128-column block: scale and e4m3 codes, one work-item per block.
+use concord_core::Result;
+use concord_ops::{TensorArg, FP8_ACT_BLOCK};
+
+use super::{Args, Cx};
+
+pub(super) fn launch(cx: &Cx, ins: &[TensorArg], outs: &[TensorArg]) -> Result<()> {
+    let (x, q, s) = (&ins[0], &outs[0], &outs[1]);
+    let (rows, k) = (x.desc.shape[0], x.desc.shape[1]);
+    let args = Args::new()
+        .act(cx, x)?
+        .tensor(cx, q)?
+        .tensor(cx, s)?
+        .dim(rows)?
+        .dim(k)?;
+    cx.run("fp8_act_quant", rows * k.div_ceil(FP8_ACT_BLOCK), &args)
+}

@@ -1,0 +1,19 @@
+//! `y[m, n] = A(dot(x[m, :], w[n, :]))`, one work-item per output element.
+use concord_core::Result;
+use concord_ops::TensorArg;
+
+use super::{Args, Cx};
+
+pub(super) fn launch(cx: &Cx, ins: &[TensorArg], outs: &[TensorArg]) -> Result<()> {
+    let (x, w, out) = (&ins[0], &ins[1], &outs[0]);
+    let (m, k) = (x.desc.shape[0], x.desc.shape[1]);
+    let n = w.desc.shape[0];
+    let args = Args::new()
+        .act(cx, x)?
+        .act(cx, w)?
+        .act(cx, out)?
+        .dim(m)?
+        .dim(n)?
+        .dim(k)?;
+    cx.run("matmul", m * n, &args)
+}

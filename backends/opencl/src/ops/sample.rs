@@ -1,0 +1,29 @@
+//! Next-token choice, one work-item per row over scratch values, order and probabilities
+//! [B, V] (only allocated when sampling with a temperature).
+use concord_core::Result;
+use concord_ops::{Sample, TensorArg};
+
+use super::{f32s, Args, Cx};
+
+pub(super) fn launch(cx: &Cx, op: &Sample, ins: &[TensorArg], outs: &[TensorArg]) -> Result<()> {
+    let (logits, uniform, ids) = (&ins[0], &ins[1], &outs[0]);
+    let (b, v) = (logits.desc.shape[0], logits.desc.shape[1]);
+    let cells = if op.temperature == 0.0 { 1 } else { b * v };
+    let vals = cx.scratch(f32s(cells))?;
+    let order = cx.scratch(f32s(cells))?;
+    let probs = cx.scratch(f32s(cells))?;
+    let args = Args::new()
+        .tensor(cx, logits)?
+        .tensor(cx, uniform)?
+        .tensor(cx, ids)?
+        .mem(&vals)
+        .mem(&order)
+        .mem(&probs)
+        .dim(b)?
+        .dim(v)?
+        .dim(op.valid_vocab)?
+        .f32(op.temperature)
+        .u32(op.top_k.min(u32::MAX as usize) as u32)
+        .f32(op.top_p);
+    cx.run("sample", b, &args)
+}

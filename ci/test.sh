@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# The project's test command: builds everything and runs every test, release mode
+# (the exhaustive 2^32 conversion sweep included). Installs what it needs itself.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v cargo >/dev/null 2>&1; then
+    echo "cargo not found: install Rust (rustup) first" >&2
+    exit 1
+fi
+
+export CARGO_TERM_COLOR=never
+
+# OpenCL kernels run for real on PoCL (an OpenCL 3.0 implementation on the CPU). Install it
+# when missing, then make an absent OpenCL platform a failure rather than a skip.
+if ! [ -e /etc/OpenCL/vendors/pocl.icd ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "== installing PoCL"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+            pocl-opencl-icd ocl-icd-libopencl1 ocl-icd-opencl-dev clang >/dev/null
+    else
+        echo "PoCL is not installed and cannot be installed here (need root and apt-get)" >&2
+    fi
+fi
+if [ -e /etc/OpenCL/vendors/pocl.icd ] || [ "${CI:-}" = true ]; then
+    export CONCORD_REQUIRE_BACKENDS="${CONCORD_REQUIRE_BACKENDS:-opencl}"
+fi
+# HIP kernels are compile-checked with Debian's hiprtc (ROCm 5.2) for real gfx targets.
+if ! ls /usr/lib/x86_64-linux-gnu/libamdhip64.so* >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "== installing the HIP runtime and hiprtc"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+            libamdhip64-dev libhiprtc-builtins5 >/dev/null
+    fi
+fi
+if [ "${CI:-}" = true ]; then
+    export CONCORD_REQUIRE_HIPRTC=1
+fi
+
+# CUDA kernels are compile-checked with the real NVRTC (from the Python package index; no
+# GPU needed). In CI a missing NVRTC is a failure, elsewhere a visible skip.
+if [ -z "${CONCORD_NVRTC_PATH:-}" ]; then
+    if nvrtc_dir="$(./ci/install-nvrtc.sh)"; then
+        export CONCORD_NVRTC_PATH="$nvrtc_dir"
+    else
+        echo "NVRTC could not be installed; CUDA kernel compile checks will be skipped" >&2
+    fi
+fi
+if [ "${CI:-}" = true ]; then
+    export CONCORD_REQUIRE_NVRTC=1
+fi
+
+echo "== build"
+cargo build --release --workspace --all-targets
+
+echo "== tests"
+cargo test --release --workspace 2>&1 | tee target/test-output.log
+
+echo "== conformance (cpu, opencl)"
+./target/release/concord conformance --backends cpu,opencl --out target/conformance-report
+
+echo "== C ABI (gcc, valgrind)"
+./ci/ffi.sh 2>&1 | tee target/ffi-output.log
+
+echo "== docs"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
+
+python3 - <<'PY'
+import re
+passed = failed = ignored = 0
+for line in open("target/test-output.log", encoding="utf-8", errors="replace"):
+    m = re.match(r"test result: \w+\. (\d+) passed; (\d+) failed; (\d+) ignored", line)
+    if m:
+        passed += int(m.group(1)); failed += int(m.group(2)); ignored += int(m.group(3))
+print(f"{passed} passed, {failed} failed, {ignored} skipped")
+PY

@@ -1,0 +1,182 @@
+use std::path::PathBuf;
+use std::time::Instant;
+
+use concord_core::Result;
+use concord_runtime::{LogitRows, Model, Precision};
+
+use crate::common::ModelArgs;
+use crate::synthetic::SyntheticSpec;
+
+/// Measure prefill and decode throughput, beside the memory-bandwidth floor of decode.
+///
+/// Runs the model given by --model (default: the bundled demo) and, with --synthetic, a
+/// random-weight model of DeepSeek-V3 proportions generated on the fly. The floor is the
+/// decode rate at which reading each token's activated weights once would saturate the
+/// measured host memory bandwidth (for the cpu backend); a figure near it is memory-bound.
+///
+/// Examples:
+///   concord bench
+///   concord bench --synthetic --synthetic-hidden 1792 --synthetic-layers 4 --precision fp8
+#[derive(clap::Args, Debug)]
+#[command(verbatim_doc_comment)]
+pub struct Args {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Prompt length for the prefill measurement.
+    #[arg(long, default_value_t = 128)]
+    pub prompt_tokens: usize,
+    /// Tokens to decode.
+    #[arg(long, default_value_t = 32)]
+    pub decode_tokens: usize,
+    /// Also benchmark a synthetic model of V3 proportions.
+    #[arg(long)]
+    pub synthetic: bool,
+    /// Hidden width of the synthetic model (V3: 7168).
+    #[arg(long, default_value_t = 1792)]
+    pub synthetic_hidden: usize,
+    /// Layers of the synthetic model (V3: 61).
+    #[arg(long, default_value_t = 4)]
+    pub synthetic_layers: usize,
+}
+
+struct Figures {
+    prefill_tps: f64,
+    decode_tps: f64,
+    bytes_per_token: f64,
+}
+
+fn measure(model: &Model, prompt_tokens: usize, decode_tokens: usize) -> Result<Figures> {
+    let vocab = model.config().vocab_size as u32;
+    let prompt: Vec<u32> = (0..prompt_tokens as u32)
+        .map(|i| (i * 7919 + 3) % vocab)
+        .collect();
+    // Warm-up: prepares every op once.
+    let mut warm = model.new_sequence(4)?;
+    model.forward(
+        &mut [&mut warm],
+        &[&prompt[..prompt.len().min(4)]],
+        LogitRows::Last,
+    )?;
+
+    let mut seq = model.new_sequence(prompt_tokens + decode_tokens)?;
+    let t = Instant::now();
+    let logits = model.forward(&mut [&mut seq], &[&prompt], LogitRows::Last)?;
+    let prefill = t.elapsed().as_secs_f64();
+    let mut next = argmax(&logits.per_sequence[0]);
+    let t = Instant::now();
+    for _ in 0..decode_tokens {
+        let l = model.forward(&mut [&mut seq], &[&[next]], LogitRows::Last)?;
+        next = argmax(&l.per_sequence[0]);
+    }
+    let decode = t.elapsed().as_secs_f64();
+    Ok(Figures {
+        prefill_tps: prompt_tokens as f64 / prefill,
+        decode_tps: decode_tokens as f64 / decode,
+        bytes_per_token: activated_weight_bytes(model),
+    })
+}
+
+fn argmax(v: &[f32]) -> u32 {
+    let mut best = 0;
+    for (i, x) in v.iter().enumerate() {
+        if *x > v[best] {
+            best = i;
+        }
+    }
+    best as u32
+}
+
+/// Weight bytes one decode token reads: everything but the routed experts it does not use.
+fn activated_weight_bytes(model: &Model) -> f64 {
+    let c = model.config();
+    let total = model.weight_bytes() as f64;
+    let moe_layers = (0..c.num_hidden_layers)
+        .filter(|&l| c.is_moe_layer(l))
+        .count() as f64;
+    let per_expert_params = 3.0 * (c.hidden_size * c.moe_intermediate_size) as f64;
+    let bytes_per_param = match model.precision() {
+        Precision::F32 => 4.0,
+        Precision::Bf16 => 2.0,
+        Precision::Fp8 => 1.0 + 4.0 / (128.0 * 128.0),
+    };
+    let unused = c.n_routed_experts.saturating_sub(c.num_experts_per_tok) as f64;
+    total - moe_layers * unused * per_expert_params * bytes_per_param
+}
+
+/// Host memory bandwidth (bytes/s) from large copies: each copy reads and writes its size.
+fn host_bandwidth() -> f64 {
+    let n = 256 << 20;
+    let src = vec![1u8; n];
+    let mut dst = vec![0u8; n];
+    dst.copy_from_slice(&src);
+    let t = Instant::now();
+    let reps = 4;
+    for _ in 0..reps {
+        dst.copy_from_slice(&src);
+        std::hint::black_box(&dst);
+    }
+    (2 * n * reps) as f64 / t.elapsed().as_secs_f64()
+}
+
+fn report(name: &str, model: &Model, f: &Figures, bandwidth: Option<f64>) {
+    let floor = bandwidth.map(|b| b / f.bytes_per_token);
+    println!(
+        "{name:32} {:5} {:>10.1} prefill tok/s {:>9.2} decode tok/s   {:.1} MiB/token{}",
+        model.precision().name(),
+        f.prefill_tps,
+        f.decode_tps,
+        f.bytes_per_token / (1 << 20) as f64,
+        match floor {
+            Some(fl) => format!(
+                "   bandwidth floor {fl:.1} tok/s ({:.0}% of it)",
+                100.0 * f.decode_tps / fl
+            ),
+            None => "   (bandwidth floor: device bandwidth not measured on this backend)".into(),
+        }
+    );
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let bandwidth = (args.model.backend == "cpu").then(host_bandwidth);
+    if let Some(b) = bandwidth {
+        println!(
+            "host memory bandwidth {:.1} GB/s (copy), backend {}",
+            b / 1e9,
+            args.model.backend
+        );
+    }
+    let model = args.model.load()?;
+    let f = measure(&model, args.prompt_tokens, args.decode_tokens)?;
+    report(
+        &args.model.dir()?.display().to_string(),
+        &model,
+        &f,
+        bandwidth,
+    );
+    if args.synthetic {
+        let dir: PathBuf =
+            std::env::temp_dir().join(format!("concord-bench-synthetic-{}", std::process::id()));
+        let spec = SyntheticSpec {
+            hidden: args.synthetic_hidden,
+            layers: args.synthetic_layers,
+        };
+        spec.write(&dir)?;
+        let synthetic = ModelArgs {
+            model: Some(dir.clone()),
+            ..args.model.clone()
+        };
+        let result = synthetic.load().and_then(|m| {
+            let f = measure(&m, args.prompt_tokens, args.decode_tokens)?;
+            report(
+                &format!("synthetic V3 h{} l{}", spec.hidden, spec.layers),
+                &m,
+                &f,
+                bandwidth,
+            );
+            Ok(())
+        });
+        let _ = std::fs::remove_dir_all(&dir);
+        result?;
+    }
+    Ok(())
+}

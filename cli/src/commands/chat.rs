@@ -1,0 +1,85 @@
+use std::io::{BufRead, Write};
+
+use concord_core::{Error, Result};
+use concord_runtime::text::ChatMessage;
+use concord_runtime::GenerateParams;
+
+use crate::common::ModelArgs;
+
+/// Chat with the model: type a message, get the reply streamed; an empty line or Ctrl-D ends.
+///
+/// The conversation is rendered with the model's chat template each turn.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Optional system prompt.
+    #[arg(long)]
+    pub system: Option<String>,
+    /// Most tokens per reply.
+    #[arg(long, default_value_t = 256)]
+    pub max_new_tokens: usize,
+    /// Sampling temperature (0 = greedy).
+    #[arg(long, default_value_t = 0.0)]
+    pub temperature: f32,
+    /// Nucleus sampling threshold.
+    #[arg(long, default_value_t = 1.0)]
+    pub top_p: f32,
+    /// Random seed.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let tokenizer = args.model.tokenizer()?;
+    let model = args.model.load()?;
+    let mut messages = Vec::new();
+    if let Some(system) = &args.system {
+        messages.push(ChatMessage::new("system", system));
+    }
+    let stdin = std::io::stdin();
+    let mut out = std::io::stdout();
+    let io = |e| Error::io("stdout", e);
+    loop {
+        write!(out, "> ").and_then(|_| out.flush()).map_err(io)?;
+        let mut line = String::new();
+        if stdin
+            .lock()
+            .read_line(&mut line)
+            .map_err(|e| Error::io("stdin", e))?
+            == 0
+            || line.trim().is_empty()
+        {
+            return Ok(());
+        }
+        messages.push(ChatMessage::new("user", line.trim_end()));
+        let prompt = tokenizer.apply_chat(&messages, true)?;
+        let params = GenerateParams {
+            max_new_tokens: args.max_new_tokens,
+            temperature: args.temperature,
+            top_p: args.top_p,
+            seed: args.seed,
+            stop_tokens: model.config().eos_token_ids.clone(),
+            ..GenerateParams::default()
+        };
+        let mut reply = Vec::new();
+        let mut stream = tokenizer.decoder_stream();
+        for token in model.generate(&prompt, params)? {
+            let token = token?;
+            if model.config().eos_token_ids.contains(&token) {
+                break;
+            }
+            reply.push(token);
+            if let Some(text) = stream.push(token) {
+                write!(out, "{text}")
+                    .and_then(|_| out.flush())
+                    .map_err(io)?;
+            }
+        }
+        writeln!(out).map_err(io)?;
+        messages.push(ChatMessage::new(
+            "assistant",
+            &tokenizer.decode(&reply, true),
+        ));
+    }
+}

@@ -1,0 +1,156 @@
+use std::collections::BTreeMap;
+
+use concord_core::{DType, Result};
+use concord_loader::{Checkpoint, ModelConfig};
+use concord_runtime::Precision;
+
+use crate::common::ModelArgs;
+
+/// Summarise a checkpoint without loading it: configuration, total and activated parameters,
+/// tensor dtypes, and the memory its weights need at each precision.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Also load the model at f32, bf16 and fp8 on --backend and report the memory its
+    /// weights actually occupy there.
+    #[arg(long)]
+    pub measure: bool,
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let dir = args.model.dir()?;
+    let cfg = ModelConfig::from_file(&dir.join("config.json"))?;
+    let ckpt = Checkpoint::open(&dir)?;
+    println!("model            {}", dir.display());
+    println!("architecture     {:?}", cfg.architecture);
+    println!(
+        "layers           {} ({} dense, {} MoE), hidden {}, heads {}, vocab {}",
+        cfg.num_hidden_layers,
+        (0..cfg.num_hidden_layers)
+            .filter(|&l| !cfg.is_moe_layer(l))
+            .count(),
+        (0..cfg.num_hidden_layers)
+            .filter(|&l| cfg.is_moe_layer(l))
+            .count(),
+        cfg.hidden_size,
+        cfg.num_attention_heads,
+        cfg.vocab_size
+    );
+    println!(
+        "attention        MLA: q_lora {:?}, kv_lora {}, nope {}, rope {}, v {}",
+        cfg.q_lora_rank,
+        cfg.kv_lora_rank,
+        cfg.qk_nope_head_dim,
+        cfg.qk_rope_head_dim,
+        cfg.v_head_dim
+    );
+    println!(
+        "experts          {} routed (top {}) + {} shared, {} groups keep {}, {:?}/{:?}, scale {}",
+        cfg.n_routed_experts,
+        cfg.num_experts_per_tok,
+        cfg.n_shared_experts,
+        cfg.n_group,
+        cfg.topk_group,
+        cfg.topk_method,
+        cfg.scoring_func,
+        cfg.routed_scaling_factor
+    );
+    println!(
+        "rope scaling     {:?}",
+        cfg.rope_scaling.as_ref().map(|r| (&r.kind, r.factor))
+    );
+    println!(
+        "MTP layers       {} (skipped)",
+        cfg.num_nextn_predict_layers
+    );
+
+    let expected = concord_loader::expected_tensors(&cfg, false);
+    let total: usize = expected
+        .iter()
+        .map(|t| t.shape.iter().product::<usize>())
+        .sum();
+    let moe_layers = (0..cfg.num_hidden_layers)
+        .filter(|&l| cfg.is_moe_layer(l))
+        .count();
+    let per_expert = 3 * cfg.hidden_size * cfg.moe_intermediate_size;
+    let inactive =
+        moe_layers * cfg.n_routed_experts.saturating_sub(cfg.num_experts_per_tok) * per_expert;
+    println!(
+        "parameters       {} total, {} activated per token",
+        human(total),
+        human(total - inactive)
+    );
+    println!(
+        "                 (activated = all weights minus the routed experts a token does not use)"
+    );
+
+    let mut dtypes: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    for name in ckpt.names() {
+        if let Some(t) = ckpt.get(name) {
+            let e = dtypes.entry(t.dtype.to_string()).or_default();
+            e.0 += 1;
+            e.1 += t.data.len();
+        }
+    }
+    for (dtype, (count, bytes)) in &dtypes {
+        println!("tensors {dtype:8} {count} tensors, {}", human_bytes(*bytes));
+    }
+
+    let quantizable: usize = expected
+        .iter()
+        .filter(|t| {
+            matches!(
+                t.role,
+                concord_loader::TensorRole::Weight { quantizable: true }
+            )
+        })
+        .map(|t| t.shape.iter().product::<usize>())
+        .sum();
+    let scales = quantizable.div_ceil(128 * 128);
+    println!(
+        "weights memory   f32 {}",
+        human_bytes(total * DType::F32.size_in_bytes())
+    );
+    println!(
+        "                 bf16 {}",
+        human_bytes(total * DType::BF16.size_in_bytes())
+    );
+    println!(
+        "                 fp8 {} (F8_E4M3 projections + f32 block scales, BF16 elsewhere)",
+        human_bytes(quantizable + scales * 4 + (total - quantizable) * 2)
+    );
+    if args.measure {
+        for precision in [Precision::F32, Precision::Bf16, Precision::Fp8] {
+            let model = ModelArgs {
+                precision: Some(precision),
+                ..args.model.clone()
+            }
+            .load()?;
+            println!(
+                "measured         {precision:5} {} of weights on {}",
+                human_bytes(model.weight_bytes()),
+                args.model.backend
+            );
+        }
+    }
+    Ok(())
+}
+
+fn human(n: usize) -> String {
+    match n {
+        n if n >= 1_000_000_000 => format!("{:.2}B", n as f64 / 1e9),
+        n if n >= 1_000_000 => format!("{:.2}M", n as f64 / 1e6),
+        n if n >= 1_000 => format!("{:.1}K", n as f64 / 1e3),
+        n => n.to_string(),
+    }
+}
+
+fn human_bytes(n: usize) -> String {
+    let n = n as f64;
+    match n {
+        n if n >= 1024.0 * 1024.0 * 1024.0 => format!("{:.2} GiB", n / 1024f64.powi(3)),
+        n if n >= 1024.0 * 1024.0 => format!("{:.2} MiB", n / 1024f64.powi(2)),
+        n => format!("{:.1} KiB", n / 1024.0),
+    }
+}

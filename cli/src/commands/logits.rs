@@ -1,0 +1,84 @@
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use concord_core::{Error, Result};
+use concord_runtime::LogitRows;
+
+use crate::common::{parse_ids, ModelArgs};
+
+/// Write the f32 logits of every position to a safetensors file.
+///
+/// One sequence gives tensor `logits` [tokens, vocab_size]. Several --ids run as one batch and
+/// give `logits.0`, `logits.1`, … one per sequence (each bit-identical to running it alone).
+///
+/// Examples:
+///   concord logits --model DIR --ids 0,5,17 --out logits.safetensors
+///   concord logits --model DIR --ids 0,5,17 --ids 0,9 --precision f32 --out batch.safetensors
+#[derive(clap::Args, Debug)]
+#[command(verbatim_doc_comment)]
+pub struct Args {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Token ids of one sequence, comma-separated; repeat for a batch.
+    #[arg(long, action = clap::ArgAction::Append, required_unless_present = "prompt")]
+    pub ids: Vec<String>,
+    /// Prompt text instead of ids (tokenized with a leading BOS).
+    #[arg(long, conflicts_with = "ids")]
+    pub prompt: Option<String>,
+    /// Output file (safetensors); written whole or not at all.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let sequences: Vec<Vec<u32>> = match &args.prompt {
+        Some(text) => vec![args.model.tokenizer()?.encode(text, true)?],
+        None => args
+            .ids
+            .iter()
+            .map(|s| parse_ids(s))
+            .collect::<Result<_>>()?,
+    };
+    let model = args.model.load()?;
+    let mut seqs = sequences
+        .iter()
+        .map(|s| model.new_sequence(s.len()))
+        .collect::<Result<Vec<_>>>()?;
+    let mut seq_refs: Vec<_> = seqs.iter_mut().collect();
+    let token_refs: Vec<&[u32]> = sequences.iter().map(Vec::as_slice).collect();
+    let logits = model.forward(&mut seq_refs, &token_refs, LogitRows::All)?;
+    let vocab = logits.vocab;
+    let mut tensors = BTreeMap::new();
+    for (i, (rows, toks)) in logits.per_sequence.iter().zip(&sequences).enumerate() {
+        let name = if sequences.len() == 1 {
+            "logits".to_string()
+        } else {
+            format!("logits.{i}")
+        };
+        let bytes: Vec<u8> = rows.iter().flat_map(|v| v.to_le_bytes()).collect();
+        tensors.insert(name, (vec![toks.len(), vocab], bytes));
+    }
+    write_safetensors(&args.out, &tensors)
+}
+
+/// Writes F32 tensors to `path` through a temporary file, so a failure leaves nothing behind.
+fn write_safetensors(
+    path: &PathBuf,
+    tensors: &BTreeMap<String, (Vec<usize>, Vec<u8>)>,
+) -> Result<()> {
+    let views = tensors
+        .iter()
+        .map(|(name, (shape, bytes))| {
+            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), bytes)
+                .map(|v| (name.clone(), v))
+                .map_err(|e| Error::invalid(format!("{name}: {e}")))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let data = safetensors::serialize(views, None).map_err(|e| Error::invalid(e.to_string()))?;
+    let tmp = path.with_extension("safetensors.partial");
+    std::fs::write(&tmp, data).map_err(|e| Error::io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        Error::io(path, e)
+    })
+}

@@ -1,0 +1,12 @@
+//! One file per subcommand.
+
+pub mod backends;
+pub mod bench;
+pub mod chat;
+pub mod conformance;
+pub mod convert;
+pub mod generate;
+pub mod inspect;
+pub mod kernels;
+pub mod logits;
+pub mod tokenize;

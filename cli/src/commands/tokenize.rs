@@ -1,0 +1,51 @@
+use std::path::PathBuf;
+
+use concord_core::{Error, Result};
+use concord_runtime::text::ChatMessage;
+
+use crate::common::{join_ids, ModelArgs};
+
+/// Print token ids (comma-separated, last line of stdout).
+///
+/// Examples:
+///   concord tokenize --text "Hello world" --add-bos
+///   concord tokenize --chat conversation.json     # [{"role":"user","content":"Hi"}]
+///
+/// --chat applies the model's chat template with the generation prompt and tokenizes the result
+/// without adding special tokens (the template writes the BOS itself), as transformers'
+/// apply_chat_template does.
+#[derive(clap::Args, Debug)]
+#[command(verbatim_doc_comment)]
+pub struct Args {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Text to tokenize.
+    #[arg(long, conflicts_with = "chat", required_unless_present = "chat")]
+    pub text: Option<String>,
+    /// Prepend the BOS token (with --text).
+    #[arg(long, requires = "text")]
+    pub add_bos: bool,
+    /// JSON file with a list of {"role", "content"} messages.
+    #[arg(long, value_name = "MESSAGES.json")]
+    pub chat: Option<PathBuf>,
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let tokenizer = args.model.tokenizer()?;
+    let ids = match (&args.text, &args.chat) {
+        (Some(text), _) => tokenizer.encode(text, args.add_bos)?,
+        (None, Some(path)) => {
+            let json = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+            let messages: Vec<ChatMessage> = serde_json::from_str(&json).map_err(|e| {
+                Error::invalid(format!(
+                    "{}: not a list of chat messages: {e}",
+                    path.display()
+                ))
+            })?;
+            tokenizer.apply_chat(&messages, true)?
+        }
+        (None, None) => return Err(Error::invalid("give --text or --chat")),
+    };
+    println!("{}", join_ids(&ids));
+    Ok(())
+}

@@ -1,0 +1,121 @@
+//! What every command shares: finding the model, opening the backend, loading with a
+//! progress bar, parsing id lists.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use concord_core::{Error, Result};
+use concord_runtime::text::Tokenizer;
+use concord_runtime::{LoadOptions, Model, Precision};
+
+/// `--model`, `--backend`, `--precision`: where the model is and how it runs.
+#[derive(Args, Debug, Clone)]
+pub struct ModelArgs {
+    /// Hugging Face model directory (config.json, *.safetensors, tokenizer.json).
+    /// Default: the bundled demo model.
+    #[arg(long, value_name = "DIR")]
+    pub model: Option<PathBuf>,
+    /// Backend to run on: cpu, opencl, cuda, rocm, ascend (`concord backends` lists them).
+    #[arg(long, default_value = "cpu", value_name = "NAME")]
+    pub backend: String,
+    /// f32 (exact upcast), bf16, or fp8 (block-scaled W8A8). Default: the checkpoint's own
+    /// (fp8 for FP8 checkpoints, bf16 otherwise).
+    #[arg(long, value_name = "P")]
+    pub precision: Option<Precision>,
+}
+
+/// Sets up `tracing` on stderr, filtered by CONCORD_LOG (default: warnings).
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CONCORD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// The bundled demo model's directory.
+pub fn demo_model_dir() -> PathBuf {
+    let built_in = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/demo");
+    if built_in.join("config.json").is_file() {
+        return built_in;
+    }
+    PathBuf::from("models/demo")
+}
+
+impl ModelArgs {
+    /// The model directory, checked to look like one.
+    pub fn dir(&self) -> Result<PathBuf> {
+        let dir = self.model.clone().unwrap_or_else(demo_model_dir);
+        if !dir.join("config.json").is_file() {
+            return Err(Error::invalid(format!(
+                "{} is not a model directory (no config.json)",
+                dir.display()
+            )));
+        }
+        Ok(dir)
+    }
+
+    /// Loads the model, with a progress bar when stderr is a terminal.
+    pub fn load(&self) -> Result<Model> {
+        let dir = self.dir()?;
+        let backend = concord_runtime::open_backend(&self.backend)?;
+        let options = LoadOptions {
+            precision: self.precision,
+            max_positions: None,
+        };
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = indicatif::ProgressBar::new(0);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "loading {msg} [{bar:30}] {pos}/{len} layers {elapsed}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                .progress_chars("=> "),
+            );
+            bar.set_message(dir.display().to_string());
+            bar
+        });
+        let mut progress = |done: usize, total: usize| {
+            if let Some(b) = &bar {
+                b.set_length(total as u64);
+                b.set_position(done as u64);
+            }
+            true
+        };
+        let model = Model::load(&dir, backend, &options, &mut progress);
+        if let Some(b) = bar {
+            b.finish_and_clear();
+        }
+        model
+    }
+
+    /// The tokenizer of the model directory.
+    pub fn tokenizer(&self) -> Result<Tokenizer> {
+        Tokenizer::from_dir(&self.dir()?)
+    }
+}
+
+/// Parses `1,2,3` into ids.
+pub fn parse_ids(s: &str) -> Result<Vec<u32>> {
+    let ids: Result<Vec<u32>> = s
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(|t| {
+            t.parse::<u32>()
+                .map_err(|_| Error::invalid(format!("'{t}' is not a token id")))
+        })
+        .collect();
+    let ids = ids?;
+    if ids.is_empty() {
+        return Err(Error::invalid("--ids needs at least one token id"));
+    }
+    Ok(ids)
+}
+
+/// Joins ids as `1,2,3`.
+pub fn join_ids(ids: &[u32]) -> String {
+    ids.iter().map(u32::to_string).collect::<Vec<_>>().join(",")
+}

@@ -1,0 +1,73 @@
+//! `concord`: run DeepSeek-V3-architecture models on any backend with the same bits.
+
+mod commands;
+mod common;
+mod synthetic;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Concord runs DeepSeek-V3-family checkpoints (V3, V3.1, R1, V2, V2-Lite, Moonlight…) in
+/// Hugging Face format on CPU, OpenCL, CUDA, ROCm and Ascend, with bit-identical results in
+/// exact mode.
+///
+/// Without --model the bundled demo model is used, so every command works out of the box:
+///
+///   concord generate --prompt "Once upon a time"
+///
+/// Logs go to stderr; set CONCORD_LOG=info (or debug, trace) for more.
+#[derive(Parser)]
+#[command(name = "concord", version, about, long_about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Continue a prompt (text or token ids), streaming the new tokens.
+    Generate(commands::generate::Args),
+    /// Talk to the model interactively, using its chat template.
+    Chat(commands::chat::Args),
+    /// Write the f32 logits of every position to a safetensors file.
+    Logits(commands::logits::Args),
+    /// Print the token ids of a text or of a chat-templated conversation.
+    Tokenize(commands::tokenize::Args),
+    /// Summarise a checkpoint: configuration, parameters, dtypes, memory per precision.
+    Inspect(commands::inspect::Args),
+    /// Convert a checkpoint to BF16 or block-scaled FP8.
+    Convert(commands::convert::Args),
+    /// Compile-check the shared kernels for a GPU architecture (no device needed).
+    Kernels(commands::kernels::Args),
+    /// Measure prefill and decode tokens/s beside the memory-bandwidth floor.
+    Bench(commands::bench::Args),
+    /// List the backends and whether each can run here (with the reason when not).
+    Backends,
+    /// Run every op and the whole model on every backend against the CPU reference; write a JSON and HTML report.
+    Conformance(commands::conformance::Args),
+}
+
+fn main() -> ExitCode {
+    common::init_logging();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Generate(a) => commands::generate::run(a),
+        Command::Chat(a) => commands::chat::run(a),
+        Command::Logits(a) => commands::logits::run(a),
+        Command::Tokenize(a) => commands::tokenize::run(a),
+        Command::Inspect(a) => commands::inspect::run(a),
+        Command::Convert(a) => commands::convert::run(a),
+        Command::Kernels(a) => commands::kernels::run(a),
+        Command::Bench(a) => commands::bench::run(a),
+        Command::Backends => commands::backends::run(),
+        Command::Conformance(a) => commands::conformance::run(a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

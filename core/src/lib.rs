@@ -1,0 +1,17 @@
+//! Concord core: the pieces every other crate shares.
+//!
+//! - [`DType`] and the bit-exact conversions between f32 and the storage formats
+//!   (BF16, F16, F8_E4M3, F8_E5M2) in [`convert`];
+//! - the math of the numerics contract (docs/numerics.md) in [`numerics`]: the canonical
+//!   reduction order, exp/sigmoid/SiLU from correctly rounded operations only, Philox4x32-10;
+//! - the error type every crate returns.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod convert;
+mod dtype;
+mod error;
+pub mod numerics;
+
+pub use dtype::DType;
+pub use error::{Error, Result};

@@ -1,0 +1,147 @@
+//! Token generation: greedy or seeded sampling, stop tokens, a token budget; tokens come out
+//! of an iterator as they are produced.
+
+use concord_core::numerics::philox::sampling_uniform;
+use concord_core::{Error, Result};
+use concord_ops::{Op, Sample};
+
+use crate::model::{LogitRows, Model, Sequence};
+
+/// How to pick tokens and when to stop.
+#[derive(Debug, Clone)]
+pub struct GenerateParams {
+    /// Most tokens to produce.
+    pub max_new_tokens: usize,
+    /// 0 = greedy (argmax, ties to the lower id).
+    pub temperature: f32,
+    /// Keep the k most likely ids (0 = all).
+    pub top_k: usize,
+    /// Nucleus threshold (1.0 = off).
+    pub top_p: f32,
+    /// Seed of the Philox stream; the same seed gives the same tokens on every backend.
+    pub seed: u64,
+    /// Ids that end generation (emitted, then stop).
+    pub stop_tokens: Vec<u32>,
+}
+
+impl Default for GenerateParams {
+    fn default() -> Self {
+        GenerateParams {
+            max_new_tokens: 64,
+            temperature: 0.0,
+            top_k: 0,
+            top_p: 1.0,
+            seed: 0,
+            stop_tokens: Vec::new(),
+        }
+    }
+}
+
+impl GenerateParams {
+    /// Rejects values no sampler can honour.
+    pub fn validate(&self) -> Result<()> {
+        if !(self.temperature >= 0.0 && self.temperature.is_finite()) {
+            return Err(Error::invalid(format!(
+                "temperature must be ≥ 0, got {}",
+                self.temperature
+            )));
+        }
+        if !(self.top_p > 0.0 && self.top_p <= 1.0) {
+            return Err(Error::invalid(format!(
+                "top_p must be in (0, 1], got {}",
+                self.top_p
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Generated tokens, one per `next()`; ends at a stop token or the budget.
+pub struct Generation<'m> {
+    model: &'m Model,
+    sequence: Sequence,
+    params: GenerateParams,
+    pending: Option<Vec<u32>>,
+    produced: usize,
+    done: bool,
+    last_logits: Vec<f32>,
+}
+
+impl Model {
+    /// Starts generating after `prompt` (which must not be empty).
+    pub fn generate(&self, prompt: &[u32], params: GenerateParams) -> Result<Generation<'_>> {
+        params.validate()?;
+        if prompt.is_empty() {
+            return Err(Error::invalid("the prompt has no tokens"));
+        }
+        self.check_ids(prompt)?;
+        let sequence = self.new_sequence(prompt.len() + params.max_new_tokens)?;
+        Ok(Generation {
+            model: self,
+            sequence,
+            params,
+            pending: Some(prompt.to_vec()),
+            produced: 0,
+            done: false,
+            last_logits: Vec::new(),
+        })
+    }
+
+    /// Picks the next token from a row of logits under `params` at generation step `step`.
+    pub fn sample(&self, logits: &[f32], params: &GenerateParams, step: u64) -> Result<u32> {
+        let exec = &self.exec;
+        let vocab = logits.len();
+        let logits_t = exec.upload_f32(&[1, vocab], logits)?;
+        let uniform = exec.upload_f32(&[1], &[sampling_uniform(params.seed, step, 0)])?;
+        let op = Op::Sample(Sample {
+            temperature: params.temperature,
+            top_k: params.top_k,
+            top_p: params.top_p,
+            valid_vocab: vocab,
+        });
+        let ids = exec.apply(op, &[logits_t.arg(), uniform.arg()])?;
+        Ok(exec.read_u32(&ids[0].arg())?[0])
+    }
+}
+
+impl Generation<'_> {
+    /// Logits that chose the most recent token.
+    pub fn last_logits(&self) -> &[f32] {
+        &self.last_logits
+    }
+
+    fn step(&mut self) -> Result<Option<u32>> {
+        if self.done || self.produced >= self.params.max_new_tokens {
+            return Ok(None);
+        }
+        let feed = self.pending.take().unwrap_or_default();
+        let logits = self
+            .model
+            .forward(&mut [&mut self.sequence], &[&feed], LogitRows::Last)?;
+        self.last_logits = logits.per_sequence.into_iter().next().unwrap_or_default();
+        let token = self
+            .model
+            .sample(&self.last_logits, &self.params, self.produced as u64)?;
+        self.produced += 1;
+        if self.params.stop_tokens.contains(&token) || self.produced >= self.params.max_new_tokens {
+            self.done = true;
+        } else {
+            self.pending = Some(vec![token]);
+        }
+        Ok(Some(token))
+    }
+}
+
+impl Iterator for Generation<'_> {
+    type Item = Result<u32>;
+    fn next(&mut self) -> Option<Self::Item> {
+        match self.step() {
+            Ok(Some(t)) => Some(Ok(t)),
+            Ok(None) => None,
+            Err(e) => {
+                self.done = true;
+                Some(Err(e))
+            }
+        }
+    }
+}

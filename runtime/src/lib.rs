@@ -1,0 +1,21 @@
+//! Concord runtime: the DeepSeek-V3 model graph over any [`concord_ops::Backend`], its latent
+//! KV cache, batched forward passes, generation, tokenizer and chat template.
+#![forbid(unsafe_code)]
+
+pub mod backends;
+pub mod convert;
+mod exec;
+pub mod generate;
+mod host_convert;
+mod kv_cache;
+pub mod model;
+mod precision;
+mod rope_table;
+pub mod text;
+
+pub use backends::{open_backend, BACKEND_NAMES};
+pub use exec::{DeviceTensor, Executor};
+pub use generate::{GenerateParams, Generation};
+pub use host_convert::{quantize_block_fp8, BlockFp8};
+pub use model::{native_precision, BatchLogits, LoadOptions, LogitRows, Model, Sequence};
+pub use precision::Precision;

@@ -1,0 +1,154 @@
+//! Multi-head latent attention of one layer over a batch of sequences (spec §3).
+
+use concord_core::Result;
+use concord_ops::{
+    MlaDecode, MlaPrefill, Op, RmsNorm, Rope, ScatterRows, SliceColumns, TensorArg, TensorDesc,
+};
+
+use super::forward::Span;
+use super::weights::AttentionWeights;
+use super::Model;
+use crate::exec::DeviceTensor;
+use crate::kv_cache::LayerCache;
+
+impl Model {
+    /// MLA for all tokens of the batch: `a` [T, H] normalised input, `positions` [T].
+    /// Sequences with one new token use the weight-absorbed form over the latent cache, longer
+    /// spans the naive form (both per docs/numerics.md); the choice depends only on the
+    /// sequence itself, so batching never changes its bits. In fp8 mode `kv_b_proj` is a W8A8
+    /// GEMM whose activation quantization the absorbed form cannot reproduce, so decode uses
+    /// the naive form too and a generated token sees exactly the semantics of a prefill.
+    pub(crate) fn attention(
+        &self,
+        a: &TensorArg,
+        positions: &DeviceTensor,
+        w: &AttentionWeights,
+        spans: &[Span],
+        caches: &mut [&mut LayerCache],
+    ) -> Result<DeviceTensor> {
+        let c = &self.cfg;
+        let act = self.activation();
+        let t = a.desc.shape[0];
+        let (n, dn, dr, dv, r) = (
+            c.num_attention_heads,
+            c.qk_nope_head_dim,
+            c.qk_rope_head_dim,
+            c.v_head_dim,
+            c.kv_lora_rank,
+        );
+        let eps = c.rms_norm_eps;
+
+        let q = match (&w.q_lora, &w.q_proj) {
+            (Some((qa, qa_norm, qb)), _) => {
+                let cq = self.linear(a, qa)?;
+                let cq = self
+                    .exec
+                    .apply1(RmsNorm { eps, out: act }, &[cq.arg(), qa_norm.arg()])?;
+                self.linear(&cq.arg(), qb)?
+            }
+            (None, Some(qp)) => self.linear(a, qp)?,
+            (None, None) => unreachable!("loader guarantees q_lora or q_proj"),
+        };
+        let q3 = q.arg().reshaped([t, n, dn + dr]);
+        let tables = [self.rope_cos.arg(), self.rope_sin.arg(), positions.arg()];
+        let q_pe = self.exec.apply1(
+            Rope {
+                offset: dn,
+                dim: dr,
+                out: act,
+            },
+            &[
+                q3.clone(),
+                tables[0].clone(),
+                tables[1].clone(),
+                tables[2].clone(),
+            ],
+        )?;
+
+        let kv = self.linear(a, &w.kv_a)?;
+        let latent = self
+            .exec
+            .apply1(SliceColumns { start: 0, len: r }, &[kv.arg()])?;
+        let latent = self.exec.apply1(
+            RmsNorm { eps, out: act },
+            &[latent.arg(), w.kv_a_norm.arg()],
+        )?;
+        let k_pe_raw = self
+            .exec
+            .apply1(SliceColumns { start: r, len: dr }, &[kv.arg()])?;
+        let k_pe = self.exec.apply1(
+            Rope {
+                offset: 0,
+                dim: dr,
+                out: act,
+            },
+            &[
+                k_pe_raw.arg().reshaped([t, 1, dr]),
+                tables[0].clone(),
+                tables[1].clone(),
+                tables[2].clone(),
+            ],
+        )?;
+        let k_pe = k_pe.arg().reshaped([t, dr]);
+
+        let out = self.exec.zeros(TensorDesc::new(act, [t, n * dv]))?;
+        for (span, cache) in spans.iter().zip(caches.iter_mut()) {
+            let (first, count) = (span.first, span.count);
+            let slots = positions.rows(span.first, span.count);
+            self.exec.launch(
+                &Op::ScatterRows(ScatterRows),
+                &[latent.rows(first, count), slots.clone()],
+                &[cache.latent.arg()],
+            )?;
+            self.exec.launch(
+                &Op::ScatterRows(ScatterRows),
+                &[k_pe.rows(first, count), slots.clone()],
+                &[cache.k_pe.arg()],
+            )?;
+            let keys = span.start + span.count;
+            let o_rows = out
+                .rows(span.first, span.count)
+                .reshaped([span.count, n, dv]);
+            let (q_rows, qpe_rows) = (q3.rows(first, count), q_pe.rows(first, count));
+            if let (1, Some(kv_b_dense)) = (span.count, &w.kv_b_dense) {
+                let op = MlaDecode {
+                    nope_dim: dn,
+                    v_dim: dv,
+                    scale: c.softmax_scale(),
+                    out: act,
+                };
+                self.exec.launch(
+                    &op.into(),
+                    &[
+                        q_rows,
+                        qpe_rows,
+                        kv_b_dense.arg(),
+                        cache.latent.rows(0, keys),
+                        cache.k_pe.rows(0, keys),
+                        slots,
+                    ],
+                    &[o_rows],
+                )?;
+            } else {
+                let kv_full = self.linear(&cache.latent.rows(0, keys), &w.kv_b)?;
+                let op = MlaPrefill {
+                    nope_dim: dn,
+                    scale: c.softmax_scale(),
+                    out: act,
+                };
+                self.exec.launch(
+                    &op.into(),
+                    &[
+                        q_rows,
+                        qpe_rows,
+                        kv_full.arg().reshaped([keys, n, dn + dv]),
+                        cache.k_pe.rows(0, keys),
+                        slots,
+                    ],
+                    &[o_rows],
+                )?;
+            }
+        }
+        self.linear(&out.arg(), &w.o_proj)
+    }
+}

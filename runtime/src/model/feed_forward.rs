@@ -1,0 +1,104 @@
+//! Dense SwiGLU MLP and DeepSeekMoE (router, routed experts, shared experts).
+
+use concord_core::DType;
+use concord_core::Result;
+use concord_loader::{ScoringFunc, TopkMethod};
+use concord_ops::{
+    Add, ExpertWeights, Matmul, MoeExperts, MoeRoute, RouterMethod, RouterScoring, Swiglu,
+    TensorArg,
+};
+
+use super::weights::{Ffn, MlpWeights, MoeWeights};
+use super::Model;
+use crate::exec::DeviceTensor;
+
+impl Model {
+    /// `down(silu(gate(x)) ⊙ up(x))`.
+    pub(crate) fn mlp(&self, x: &TensorArg, w: &MlpWeights) -> Result<DeviceTensor> {
+        let g = self.linear(x, &w.gate)?;
+        let u = self.linear(x, &w.up)?;
+        let h = self.exec.apply1(
+            Swiglu {
+                out: self.activation(),
+            },
+            &[g.arg(), u.arg()],
+        )?;
+        self.linear(&h.arg(), &w.down)
+    }
+
+    pub(crate) fn feed_forward(&self, x: &TensorArg, ffn: &Ffn) -> Result<DeviceTensor> {
+        match ffn {
+            Ffn::Dense(w) => self.mlp(x, w),
+            Ffn::Moe(w) => self.moe(x, w),
+        }
+    }
+
+    fn router(&self) -> MoeRoute {
+        let c = &self.cfg;
+        MoeRoute {
+            scoring: match c.scoring_func {
+                ScoringFunc::Sigmoid => RouterScoring::Sigmoid,
+                ScoringFunc::Softmax => RouterScoring::Softmax,
+            },
+            method: match c.topk_method {
+                TopkMethod::NoauxTc => RouterMethod::NoauxTc,
+                TopkMethod::Greedy => RouterMethod::Greedy,
+                TopkMethod::GroupLimitedGreedy => RouterMethod::GroupLimitedGreedy,
+            },
+            n_group: c.n_group.max(1),
+            topk_group: c.topk_group.max(1),
+            top_k: c.num_experts_per_tok,
+            norm_topk_prob: c.norm_topk_prob,
+            routed_scaling_factor: c.routed_scaling_factor,
+        }
+    }
+
+    fn moe(&self, x: &TensorArg, w: &MoeWeights) -> Result<DeviceTensor> {
+        let logits = self
+            .exec
+            .apply1(Matmul { out: DType::F32 }, &[x.clone(), w.router.arg()])?;
+        let mut route_in = vec![logits.arg()];
+        if let Some(b) = &w.bias {
+            route_in.push(b.arg());
+        }
+        let route = self.exec.apply(self.router(), &route_in)?;
+        let s = &w.experts;
+        let mut inputs = vec![x.clone(), route[0].arg(), route[1].arg()];
+        let weights = match &s.scales {
+            Some(([gs, us, ds], block)) => {
+                inputs.extend([
+                    s.gate.arg(),
+                    gs.arg(),
+                    s.up.arg(),
+                    us.arg(),
+                    s.down.arg(),
+                    ds.arg(),
+                ]);
+                ExpertWeights::BlockFp8 { block: *block }
+            }
+            None => {
+                inputs.extend([s.gate.arg(), s.up.arg(), s.down.arg()]);
+                ExpertWeights::Dense
+            }
+        };
+        let routed = self.exec.apply1(
+            MoeExperts {
+                weights,
+                out: self.activation(),
+            },
+            &inputs,
+        )?;
+        match &w.shared {
+            Some(shared) => {
+                let sh = self.mlp(x, shared)?;
+                self.exec.apply1(
+                    Add {
+                        out: self.activation(),
+                    },
+                    &[routed.arg(), sh.arg()],
+                )
+            }
+            None => Ok(routed),
+        }
+    }
+}

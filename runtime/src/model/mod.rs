@@ -1,0 +1,206 @@
+//! The DeepSeek-V3 model graph: weights on a backend, and the forward pass over a batch of
+//! sequences. Nothing here names a vendor: every computation is an op of the catalogue.
+
+mod attention;
+mod feed_forward;
+mod forward;
+mod weights;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use concord_core::{DType, Error, Result};
+use concord_loader::{Checkpoint, ModelConfig};
+use concord_ops::{Backend, TensorArg};
+
+pub use forward::{BatchLogits, LogitRows};
+pub use weights::{Ffn, Linear, ModelWeights};
+
+use crate::exec::{DeviceTensor, Executor};
+use crate::kv_cache::KvCache;
+use crate::rope_table::RopeTable;
+use crate::Precision;
+
+/// Options for loading a model.
+pub struct LoadOptions {
+    /// Compute precision; `None` means the checkpoint's native one (fp8 for FP8 checkpoints,
+    /// bf16 otherwise).
+    pub precision: Option<Precision>,
+    /// Longest sequence the RoPE tables cover; `None` = max_position_embeddings.
+    pub max_positions: Option<usize>,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions {
+            precision: None,
+            max_positions: None,
+        }
+    }
+}
+
+/// A loaded model, ready to run on its backend.
+pub struct Model {
+    pub(crate) cfg: ModelConfig,
+    pub(crate) exec: Executor,
+    pub(crate) weights: ModelWeights,
+    pub(crate) precision: Precision,
+    pub(crate) rope_cos: DeviceTensor,
+    pub(crate) rope_sin: DeviceTensor,
+    pub(crate) max_positions: usize,
+}
+
+/// A sequence being processed: its latent cache and how many tokens it holds.
+pub struct Sequence {
+    pub(crate) cache: KvCache,
+}
+
+impl Sequence {
+    /// Tokens processed so far.
+    pub fn len(&self) -> usize {
+        self.cache.len()
+    }
+    /// True before any token.
+    pub fn is_empty(&self) -> bool {
+        self.cache.is_empty()
+    }
+    /// Drops cached tokens after `len`.
+    pub fn truncate(&mut self, len: usize) {
+        self.cache.truncate(len)
+    }
+}
+
+/// The precision a checkpoint runs at by default.
+pub fn native_precision(cfg: &ModelConfig) -> Precision {
+    match &cfg.quantization {
+        Some(q) if q.quant_method == "fp8" => Precision::Fp8,
+        _ => Precision::Bf16,
+    }
+}
+
+impl Model {
+    /// Loads `dir` onto `backend`; `progress(layers_done, layers_total)` returns false to cancel.
+    pub fn load(
+        dir: &Path,
+        backend: Arc<dyn Backend>,
+        options: &LoadOptions,
+        progress: &mut dyn FnMut(usize, usize) -> bool,
+    ) -> Result<Model> {
+        let cfg = ModelConfig::from_file(&dir.join("config.json"))?;
+        cfg.validate()?;
+        let ckpt = Checkpoint::open(dir)?;
+        concord_loader::validate_checkpoint(&cfg, &ckpt, false)?;
+        let precision = options.precision.unwrap_or_else(|| native_precision(&cfg));
+        let exec = Executor::new(backend);
+        tracing::info!(
+            layers = cfg.num_hidden_layers,
+            hidden = cfg.hidden_size,
+            experts = cfg.n_routed_experts,
+            %precision,
+            backend = exec.backend().info().name,
+            "loading model"
+        );
+        let weights = weights::WeightLoader {
+            cfg: &cfg,
+            ckpt: &ckpt,
+            exec: &exec,
+            precision,
+        }
+        .load(progress)?;
+        let max_positions = options
+            .max_positions
+            .unwrap_or(cfg.max_position_embeddings)
+            .max(1);
+        let table = RopeTable::new(&cfg, max_positions);
+        let rope_cos = exec.upload_f32(&[table.positions, table.pairs], &table.cos)?;
+        let rope_sin = exec.upload_f32(&[table.positions, table.pairs], &table.sin)?;
+        Ok(Model {
+            cfg,
+            exec,
+            weights,
+            precision,
+            rope_cos,
+            rope_sin,
+            max_positions,
+        })
+    }
+
+    /// The model's configuration.
+    pub fn config(&self) -> &ModelConfig {
+        &self.cfg
+    }
+
+    /// The precision it runs at.
+    pub fn precision(&self) -> Precision {
+        self.precision
+    }
+
+    /// The backend it runs on.
+    pub fn backend(&self) -> &Arc<dyn Backend> {
+        self.exec.backend()
+    }
+
+    /// Backend memory held by the weights, in bytes (measured from the allocations).
+    pub fn weight_bytes(&self) -> usize {
+        self.weights.bytes()
+    }
+
+    /// Longest sequence supported.
+    pub fn max_positions(&self) -> usize {
+        self.max_positions
+    }
+
+    /// A fresh, empty sequence with room for `capacity_hint` tokens.
+    pub fn new_sequence(&self, capacity_hint: usize) -> Result<Sequence> {
+        let cache = KvCache::new(
+            &self.exec,
+            self.cfg.num_hidden_layers,
+            self.cfg.kv_lora_rank,
+            self.cfg.qk_rope_head_dim,
+            self.activation(),
+            capacity_hint.clamp(1, self.max_positions),
+        )?;
+        Ok(Sequence { cache })
+    }
+
+    pub(crate) fn activation(&self) -> DType {
+        self.precision.activation()
+    }
+
+    /// `y = x · Wᵀ` in the layer's storage format.
+    pub(crate) fn linear(&self, x: &TensorArg, lin: &Linear) -> Result<DeviceTensor> {
+        use concord_ops::{BlockFp8Matmul, Fp8ActQuant, Matmul};
+        match lin {
+            Linear::Dense(w) => self.exec.apply1(
+                Matmul {
+                    out: self.activation(),
+                },
+                &[x.clone(), w.arg()],
+            ),
+            Linear::BlockFp8 {
+                weight,
+                scale,
+                block,
+            } => {
+                let q = self.exec.apply(Fp8ActQuant, &[x.clone()])?;
+                self.exec.apply1(
+                    BlockFp8Matmul {
+                        block: *block,
+                        out: self.activation(),
+                    },
+                    &[q[0].arg(), q[1].arg(), weight.arg(), scale.arg()],
+                )
+            }
+        }
+    }
+
+    pub(crate) fn check_ids(&self, ids: &[u32]) -> Result<()> {
+        if let Some(bad) = ids.iter().find(|&&id| id as usize >= self.cfg.vocab_size) {
+            return Err(Error::invalid(format!(
+                "token id {bad} is outside the model's vocabulary of {}",
+                self.cfg.vocab_size
+            )));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,410 @@
+//! The model's weights in backend memory, laid out for the ops that use them.
+
+use concord_core::{DType, Error, Result};
+use concord_loader::{Checkpoint, ModelConfig};
+use concord_ops::TensorDesc;
+
+use crate::exec::{DeviceTensor, Executor};
+use crate::host_convert::{self, BlockFp8};
+use crate::Precision;
+
+/// A projection `y = x · Wᵀ`, stored dense or FP8 block-scaled.
+pub enum Linear {
+    /// F32/BF16 weight [out, in].
+    Dense(DeviceTensor),
+    /// F8_E4M3 weight [out, in] with F32 scales [⌈out/b0⌉, ⌈in/b1⌉].
+    BlockFp8 {
+        /// e4m3fn codes.
+        weight: DeviceTensor,
+        /// Block multipliers.
+        scale: DeviceTensor,
+        /// Block shape.
+        block: [usize; 2],
+    },
+}
+
+/// Multi-head latent attention weights of one layer.
+pub struct AttentionWeights {
+    /// q_a_proj, q_a_layernorm, q_b_proj (q-LoRA) — or None with `q_proj` set.
+    pub q_lora: Option<(Linear, DeviceTensor, Linear)>,
+    /// Direct q_proj when q_lora_rank is null.
+    pub q_proj: Option<Linear>,
+    /// kv_a_proj_with_mqa [Rkv+Dr, H].
+    pub kv_a: Linear,
+    /// kv_a_layernorm [Rkv].
+    pub kv_a_norm: DeviceTensor,
+    /// kv_b_proj [N(Dn+Dv), Rkv] for the naive (prefill) form.
+    pub kv_b: Linear,
+    /// kv_b_proj dequantized (A dtype) for the absorbed (decode) form; absent in fp8 mode,
+    /// which decodes with the naive form.
+    pub kv_b_dense: Option<DeviceTensor>,
+    /// o_proj [H, N·Dv].
+    pub o_proj: Linear,
+}
+
+/// gate/up/down of a SwiGLU MLP.
+pub struct MlpWeights {
+    /// gate_proj.
+    pub gate: Linear,
+    /// up_proj.
+    pub up: Linear,
+    /// down_proj.
+    pub down: Linear,
+}
+
+/// Routed experts stacked per projection, as `MoeExperts` wants them.
+pub struct ExpertStacks {
+    /// [E, I, H], [E, I, H], [E, H, I].
+    pub gate: DeviceTensor,
+    /// See `gate`.
+    pub up: DeviceTensor,
+    /// See `gate`.
+    pub down: DeviceTensor,
+    /// FP8 block scales of gate, up, down, and the block shape.
+    pub scales: Option<([DeviceTensor; 3], [usize; 2])>,
+}
+
+/// DeepSeekMoE weights of one layer.
+pub struct MoeWeights {
+    /// Router weight [E, H] (kept unquantized, like the release).
+    pub router: DeviceTensor,
+    /// e_score_correction_bias [E] F32 (noaux_tc only).
+    pub bias: Option<DeviceTensor>,
+    /// Routed experts.
+    pub experts: ExpertStacks,
+    /// Shared experts as one MLP (intermediate = Im × n_shared).
+    pub shared: Option<MlpWeights>,
+}
+
+/// Feed-forward of one layer.
+pub enum Ffn {
+    /// Dense SwiGLU MLP.
+    Dense(MlpWeights),
+    /// Mixture of experts.
+    Moe(MoeWeights),
+}
+
+/// One decoder layer.
+pub struct LayerWeights {
+    /// input_layernorm.
+    pub input_norm: DeviceTensor,
+    /// post_attention_layernorm.
+    pub post_norm: DeviceTensor,
+    /// Attention.
+    pub attn: AttentionWeights,
+    /// Feed-forward.
+    pub ffn: Ffn,
+}
+
+/// Every weight of the main model.
+pub struct ModelWeights {
+    /// embed_tokens [V, H].
+    pub embed: DeviceTensor,
+    /// Decoder layers.
+    pub layers: Vec<LayerWeights>,
+    /// model.norm.
+    pub norm: DeviceTensor,
+    /// lm_head [V, H] (or the embedding when tied).
+    pub lm_head: DeviceTensor,
+}
+
+/// Loads weights for `precision`, calling `progress(done, total)` after each layer.
+pub struct WeightLoader<'a> {
+    pub(crate) cfg: &'a ModelConfig,
+    pub(crate) ckpt: &'a Checkpoint,
+    pub(crate) exec: &'a Executor,
+    pub(crate) precision: Precision,
+}
+
+impl WeightLoader<'_> {
+    fn block(&self) -> [usize; 2] {
+        self.cfg
+            .quantization
+            .as_ref()
+            .map(|q| q.weight_block_size)
+            .unwrap_or([128, 128])
+    }
+
+    fn upload_dense(
+        &self,
+        name: &str,
+        values: &[f32],
+        shape: Vec<usize>,
+        dtype: DType,
+    ) -> Result<DeviceTensor> {
+        let bytes = host_convert::encode(values, dtype)
+            .map_err(|e| Error::model(format!("{name}: {e}")))?;
+        self.exec.upload(TensorDesc::new(dtype, shape), &bytes)
+    }
+
+    /// A norm, embedding or router tensor, in the precision's dense dtype.
+    pub fn dense(&self, name: &str) -> Result<DeviceTensor> {
+        self.dense_as(name, self.precision.dense_weight())
+    }
+
+    /// A tensor converted to `dtype` (F32 or BF16).
+    pub fn dense_as(&self, name: &str, dtype: DType) -> Result<DeviceTensor> {
+        let view = self.ckpt.tensor(name)?;
+        let scale = self.ckpt.get(&format!("{name}_scale_inv"));
+        let values = host_convert::weight_f32(&view, scale.as_ref(), self.block())?;
+        self.upload_dense(name, &values, view.shape.to_vec(), dtype)
+    }
+
+    /// A projection `prefix.weight` (+ `_scale_inv`) as the precision stores it.
+    pub fn linear(&self, prefix: &str) -> Result<Linear> {
+        let name = format!("{prefix}.weight");
+        if self.precision != Precision::Fp8 {
+            return Ok(Linear::Dense(self.dense(&name)?));
+        }
+        let (rows, cols, q) = self.fp8_codes(&name)?;
+        let block = self.block();
+        let weight = self
+            .exec
+            .upload(TensorDesc::new(DType::F8E4M3, [rows, cols]), &q.codes)?;
+        let scale = self.exec.upload_f32(
+            &[rows.div_ceil(block[0]), cols.div_ceil(block[1])],
+            &q.scales,
+        )?;
+        Ok(Linear::BlockFp8 {
+            weight,
+            scale,
+            block,
+        })
+    }
+
+    /// FP8 codes and scales of a weight: taken as stored, or quantized here from BF16/F32.
+    fn fp8_codes(&self, name: &str) -> Result<(usize, usize, BlockFp8)> {
+        let view = self.ckpt.tensor(name)?;
+        let [rows, cols] = view.shape[..] else {
+            return Err(Error::model(format!(
+                "{name}: expected a matrix, got {:?}",
+                view.shape
+            )));
+        };
+        let block = self.block();
+        if view.dtype == DType::F8E4M3 {
+            let scale = self.ckpt.tensor(&format!("{name}_scale_inv"))?;
+            return Ok((
+                rows,
+                cols,
+                BlockFp8 {
+                    codes: view.data.to_vec(),
+                    scales: scale.to_f32()?,
+                },
+            ));
+        }
+        let values = view.to_f32()?;
+        Ok((
+            rows,
+            cols,
+            host_convert::quantize_block_fp8(&values, rows, cols, block),
+        ))
+    }
+
+    fn mlp(&self, prefix: &str) -> Result<MlpWeights> {
+        Ok(MlpWeights {
+            gate: self.linear(&format!("{prefix}.gate_proj"))?,
+            up: self.linear(&format!("{prefix}.up_proj"))?,
+            down: self.linear(&format!("{prefix}.down_proj"))?,
+        })
+    }
+
+    fn attention(&self, p: &str) -> Result<AttentionWeights> {
+        let q_lora = match self.cfg.q_lora_rank {
+            Some(_) => Some((
+                self.linear(&format!("{p}.q_a_proj"))?,
+                self.dense(&format!("{p}.q_a_layernorm.weight"))?,
+                self.linear(&format!("{p}.q_b_proj"))?,
+            )),
+            None => None,
+        };
+        let q_proj = match q_lora {
+            Some(_) => None,
+            None => Some(self.linear(&format!("{p}.q_proj"))?),
+        };
+        Ok(AttentionWeights {
+            q_lora,
+            q_proj,
+            kv_a: self.linear(&format!("{p}.kv_a_proj_with_mqa"))?,
+            kv_a_norm: self.dense(&format!("{p}.kv_a_layernorm.weight"))?,
+            kv_b: self.linear(&format!("{p}.kv_b_proj"))?,
+            kv_b_dense: match self.precision {
+                Precision::Fp8 => None,
+                _ => Some(self.dense(&format!("{p}.kv_b_proj.weight"))?),
+            },
+            o_proj: self.linear(&format!("{p}.o_proj"))?,
+        })
+    }
+
+    fn experts(&self, p: &str) -> Result<ExpertStacks> {
+        let e = self.cfg.n_routed_experts;
+        let fp8 = self.precision == Precision::Fp8;
+        let mut stacks = Vec::new();
+        let mut scale_stacks = Vec::new();
+        for proj in ["gate_proj", "up_proj", "down_proj"] {
+            let mut codes = Vec::new();
+            let mut scales = Vec::new();
+            let mut dense = Vec::new();
+            let mut shape = (0, 0);
+            for i in 0..e {
+                let name = format!("{p}.experts.{i}.{proj}.weight");
+                if fp8 {
+                    let (r, c, q) = self.fp8_codes(&name)?;
+                    shape = (r, c);
+                    codes.extend_from_slice(&q.codes);
+                    scales.extend_from_slice(&q.scales);
+                } else {
+                    let view = self.ckpt.tensor(&name)?;
+                    shape = (view.shape[0], view.shape[1]);
+                    let scale = self.ckpt.get(&format!("{name}_scale_inv"));
+                    dense.extend(host_convert::weight_f32(
+                        &view,
+                        scale.as_ref(),
+                        self.block(),
+                    )?);
+                }
+            }
+            let (r, c) = shape;
+            if fp8 {
+                let block = self.block();
+                stacks.push(
+                    self.exec
+                        .upload(TensorDesc::new(DType::F8E4M3, [e, r, c]), &codes)?,
+                );
+                scale_stacks.push(
+                    self.exec
+                        .upload_f32(&[e, r.div_ceil(block[0]), c.div_ceil(block[1])], &scales)?,
+                );
+            } else {
+                let dtype = self.precision.dense_weight();
+                stacks.push(self.upload_dense(p, &dense, vec![e, r, c], dtype)?);
+            }
+        }
+        let scales = if fp8 {
+            let [g, u, d]: [DeviceTensor; 3] = scale_stacks
+                .try_into()
+                .map_err(|_| Error::model("expert scale stacks"))?;
+            Some(([g, u, d], self.block()))
+        } else {
+            None
+        };
+        let [gate, up, down]: [DeviceTensor; 3] = stacks
+            .try_into()
+            .map_err(|_| Error::model("expert stacks"))?;
+        Ok(ExpertStacks {
+            gate,
+            up,
+            down,
+            scales,
+        })
+    }
+
+    fn moe(&self, p: &str) -> Result<MoeWeights> {
+        let bias = if self.cfg.topk_method == concord_loader::TopkMethod::NoauxTc {
+            Some(self.dense_as(&format!("{p}.gate.e_score_correction_bias"), DType::F32)?)
+        } else {
+            None
+        };
+        Ok(MoeWeights {
+            router: self.dense(&format!("{p}.gate.weight"))?,
+            bias,
+            experts: self.experts(p)?,
+            shared: if self.cfg.n_shared_experts > 0 {
+                Some(self.mlp(&format!("{p}.shared_experts"))?)
+            } else {
+                None
+            },
+        })
+    }
+
+    /// Loads layer `l`.
+    pub fn layer(&self, l: usize) -> Result<LayerWeights> {
+        let p = format!("model.layers.{l}");
+        Ok(LayerWeights {
+            input_norm: self.dense(&format!("{p}.input_layernorm.weight"))?,
+            post_norm: self.dense(&format!("{p}.post_attention_layernorm.weight"))?,
+            attn: self.attention(&format!("{p}.self_attn"))?,
+            ffn: if self.cfg.is_moe_layer(l) {
+                Ffn::Moe(self.moe(&format!("{p}.mlp"))?)
+            } else {
+                Ffn::Dense(self.mlp(&format!("{p}.mlp"))?)
+            },
+        })
+    }
+
+    /// Loads everything, reporting `(layers done, layers total)`; the callback may cancel.
+    pub fn load(&self, progress: &mut dyn FnMut(usize, usize) -> bool) -> Result<ModelWeights> {
+        let total = self.cfg.num_hidden_layers;
+        let embed = self.dense("model.embed_tokens.weight")?;
+        let mut layers = Vec::with_capacity(total);
+        for l in 0..total {
+            layers.push(self.layer(l)?);
+            if !progress(l + 1, total) {
+                return Err(Error::Cancelled);
+            }
+        }
+        let norm = self.dense("model.norm.weight")?;
+        let lm_head = if self.cfg.tie_word_embeddings && self.ckpt.get("lm_head.weight").is_none() {
+            self.dense("model.embed_tokens.weight")?
+        } else {
+            self.dense("lm_head.weight")?
+        };
+        Ok(ModelWeights {
+            embed,
+            layers,
+            norm,
+            lm_head,
+        })
+    }
+}
+
+impl Linear {
+    fn bytes(&self) -> usize {
+        match self {
+            Linear::Dense(w) => w.buffer.len(),
+            Linear::BlockFp8 { weight, scale, .. } => weight.buffer.len() + scale.buffer.len(),
+        }
+    }
+}
+
+impl MlpWeights {
+    fn bytes(&self) -> usize {
+        self.gate.bytes() + self.up.bytes() + self.down.bytes()
+    }
+}
+
+impl ModelWeights {
+    /// Bytes of backend memory the weights occupy (measured from the allocated buffers).
+    pub fn bytes(&self) -> usize {
+        let mut total =
+            self.embed.buffer.len() + self.norm.buffer.len() + self.lm_head.buffer.len();
+        for l in &self.layers {
+            total += l.input_norm.buffer.len() + l.post_norm.buffer.len();
+            let a = &l.attn;
+            if let Some((qa, n, qb)) = &a.q_lora {
+                total += qa.bytes() + n.buffer.len() + qb.bytes();
+            }
+            total += a.q_proj.as_ref().map_or(0, Linear::bytes);
+            total += a.kv_a.bytes() + a.kv_a_norm.buffer.len() + a.kv_b.bytes() + a.o_proj.bytes();
+            total += a.kv_b_dense.as_ref().map_or(0, |t| t.buffer.len());
+            total += match &l.ffn {
+                Ffn::Dense(m) => m.bytes(),
+                Ffn::Moe(m) => {
+                    let e = &m.experts;
+                    let scales = e
+                        .scales
+                        .as_ref()
+                        .map_or(0, |(s, _)| s.iter().map(|t| t.buffer.len()).sum());
+                    m.router.buffer.len()
+                        + m.bias.as_ref().map_or(0, |b| b.buffer.len())
+                        + e.gate.buffer.len()
+                        + e.up.buffer.len()
+                        + e.down.buffer.len()
+                        + scales
+                        + m.shared.as_ref().map_or(0, MlpWeights::bytes)
+                }
+            };
+        }
+        total
+    }
+}

@@ -1,0 +1,192 @@
+//! `--precision f32` on CPU against transformers' float32 logits and greedy continuations, on
+//! every fixture model (each a different configuration; see tools/fixtures/README.md).
+
+use std::sync::Arc;
+
+use concord_runtime::{GenerateParams, LoadOptions, LogitRows, Model, Precision};
+use concord_tests::{fixture_models, max_abs_diff, read_references};
+
+/// docs/numerics.md §Tolerances: f32 mode vs transformers float32.
+const F32_LOGITS_ATOL: f64 = 1e-3;
+
+fn load(dir: &std::path::Path, precision: Precision) -> Model {
+    let backend = concord_runtime::open_backend("cpu").expect("cpu backend");
+    let options = LoadOptions {
+        precision: Some(precision),
+        max_positions: None,
+    };
+    Model::load(dir, Arc::clone(&backend), &options, &mut |_, _| true)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+}
+
+fn prompts(
+    refs: &std::collections::HashMap<String, concord_tests::Reference>,
+) -> Vec<(usize, Vec<u32>)> {
+    let mut out: Vec<(usize, Vec<u32>)> = refs
+        .iter()
+        .filter_map(|(k, v)| {
+            k.strip_prefix("input_ids.")
+                .map(|i| (i.parse().unwrap(), v.ids()))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn fixtures_exist() {
+    let models = fixture_models();
+    assert!(
+        models.len() >= 4,
+        "expected the transformers fixtures, found {models:?}"
+    );
+}
+
+#[test]
+fn f32_logits_match_transformers_at_every_position() {
+    for dir in fixture_models() {
+        let refs = read_references(&dir);
+        let model = load(&dir, Precision::F32);
+        for (i, ids) in prompts(&refs) {
+            let want = &refs[&format!("logits.{i}")];
+            let mut seq = model.new_sequence(ids.len()).unwrap();
+            let got = model
+                .forward(&mut [&mut seq], &[&ids], LogitRows::All)
+                .unwrap();
+            let diff = max_abs_diff(&got.per_sequence[0], &want.values);
+            println!(
+                "{} prompt {i}: {} tokens, max |Δlogit| = {diff:.3e}",
+                dir.display(),
+                ids.len()
+            );
+            assert!(
+                diff <= F32_LOGITS_ATOL,
+                "{} prompt {i}: max |Δ| {diff} > {F32_LOGITS_ATOL}",
+                dir.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn f32_greedy_continuation_matches_transformers() {
+    for dir in fixture_models() {
+        let refs = read_references(&dir);
+        let model = load(&dir, Precision::F32);
+        for (i, ids) in prompts(&refs) {
+            let Some(want) = refs.get(&format!("greedy.{i}")) else {
+                continue;
+            };
+            let want = want.ids();
+            let params = GenerateParams {
+                max_new_tokens: want.len(),
+                ..GenerateParams::default()
+            };
+            let got: Vec<u32> = model
+                .generate(&ids, params)
+                .unwrap()
+                .map(|t| t.unwrap())
+                .collect();
+            assert_eq!(
+                got,
+                want,
+                "{} prompt {i}: greedy continuation",
+                dir.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn batch_of_prompts_is_bit_identical_to_each_alone() {
+    for dir in fixture_models() {
+        let refs = read_references(&dir);
+        let prompts = prompts(&refs);
+        if prompts.len() < 2 {
+            continue;
+        }
+        let model = load(&dir, Precision::F32);
+        let alone: Vec<Vec<f32>> = prompts
+            .iter()
+            .map(|(_, ids)| {
+                let mut s = model.new_sequence(ids.len()).unwrap();
+                model
+                    .forward(&mut [&mut s], &[ids], LogitRows::All)
+                    .unwrap()
+                    .per_sequence
+                    .remove(0)
+            })
+            .collect();
+        let mut seqs: Vec<_> = prompts
+            .iter()
+            .map(|(_, ids)| model.new_sequence(ids.len()).unwrap())
+            .collect();
+        let mut refs_mut: Vec<_> = seqs.iter_mut().collect();
+        let toks: Vec<&[u32]> = prompts.iter().map(|(_, ids)| ids.as_slice()).collect();
+        let batch = model.forward(&mut refs_mut, &toks, LogitRows::All).unwrap();
+        for (k, (a, b)) in alone.iter().zip(&batch.per_sequence).enumerate() {
+            let same =
+                a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits());
+            assert!(
+                same,
+                "{}: sequence {k} differs between batch and alone",
+                dir.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn left_padded_transformers_batch_matches_our_batch() {
+    for dir in fixture_models() {
+        let refs = read_references(&dir);
+        if !refs.keys().any(|k| k.starts_with("batch_logits.")) {
+            continue;
+        }
+        let model = load(&dir, Precision::F32);
+        let prompts = prompts(&refs);
+        let mut seqs: Vec<_> = prompts
+            .iter()
+            .map(|(_, ids)| model.new_sequence(ids.len()).unwrap())
+            .collect();
+        let mut refs_mut: Vec<_> = seqs.iter_mut().collect();
+        let toks: Vec<&[u32]> = prompts.iter().map(|(_, ids)| ids.as_slice()).collect();
+        let batch = model.forward(&mut refs_mut, &toks, LogitRows::All).unwrap();
+        for ((i, _), got) in prompts.iter().zip(&batch.per_sequence) {
+            let want = &refs[&format!("batch_logits.{i}")];
+            let diff = max_abs_diff(got, &want.values);
+            assert!(
+                diff <= F32_LOGITS_ATOL,
+                "{} batch prompt {i}: max |Δ| {diff}",
+                dir.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn decode_one_token_at_a_time_matches_prefill_logits() {
+    // The absorbed (decode) and naive (prefill) MLA forms agree to rounding (spec §3.5).
+    for dir in fixture_models().into_iter().take(2) {
+        let refs = read_references(&dir);
+        let model = load(&dir, Precision::F32);
+        let (i, ids) = prompts(&refs).remove(0);
+        let want = &refs[&format!("logits.{i}")];
+        let vocab = model.config().vocab_size;
+        let mut seq = model.new_sequence(ids.len()).unwrap();
+        for (p, tok) in ids.iter().enumerate() {
+            let got = model
+                .forward(&mut [&mut seq], &[&[*tok]], LogitRows::Last)
+                .unwrap();
+            let diff = max_abs_diff(
+                &got.per_sequence[0],
+                &want.values[p * vocab..(p + 1) * vocab],
+            );
+            assert!(
+                diff <= F32_LOGITS_ATOL,
+                "{} position {p}: decode max |Δ| {diff}",
+                dir.display()
+            );
+        }
+    }
+}
