@@ -16,6 +16,8 @@
 
 use concord_ops::OpKind;
 
+pub mod host;
+
 /// The dialect a program is assembled for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Target {

@@ -11,7 +11,8 @@ use concord_ops::{
     Backend, BackendInfo, Buffer, DeviceStorage, Op, OpKind, Prepared, Support, TensorArg,
 };
 
-use crate::ops;
+use concord_kernels::host::{self, KernelArg, KernelDevice};
+
 use crate::sys::{self, KernelFn, Mem, Queue};
 
 /// Build options: OpenCL C 1.2, IEEE f32 division and square root, no fast-math, no mad, no
@@ -180,7 +181,7 @@ impl OpenClBackend {
     }
 
     /// The device memory of a buffer this backend allocated.
-    pub(crate) fn mem<'a>(&self, buffer: &'a Buffer) -> Result<&'a Mem> {
+    fn own_mem<'a>(&self, buffer: &'a Buffer) -> Result<&'a Mem> {
         match buffer.storage().as_any().downcast_ref::<ClStorage>() {
             Some(s) if s.owner == self.id => Ok(&s.mem),
             Some(_) => Err(Error::invalid(
@@ -191,14 +192,6 @@ impl OpenClBackend {
                 buffer.storage().backend_name()
             ))),
         }
-    }
-
-    pub(crate) fn queue(&self) -> &Queue {
-        &self.queue
-    }
-
-    pub(crate) fn status(&self) -> &Mem {
-        &self.status
     }
 
     /// Reports (and clears) the first data-dependent error a kernel found since the last check.
@@ -217,6 +210,37 @@ impl OpenClBackend {
             word(1),
             word(2),
         )))
+    }
+}
+
+/// The backend as the shared host code (`concord_kernels::host`) sees it.
+struct Launcher<'a>(&'a OpenClBackend);
+
+impl KernelDevice for Launcher<'_> {
+    type Mem = Mem;
+    type Program = Compiled;
+
+    fn mem<'a>(&self, buffer: &'a Buffer) -> Result<&'a Mem> {
+        self.0.own_mem(buffer)
+    }
+
+    fn status(&self) -> &Mem {
+        &self.0.status
+    }
+
+    /// OpenCL keeps a released buffer alive until the kernels using it have finished.
+    fn scratch(&self, bytes: usize) -> Result<Mem> {
+        self.0.queue.alloc(bytes)
+    }
+
+    fn run(
+        &self,
+        program: &Compiled,
+        name: &str,
+        items: usize,
+        args: &[KernelArg<'_, Mem>],
+    ) -> Result<()> {
+        self.0.queue.launch(program.kernel(name)?, items, args)
     }
 }
 
@@ -250,12 +274,12 @@ impl Backend for OpenClBackend {
 
     fn write(&self, dst: &Buffer, offset: usize, src: &[u8]) -> Result<()> {
         check_range(dst, offset, src.len())?;
-        self.queue.write(self.mem(dst)?, offset, src)
+        self.queue.write(self.own_mem(dst)?, offset, src)
     }
 
     fn read(&self, src: &Buffer, offset: usize, dst: &mut [u8]) -> Result<()> {
         check_range(src, offset, dst.len())?;
-        self.queue.read(self.mem(src)?, offset, dst)?;
+        self.queue.read(self.own_mem(src)?, offset, dst)?;
         self.check_status()
     }
 
@@ -280,7 +304,7 @@ impl Backend for OpenClBackend {
             .map_err(|_| Error::invalid("op prepared by another backend passed to opencl"))?;
         let op = &prepared.op;
         concord_ops::check_launch(op, inputs, outputs)?;
-        ops::launch(self, &compiled, op, inputs, outputs)
+        host::launch(&Launcher(self), &*compiled, op, inputs, outputs)
     }
 
     fn synchronize(&self) -> Result<()> {

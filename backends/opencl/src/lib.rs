@@ -12,7 +12,6 @@
 #![warn(missing_docs)]
 
 mod backend;
-mod ops;
 mod sys;
 
 pub use backend::{check_kernels, probe, OpenClBackend};

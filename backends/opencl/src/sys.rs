@@ -13,6 +13,7 @@ use std::ptr;
 use std::sync::Mutex;
 
 use concord_core::{Error, Result};
+use concord_kernels::host::KernelArg;
 use opencl3::command_queue::{self as cq, CommandQueue};
 use opencl3::context::Context;
 use opencl3::device::{
@@ -167,18 +168,8 @@ fn release(function: &str, ev: std::result::Result<cl_event, i32>) -> Result<()>
     Ok(())
 }
 
-/// A scalar or buffer kernel argument.
-#[derive(Clone, Copy)]
-pub(crate) enum Arg<'a> {
-    /// A `GLOBAL` pointer parameter.
-    Mem(&'a Mem),
-    /// `u32` (`uint`).
-    U32(u32),
-    /// `u64` (`ulong`).
-    U64(u64),
-    /// `float`.
-    F32(f32),
-}
+/// A scalar or buffer kernel argument of this backend.
+pub(crate) type Arg<'a> = KernelArg<'a, Mem>;
 
 /// What a kernel parameter takes, from the program's argument info.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -366,10 +357,10 @@ impl Queue {
         }
         for (i, (a, p)) in args.iter().zip(&k.params).enumerate() {
             let kind = match a {
-                Arg::Mem(_) => ArgKind::Mem,
-                Arg::U32(_) => ArgKind::U32,
-                Arg::U64(_) => ArgKind::U64,
-                Arg::F32(_) => ArgKind::F32,
+                KernelArg::Mem(_) => ArgKind::Mem,
+                KernelArg::U32(_) => ArgKind::U32,
+                KernelArg::U64(_) => ArgKind::U64,
+                KernelArg::F32(_) => ArgKind::F32,
             };
             if kind != *p {
                 return Err(Error::Backend {
@@ -392,10 +383,10 @@ impl Queue {
             // argument info; a cl_mem is a live buffer of this context.
             let r = unsafe {
                 match a {
-                    Arg::Mem(m) => kernel.set_arg(i, &m.raw()),
-                    Arg::U32(v) => kernel.set_arg(i, v),
-                    Arg::U64(v) => kernel.set_arg(i, v),
-                    Arg::F32(v) => kernel.set_arg(i, v),
+                    KernelArg::Mem(m) => kernel.set_arg(i, &m.raw()),
+                    KernelArg::U32(v) => kernel.set_arg(i, v),
+                    KernelArg::U64(v) => kernel.set_arg(i, v),
+                    KernelArg::F32(v) => kernel.set_arg(i, v),
                 }
             };
             wrap("clSetKernelArg", r)?;

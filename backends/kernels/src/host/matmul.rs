@@ -2,9 +2,13 @@
 use concord_core::Result;
 use concord_ops::TensorArg;
 
-use super::{Args, Cx};
+use super::{Args, Cx, KernelDevice};
 
-pub(super) fn launch(cx: &Cx, ins: &[TensorArg], outs: &[TensorArg]) -> Result<()> {
+pub(super) fn launch<D: KernelDevice>(
+    cx: &Cx<D>,
+    ins: &[TensorArg],
+    outs: &[TensorArg],
+) -> Result<()> {
     let (x, w, out) = (&ins[0], &ins[1], &outs[0]);
     let (m, k) = (x.desc.shape[0], x.desc.shape[1]);
     let n = w.desc.shape[0];

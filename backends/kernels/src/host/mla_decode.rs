@@ -3,9 +3,14 @@
 use concord_core::Result;
 use concord_ops::{MlaDecode, TensorArg};
 
-use super::{f32s, Args, Cx};
+use super::{f32s, Args, Cx, KernelDevice};
 
-pub(super) fn launch(cx: &Cx, op: &MlaDecode, ins: &[TensorArg], outs: &[TensorArg]) -> Result<()> {
+pub(super) fn launch<D: KernelDevice>(
+    cx: &Cx<D>,
+    op: &MlaDecode,
+    ins: &[TensorArg],
+    outs: &[TensorArg],
+) -> Result<()> {
     let (q, q_pe, w, latent, k_pe, pos) = (&ins[0], &ins[1], &ins[2], &ins[3], &ins[4], &ins[5]);
     let out = &outs[0];
     let (t, n, q_width) = (q.desc.shape[0], q.desc.shape[1], q.desc.shape[2]);

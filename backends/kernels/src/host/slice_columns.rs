@@ -2,10 +2,10 @@
 use concord_core::Result;
 use concord_ops::{SliceColumns, TensorArg};
 
-use super::{Args, Cx};
+use super::{Args, Cx, KernelDevice};
 
-pub(super) fn launch(
-    cx: &Cx,
+pub(super) fn launch<D: KernelDevice>(
+    cx: &Cx<D>,
     op: &SliceColumns,
     ins: &[TensorArg],
     outs: &[TensorArg],

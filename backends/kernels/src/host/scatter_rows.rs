@@ -3,9 +3,13 @@
 use concord_core::Result;
 use concord_ops::TensorArg;
 
-use super::{Args, Cx};
+use super::{Args, Cx, KernelDevice};
 
-pub(super) fn launch(cx: &Cx, ins: &[TensorArg], outs: &[TensorArg]) -> Result<()> {
+pub(super) fn launch<D: KernelDevice>(
+    cx: &Cx<D>,
+    ins: &[TensorArg],
+    outs: &[TensorArg],
+) -> Result<()> {
     let (src, slots, dst) = (&ins[0], &ins[1], &outs[0]);
     let row_bytes = src.desc.shape[1] * src.desc.dtype.size_in_bytes();
     let args = Args::new()

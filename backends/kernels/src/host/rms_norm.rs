@@ -3,9 +3,14 @@
 use concord_core::Result;
 use concord_ops::{RmsNorm, TensorArg};
 
-use super::{f32s, Args, Cx};
+use super::{f32s, Args, Cx, KernelDevice};
 
-pub(super) fn launch(cx: &Cx, op: &RmsNorm, ins: &[TensorArg], outs: &[TensorArg]) -> Result<()> {
+pub(super) fn launch<D: KernelDevice>(
+    cx: &Cx<D>,
+    op: &RmsNorm,
+    ins: &[TensorArg],
+    outs: &[TensorArg],
+) -> Result<()> {
     let (x, w, out) = (&ins[0], &ins[1], &outs[0]);
     let (rows, d) = (x.desc.shape[0], x.desc.shape[1]);
     if d == 0 || rows == 0 {

@@ -3,9 +3,14 @@
 use concord_core::Result;
 use concord_ops::{Rope, TensorArg};
 
-use super::{Args, Cx};
+use super::{Args, Cx, KernelDevice};
 
-pub(super) fn launch(cx: &Cx, op: &Rope, ins: &[TensorArg], outs: &[TensorArg]) -> Result<()> {
+pub(super) fn launch<D: KernelDevice>(
+    cx: &Cx<D>,
+    op: &Rope,
+    ins: &[TensorArg],
+    outs: &[TensorArg],
+) -> Result<()> {
     let (x, cos, sin, pos, out) = (&ins[0], &ins[1], &ins[2], &ins[3], &outs[0]);
     let (t, h, w) = (x.desc.shape[0], x.desc.shape[1], x.desc.shape[2]);
     let args = Args::new()

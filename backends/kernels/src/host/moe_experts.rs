@@ -4,10 +4,10 @@
 use concord_core::{DType, Result};
 use concord_ops::{ExpertWeights, MoeExperts, TensorArg, FP8_ACT_BLOCK};
 
-use super::{f32s, Args, Cx};
+use super::{f32s, Args, Cx, KernelDevice};
 
-pub(super) fn launch(
-    cx: &Cx,
+pub(super) fn launch<D: KernelDevice>(
+    cx: &Cx<D>,
     op: &MoeExperts,
     ins: &[TensorArg],
     outs: &[TensorArg],

@@ -2,9 +2,13 @@
 use concord_core::Result;
 use concord_ops::TensorArg;
 
-use super::{Args, Cx};
+use super::{Args, Cx, KernelDevice};
 
-pub(super) fn launch(cx: &Cx, ins: &[TensorArg], outs: &[TensorArg]) -> Result<()> {
+pub(super) fn launch<D: KernelDevice>(
+    cx: &Cx<D>,
+    ins: &[TensorArg],
+    outs: &[TensorArg],
+) -> Result<()> {
     let (a, b, out) = (&ins[0], &ins[1], &outs[0]);
     let n = out.desc.numel();
     let args = Args::new().act(cx, a)?.act(cx, b)?.act(cx, out)?.u64(n);

@@ -2,9 +2,13 @@
 use concord_core::Result;
 use concord_ops::{TensorArg, FP8_ACT_BLOCK};
 
-use super::{Args, Cx};
+use super::{Args, Cx, KernelDevice};
 
-pub(super) fn launch(cx: &Cx, ins: &[TensorArg], outs: &[TensorArg]) -> Result<()> {
+pub(super) fn launch<D: KernelDevice>(
+    cx: &Cx<D>,
+    ins: &[TensorArg],
+    outs: &[TensorArg],
+) -> Result<()> {
     let (x, q, s) = (&ins[0], &outs[0], &outs[1]);
     let (rows, k) = (x.desc.shape[0], x.desc.shape[1]);
     let args = Args::new()

@@ -2,9 +2,14 @@
 use concord_core::Result;
 use concord_ops::{MoeRoute, RouterMethod, RouterScoring, TensorArg};
 
-use super::{f32s, Args, Cx};
+use super::{f32s, Args, Cx, KernelDevice};
 
-pub(super) fn launch(cx: &Cx, op: &MoeRoute, ins: &[TensorArg], outs: &[TensorArg]) -> Result<()> {
+pub(super) fn launch<D: KernelDevice>(
+    cx: &Cx<D>,
+    op: &MoeRoute,
+    ins: &[TensorArg],
+    outs: &[TensorArg],
+) -> Result<()> {
     let logits = &ins[0];
     let (t, e) = (logits.desc.shape[0], logits.desc.shape[1]);
     if t == 0 || e == 0 || op.top_k == 0 {

@@ -3,10 +3,10 @@
 use concord_core::Result;
 use concord_ops::{MlaPrefill, TensorArg};
 
-use super::{f32s, Args, Cx};
+use super::{f32s, Args, Cx, KernelDevice};
 
-pub(super) fn launch(
-    cx: &Cx,
+pub(super) fn launch<D: KernelDevice>(
+    cx: &Cx<D>,
     op: &MlaPrefill,
     ins: &[TensorArg],
     outs: &[TensorArg],

@@ -2,10 +2,10 @@
 use concord_core::Result;
 use concord_ops::{BlockFp8Matmul, TensorArg};
 
-use super::{Args, Cx};
+use super::{Args, Cx, KernelDevice};
 
-pub(super) fn launch(
-    cx: &Cx,
+pub(super) fn launch<D: KernelDevice>(
+    cx: &Cx<D>,
     op: &BlockFp8Matmul,
     ins: &[TensorArg],
     outs: &[TensorArg],

@@ -3,9 +3,14 @@
 use concord_core::Result;
 use concord_ops::{Sample, TensorArg};
 
-use super::{f32s, Args, Cx};
+use super::{f32s, Args, Cx, KernelDevice};
 
-pub(super) fn launch(cx: &Cx, op: &Sample, ins: &[TensorArg], outs: &[TensorArg]) -> Result<()> {
+pub(super) fn launch<D: KernelDevice>(
+    cx: &Cx<D>,
+    op: &Sample,
+    ins: &[TensorArg],
+    outs: &[TensorArg],
+) -> Result<()> {
     let (logits, uniform, ids) = (&ins[0], &ins[1], &outs[0]);
     let (b, v) = (logits.desc.shape[0], logits.desc.shape[1]);
     let cells = if op.temperature == 0.0 { 1 } else { b * v };
