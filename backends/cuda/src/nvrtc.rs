@@ -53,7 +53,7 @@ fn unavailable(reason: String) -> Error {
     }
 }
 
-fn load() -> Result<Nvrtc> {
+pub(crate) fn load() -> Result<Nvrtc> {
     let explicit = std::env::var_os(NVRTC_PATH_ENV)
         .filter(|v| !v.is_empty())
         .map(PathBuf::from);

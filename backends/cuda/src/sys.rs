@@ -1,7 +1,8 @@
 //! The thin layer over the CUDA libraries this crate opens at run time: the only module with
 //! `unsafe` code. Nothing is linked at build time, so no CUDA toolkit is needed to build.
 //!
-//! - libcuda (the driver) is only looked for: [`driver_present`].
+//! - libcuda (the driver): only its version is asked here ([`driver_version`]), before the
+//!   cudarc bindings (`driver.rs`) load every symbol they know and panic on a missing one.
 //! - libnvrtc: the handful of functions a compile check needs, each wrapped so that it returns
 //!   `Result` with NVRTC's own error string, never panicking on a vendor error code.
 #![allow(unsafe_code)]
@@ -47,14 +48,30 @@ fn open(path: &Path) -> Result<Library, String> {
     unsafe { Library::new(path) }.map_err(|e| e.to_string())
 }
 
-/// Whether the CUDA driver library can be opened, or why not.
-pub(crate) fn driver_present() -> Result<(), String> {
+/// The CUDA version the driver supports (`cuDriverGetVersion`: 1000 × major + 10 × minor),
+/// or why the driver library cannot be opened or asked. Needs no `cuInit`.
+pub(crate) fn driver_version() -> Result<i32, String> {
     let mut errors = Vec::new();
     for name in DRIVER_NAMES {
-        match open(Path::new(name)) {
-            Ok(_) => return Ok(()),
-            Err(e) => errors.push(e),
+        let lib = match open(Path::new(name)) {
+            Ok(lib) => lib,
+            Err(e) => {
+                errors.push(e);
+                continue;
+            }
+        };
+        // SAFETY: cuDriverGetVersion has this prototype in cuda.h; the pointer is used while
+        // `lib` is alive.
+        let get: unsafe extern "C" fn(*mut c_int) -> c_int =
+            *unsafe { lib.get(b"cuDriverGetVersion\0") }
+                .map_err(|e| format!("{name} lacks cuDriverGetVersion: {e}"))?;
+        let mut version: c_int = 0;
+        // SAFETY: `version` is a live c_int the call writes.
+        let code = unsafe { get(&mut version) };
+        if code != 0 {
+            return Err(format!("cuDriverGetVersion failed with CUresult {code}"));
         }
+        return Ok(version);
     }
     Err(format!(
         "{} not found on the library search path ({})",

@@ -16,6 +16,7 @@
 
 use concord_ops::OpKind;
 
+pub mod code_cache;
 pub mod host;
 
 /// The dialect a program is assembled for.
