@@ -32,7 +32,9 @@ use concord_core::{Error, Result};
 use concord_ops::Backend;
 
 pub use backend::CudaBackend;
-pub use nvrtc::{check_kernels, compile_options, nvrtc_info, KernelCheck, NVRTC_PATH_ENV};
+pub use nvrtc::{
+    check_kernels, compile_options, kernel_signatures, nvrtc_info, KernelCheck, NVRTC_PATH_ENV,
+};
 
 /// The oldest driver the cudarc bindings (`cuda-12020`) can load: CUDA 12.2.
 const MIN_DRIVER_VERSION: i32 = 12020;

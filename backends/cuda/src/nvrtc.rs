@@ -111,6 +111,56 @@ pub fn check_kernels(arch: &str) -> Result<Vec<KernelCheck>> {
     }))
 }
 
+/// The parameter types of every kernel of `op` as NVRTC compiles them for `compute` (e.g.
+/// `compute_80`): `(kernel, [".u64", ".u32", ".f32", …])` in declaration order, read from the
+/// PTX `.entry` directives. Pointers are `.u64`. Lets a test hold the host code's argument
+/// lists against the CUDA kernels' real parameter lists without a GPU.
+pub fn kernel_signatures(op: OpKind, compute: &str) -> Result<Vec<(String, Vec<String>)>> {
+    let nvrtc = load()?;
+    let src = source(Target::Cuda, op);
+    let file = format!("{}.cu", op.name());
+    let output = nvrtc
+        .compile(&src, &file, &compile_options(compute), false)
+        .map_err(|e| Error::Backend {
+            backend: "cuda".into(),
+            message: e,
+        })?;
+    let (ptx, _) = compiled(output).map_err(|log| Error::Backend {
+        backend: "cuda".into(),
+        message: format!("{op}: {log}"),
+    })?;
+    Ok(ptx_entries(&String::from_utf8_lossy(&ptx)))
+}
+
+/// `(name, parameter types)` of every `.entry` in a PTX text.
+fn ptx_entries(ptx: &str) -> Vec<(String, Vec<String>)> {
+    let mut out = Vec::new();
+    let mut rest = ptx;
+    while let Some(at) = rest.find(".entry ") {
+        rest = &rest[at + ".entry ".len()..];
+        let Some(open) = rest.find('(') else { break };
+        let name = rest[..open].trim().to_string();
+        let Some(close) = rest[open..].find(')') else {
+            break;
+        };
+        let params = rest[open + 1..open + close]
+            .split(',')
+            .filter_map(|p| {
+                let mut words = p.split_whitespace();
+                (words.next()? == ".param").then_some(())?;
+                words
+                    .find(|w| {
+                        w.starts_with('.') && !w.starts_with(".align") && !w.starts_with(".ptr")
+                    })
+                    .map(str::to_string)
+            })
+            .collect();
+        out.push((name, params));
+        rest = &rest[open + close..];
+    }
+    out
+}
+
 fn check_op(nvrtc: &Nvrtc, op: OpKind, compute: &str, sm: Option<&str>) -> KernelCheck {
     let result = (|| -> std::result::Result<String, String> {
         let src = source(Target::Cuda, op);
@@ -230,6 +280,21 @@ mod tests {
         assert!(contract.contains("mul.rn.f32"), "{contract}");
         let default = ptx(&["--gpu-architecture=compute_80".to_string()]);
         assert!(forbidden_instruction(&default).is_some(), "{default}");
+    }
+
+    #[test]
+    fn ptx_entry_parameters_are_read() {
+        let ptx = ".visible .entry add(\n\t.param .u64 add_param_0,\n\t.param .u32 add_param_1,\n\t                   .param .f32 add_param_2\n)\n{\n}\n.visible .entry none(\n)\n{\n}\n";
+        assert_eq!(
+            ptx_entries(ptx),
+            vec![
+                (
+                    "add".to_string(),
+                    vec![".u64".into(), ".u32".into(), ".f32".into()]
+                ),
+                ("none".to_string(), vec![]),
+            ]
+        );
     }
 
     #[test]
