@@ -55,6 +55,9 @@ fi
 echo "== build"
 cargo build --release --workspace --all-targets
 
+echo "== lints"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+
 echo "== tests"
 cargo test --release --workspace 2>&1 | tee target/test-output.log
 

@@ -2,6 +2,8 @@
 //! reading their reference tensors.
 #![forbid(unsafe_code)]
 
+pub mod launch_recorder;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 

@@ -78,6 +78,35 @@ pub fn f32_denorm_mode(elf: &[u8], name: &str) -> Option<u32> {
     None
 }
 
+/// `NT_AMDGPU_METADATA`: the note holding the code object's metadata (MessagePack, code
+/// object v3 and later).
+const NT_AMDGPU_METADATA: u32 = 32;
+
+/// The description of the `AMDGPU` note of type `NT_AMDGPU_METADATA` in the code object `elf`
+/// (AMDGPU-Usage, "Code Object Metadata"), or `None` when it has none.
+pub fn amdgpu_metadata(elf: &[u8]) -> Option<&[u8]> {
+    let secs = sections(elf)?;
+    // SHT_NOTE = 7.
+    for note in secs.iter().filter(|s| s.kind == 7) {
+        let body = elf.get(note.offset..note.offset.checked_add(note.size)?)?;
+        let mut at = 0usize;
+        while at.checked_add(12)? <= body.len() {
+            let name_size = usize::try_from(u32_at(body, at)?).ok()?;
+            let desc_size = usize::try_from(u32_at(body, at + 4)?).ok()?;
+            let kind = u32_at(body, at + 8)?;
+            let name_at = at + 12;
+            let desc_at = name_at.checked_add(name_size.checked_next_multiple_of(4)?)?;
+            let name = body.get(name_at..name_at.checked_add(name_size)?)?;
+            let desc = body.get(desc_at..desc_at.checked_add(desc_size)?)?;
+            if kind == NT_AMDGPU_METADATA && name.strip_suffix(b"\0").unwrap_or(name) == b"AMDGPU" {
+                return Some(desc);
+            }
+            at = desc_at.checked_add(desc_size.checked_next_multiple_of(4)?)?;
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -85,5 +114,7 @@ mod tests {
         assert_eq!(super::f32_denorm_mode(b"", "k"), None);
         assert_eq!(super::f32_denorm_mode(b"\x7fELF\x02\x01", "k"), None);
         assert_eq!(super::f32_denorm_mode(&[0u8; 128], "k"), None);
+        assert_eq!(super::amdgpu_metadata(b""), None);
+        assert_eq!(super::amdgpu_metadata(&[0u8; 128]), None);
     }
 }

@@ -66,7 +66,8 @@ fn unavailable(reason: String) -> Error {
     }
 }
 
-fn load() -> Result<Hiprtc> {
+/// Opens hiprtc (`CONCORD_HIPRTC_PATH`, else the usual places), or says why it cannot.
+pub(crate) fn load() -> Result<Hiprtc> {
     let explicit = std::env::var_os(HIPRTC_PATH_ENV)
         .filter(|v| !v.is_empty())
         .map(PathBuf::from);
@@ -83,7 +84,7 @@ pub fn hiprtc_info() -> Result<String> {
 
 /// Whether `arch` looks like a gfx target name: `gfx` then hex digits, optionally followed
 /// by target features (`gfx90a:sramecc+:xnack-`).
-fn valid_arch(arch: &str) -> bool {
+pub(crate) fn valid_arch(arch: &str) -> bool {
     let mut parts = arch.split(':');
     let Some(name) = parts.next().and_then(|n| n.strip_prefix("gfx")) else {
         return false;
@@ -97,7 +98,7 @@ fn valid_arch(arch: &str) -> bool {
         })
 }
 
-fn check_arch(arch: &str) -> Result<()> {
+pub(crate) fn check_arch(arch: &str) -> Result<()> {
     if valid_arch(arch) {
         Ok(())
     } else {
@@ -114,7 +115,12 @@ fn check_arch(arch: &str) -> Result<()> {
 pub fn code_object(arch: &str, op: OpKind) -> Result<Vec<u8>> {
     check_arch(arch)?;
     let rtc = load()?;
-    compile_op(&rtc, op, arch)
+    compile_checked(&rtc, op, arch)
+}
+
+/// [`code_object`] with hiprtc already loaded and `arch` already checked.
+pub(crate) fn compile_checked(rtc: &Hiprtc, op: OpKind, arch: &str) -> Result<Vec<u8>> {
+    compile_op(rtc, op, arch)
         .map(|(code, _)| code)
         .map_err(|message| Error::Backend {
             backend: "rocm".into(),

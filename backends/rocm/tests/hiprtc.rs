@@ -1,4 +1,5 @@
-//! The ROCm backend's probe and the hiprtc compile check of every shared kernel program.
+//! The ROCm backend's probe, a smoke test of device execution where an AMD GPU is present,
+//! and the hiprtc compile check of every shared kernel program.
 //!
 //! hiprtc is opened at run time: where it cannot be loaded the compile tests print
 //! `SKIP rocm hiprtc: <reason>` and pass, unless `CONCORD_REQUIRE_HIPRTC=1` (CI machines that
@@ -7,7 +8,8 @@
 use std::path::Path;
 
 use concord_backend_rocm::{check_kernels_isolated_with, hiprtc_info, probe, KernelCheck};
-use concord_core::Error;
+use concord_core::{DType, Error};
+use concord_ops::{Add, Backend, Embedding, Op, TensorArg};
 
 /// The helper binary cargo built for these tests.
 const HELPER: &str = env!("CARGO_BIN_EXE_concord-hiprtc-check");
@@ -25,6 +27,12 @@ fn hiprtc_or_skip() -> Option<String> {
     }
 }
 
+/// Whether the ROCm kernel driver's device node exists: without it no HIP device can be
+/// opened, so `probe` must report the backend unavailable.
+fn kfd_present() -> bool {
+    Path::new("/dev/kfd").exists()
+}
+
 #[test]
 fn probe_reports_unavailable_without_panicking() {
     match probe() {
@@ -33,9 +41,89 @@ fn probe_reports_unavailable_without_panicking() {
             assert!(!reason.is_empty());
             println!("rocm probe: {reason}");
         }
-        Err(other) => panic!("unexpected error {other}"),
-        Ok(_) => panic!("device execution is not implemented; probe must not succeed"),
+        Err(other) => panic!("probe must fail only with Unavailable, not {other}"),
+        Ok(b) => {
+            assert!(kfd_present(), "probe succeeded without /dev/kfd");
+            assert_eq!(b.info().name, "rocm");
+            println!("rocm probe: {} ({})", b.info().device, b.info().driver);
+        }
     }
+}
+
+#[test]
+fn probe_without_an_amd_gpu_is_unavailable_with_a_reason() {
+    if kfd_present() {
+        println!("SKIP: /dev/kfd exists (an AMD GPU may be present)");
+        return;
+    }
+    let result = std::panic::catch_unwind(probe).expect("probe must not panic");
+    match result {
+        Err(Error::Unavailable { backend, reason }) => {
+            assert_eq!(backend, "rocm");
+            assert!(!reason.trim().is_empty());
+        }
+        Err(other) => panic!("expected Unavailable, got {other}"),
+        Ok(b) => panic!("probe succeeded without /dev/kfd: {}", b.info().device),
+    }
+}
+
+fn f32_bytes(values: &[f32]) -> Vec<u8> {
+    values.iter().flat_map(|v| v.to_ne_bytes()).collect()
+}
+
+/// Where a HIP device is present: `add` of two F32 rows gives the sums' bits, and an
+/// embedding id out of range is reported by the next read, as on every backend. Skipped (with
+/// the reason printed) where `probe` finds no device.
+#[test]
+fn device_smoke_test_where_a_gpu_is_present() {
+    let backend: std::sync::Arc<dyn Backend> = match probe() {
+        Ok(b) => b,
+        Err(e) => {
+            println!("SKIP rocm device: {e}");
+            return;
+        }
+    };
+    let n = 1000;
+    let a: Vec<f32> = (0..n).map(|i| i as f32 * 0.25 - 7.0).collect();
+    let b: Vec<f32> = (0..n).map(|i| 1.0 / (i as f32 + 1.0)).collect();
+    let ab = backend.upload(&f32_bytes(&a)).unwrap();
+    let bb = backend.upload(&f32_bytes(&b)).unwrap();
+    let out = backend.alloc(n * 4).unwrap();
+    let op: Op = Add { out: DType::F32 }.into();
+    backend
+        .run(
+            &op,
+            &[
+                TensorArg::new(&ab, DType::F32, [1, n]),
+                TensorArg::new(&bb, DType::F32, [1, n]),
+            ],
+            &[TensorArg::new(&out, DType::F32, [1, n])],
+        )
+        .unwrap();
+    let mut got = vec![0u8; n * 4];
+    backend.read(&out, 0, &mut got).unwrap();
+    let want: Vec<f32> = a.iter().zip(&b).map(|(x, y)| x + y).collect();
+    assert_eq!(got, f32_bytes(&want));
+
+    let ids = backend.upload(&7u32.to_ne_bytes()).unwrap();
+    let table = backend.upload(&f32_bytes(&[0.0; 4])).unwrap();
+    let row = backend.alloc(2 * 4).unwrap();
+    let op: Op = Embedding { out: DType::F32 }.into();
+    backend
+        .run(
+            &op,
+            &[
+                TensorArg::new(&ids, DType::U32, [1]),
+                TensorArg::new(&table, DType::F32, [2, 2]),
+            ],
+            &[TensorArg::new(&row, DType::F32, [1, 2])],
+        )
+        .unwrap();
+    let err = backend.synchronize().unwrap_err();
+    assert!(err.to_string().contains("id 7"), "{err}");
+    backend
+        .synchronize()
+        .expect("the status is cleared once reported");
 }
 
 #[test]

@@ -79,7 +79,7 @@ pub fn run(args: Args) -> Result<()> {
         writeln!(out).map_err(io)?;
         messages.push(ChatMessage::new(
             "assistant",
-            &tokenizer.decode(&reply, true),
+            tokenizer.decode(&reply, true),
         ));
     }
 }

@@ -22,21 +22,13 @@ use crate::rope_table::RopeTable;
 use crate::Precision;
 
 /// Options for loading a model.
+#[derive(Default)]
 pub struct LoadOptions {
     /// Compute precision; `None` means the checkpoint's native one (fp8 for FP8 checkpoints,
     /// bf16 otherwise).
     pub precision: Option<Precision>,
     /// Longest sequence the RoPE tables cover; `None` = max_position_embeddings.
     pub max_positions: Option<usize>,
-}
-
-impl Default for LoadOptions {
-    fn default() -> Self {
-        LoadOptions {
-            precision: None,
-            max_positions: None,
-        }
-    }
 }
 
 /// A loaded model, ready to run on its backend.
@@ -182,7 +174,7 @@ impl Model {
                 scale,
                 block,
             } => {
-                let q = self.exec.apply(Fp8ActQuant, &[x.clone()])?;
+                let q = self.exec.apply(Fp8ActQuant, std::slice::from_ref(x))?;
                 self.exec.apply1(
                     BlockFp8Matmul {
                         block: *block,

@@ -77,6 +77,8 @@ pub struct MoeWeights {
 }
 
 /// Feed-forward of one layer.
+// One per layer, built once at load: the variants' size difference costs nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Ffn {
     /// Dense SwiGLU MLP.
     Dense(MlpWeights),

@@ -1,0 +1,414 @@
+//! [`RocmBackend`]: one HIP device, its null stream as the in-order queue, the shared kernel
+//! sources compiled by hiprtc once per op kind (cached on disk), loaded as modules and cached.
+use std::any::Any;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use concord_core::{DType, Error, Result};
+use concord_kernels::code_cache::{cached_binary, CacheKey};
+use concord_kernels::host::{self, KernelArg, KernelDevice};
+use concord_kernels::{error_code, kernel_names, Target};
+use concord_ops::{
+    Backend, BackendInfo, Buffer, DeviceStorage, Op, OpKind, Prepared, Support, TensorArg,
+};
+
+use crate::arch;
+use crate::hiprtc::{self, compile_options};
+use crate::result::{CallError, DeviceMem, Hip, Hiprtc, LaunchError, Module};
+
+/// Picks the device: an index into HIP's devices; 0 when unset.
+pub const DEVICE_ENV: &str = "CONCORD_ROCM_DEVICE";
+
+/// Overrides the gfx target read from the device (`gfx90a`, `gfx1030:xnack-`, …).
+pub const ARCH_ENV: &str = "CONCORD_HIP_ARCH";
+
+/// Threads per block. The kernels use no shared memory or barriers and guard their index,
+/// so any block size computes the same bits; 256 is a multiple of both wavefront widths.
+const BLOCK: usize = 256;
+
+/// Distinguishes backend instances, so a buffer of one is never used by another.
+static NEXT_ID: AtomicUsize = AtomicUsize::new(1);
+
+/// The ROCm backend on one HIP device.
+pub struct RocmBackend {
+    id: usize,
+    info: BackendInfo,
+    hip: Arc<Hip>,
+    rtc: Hiprtc,
+    /// The HIP device ordinal; made current before every call into HIP.
+    ordinal: i32,
+    /// The target hiprtc compiles for: the device's gfx name without features (a code object
+    /// for `gfx90a` runs whatever the device's sramecc/xnack setting), or `CONCORD_HIP_ARCH`.
+    arch: String,
+    /// What the code cache keys on besides source, options and arch.
+    hiprtc_version: String,
+    driver_version: String,
+    /// `[code, value, limit, 0]` written by kernels that find a bad id or position.
+    status: DeviceMem,
+    programs: Mutex<HashMap<OpKind, Arc<Program>>>,
+}
+
+/// The kernels of one op's program: the loaded module.
+pub(crate) struct Program {
+    module: Module,
+}
+
+/// Device memory behind a [`Buffer`] of this backend.
+struct HipStorage {
+    owner: usize,
+    mem: DeviceMem,
+}
+
+impl DeviceStorage for HipStorage {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+    fn backend_name(&self) -> &'static str {
+        "rocm"
+    }
+}
+
+fn unavailable(reason: String) -> Error {
+    Error::Unavailable {
+        backend: "rocm".into(),
+        reason,
+    }
+}
+
+fn hip_error(e: impl std::fmt::Display) -> Error {
+    Error::Backend {
+        backend: "rocm".into(),
+        message: e.to_string(),
+    }
+}
+
+/// `HIP_VERSION`'s encoding (major·10⁷ + minor·10⁵ + patch) as `major.minor.patch`.
+fn version_text(v: i32) -> String {
+    if v >= 10_000_000 {
+        format!("{}.{}.{}", v / 10_000_000, (v / 100_000) % 100, v % 100_000)
+    } else {
+        v.to_string()
+    }
+}
+
+/// Loads HIP, initialises it and opens the device `CONCORD_ROCM_DEVICE` names (default 0).
+/// Every failure is [`Error::Unavailable`] with the reason.
+pub(crate) fn open_default() -> Result<RocmBackend> {
+    let hip = Arc::new(Hip::load().map_err(unavailable)?);
+    hip.init()
+        .map_err(|e| unavailable(format!("hipInit: {}", e.text)))?;
+    let count = match hip.device_count() {
+        Ok(n) if n > 0 => n,
+        Ok(_) => {
+            return Err(unavailable(format!(
+                "no HIP device (libamdhip64 at {})",
+                hip.path.display()
+            )))
+        }
+        Err(e) => return Err(unavailable(format!("no HIP device ({e})"))),
+    };
+    let ordinal = match std::env::var(DEVICE_ENV).ok().filter(|v| !v.is_empty()) {
+        None => 0,
+        Some(v) => match v.trim().parse::<i32>() {
+            Ok(i) if (0..count).contains(&i) => i,
+            _ => {
+                return Err(unavailable(format!(
+                    "{DEVICE_ENV}={v:?} is not a device index below {count}"
+                )))
+            }
+        },
+    };
+    open(hip, ordinal)
+}
+
+/// Opens device `ordinal` of an initialised HIP runtime.
+fn open(hip: Arc<Hip>, ordinal: i32) -> Result<RocmBackend> {
+    let call = |e: CallError| unavailable(format!("device {ordinal}: {e}"));
+    hip.set_device(ordinal).map_err(call)?;
+    let device = hip.device_name(ordinal).map_err(call)?;
+    let device = if device.is_empty() {
+        format!("HIP device {ordinal}")
+    } else {
+        device
+    };
+    let (arch, arch_full) = match std::env::var(ARCH_ENV).ok().filter(|v| !v.is_empty()) {
+        Some(a) => {
+            hiprtc::check_arch(&a).map_err(|e| unavailable(format!("{ARCH_ENV}={a:?}: {e}")))?;
+            (a.clone(), a)
+        }
+        None => {
+            let props = hip.device_properties(ordinal).map_err(call)?;
+            let full = arch::gcn_arch_name(&props).ok_or_else(|| {
+                unavailable(format!(
+                    "{device}: no gfx target name (gcnArchName) in hipGetDeviceProperties; \
+                     set {ARCH_ENV}"
+                ))
+            })?;
+            (arch::target_of(&full).to_string(), full)
+        }
+    };
+    let rtc = hiprtc::load()?;
+    let (major, minor) = rtc
+        .version()
+        .map_err(|e| unavailable(format!("{device}: {e}")))?;
+    let hiprtc_version = format!("{major}.{minor}");
+    let driver_version = hip
+        .driver_version()
+        .map(version_text)
+        .map_err(|e| unavailable(format!("{device}: {e}")))?;
+    let status = (|| -> std::result::Result<DeviceMem, CallError> {
+        let status = hip.malloc(ordinal, 16)?;
+        status.write(0, &[0u8; 16])?;
+        Ok(status)
+    })()
+    .map_err(|e| unavailable(format!("{device}: {e}")))?;
+    let backend = RocmBackend {
+        id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+        info: BackendInfo {
+            name: "rocm",
+            device: device.clone(),
+            driver: format!("HIP driver {driver_version}, hiprtc {hiprtc_version}, {arch_full}"),
+        },
+        hip,
+        rtc,
+        ordinal,
+        arch,
+        hiprtc_version,
+        driver_version,
+        status,
+        programs: Mutex::new(HashMap::new()),
+    };
+    // One program built and loaded now proves the compiler and the module loader work (and
+    // caches `add`).
+    backend
+        .compiled(OpKind::Add)
+        .map_err(|e| unavailable(format!("{device}: {e}")))?;
+    Ok(backend)
+}
+
+impl RocmBackend {
+    /// Makes this backend's device current on the calling thread.
+    fn on_device(&self) -> Result<()> {
+        self.hip.set_device(self.ordinal).map_err(hip_error)
+    }
+
+    /// The code object of `kind` for this device: from the disk cache, or compiled now.
+    fn code_object(&self, kind: OpKind) -> Result<Vec<u8>> {
+        let source = concord_kernels::source(Target::Hip, kind);
+        let options = compile_options(&self.arch).join(" ");
+        let inputs: [&[u8]; 4] = [
+            source.as_bytes(),
+            options.as_bytes(),
+            self.hiprtc_version.as_bytes(),
+            self.driver_version.as_bytes(),
+        ];
+        let key = CacheKey {
+            backend: "hip",
+            name: kind.name(),
+            arch: arch::target_of(&self.arch),
+            extension: "co",
+            inputs: &inputs,
+        };
+        let binary = cached_binary(&key, || {
+            hiprtc::compile_checked(&self.rtc, kind, &self.arch)
+        })?;
+        Ok(binary.bytes)
+    }
+
+    /// The program of `kind`, compiled and loaded on first use.
+    fn compiled(&self, kind: OpKind) -> Result<Arc<Program>> {
+        let mut programs = self.programs.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(p) = programs.get(&kind) {
+            return Ok(p.clone());
+        }
+        let code = self.code_object(kind)?;
+        self.on_device()?;
+        let module = self
+            .hip
+            .load_module(&code, kernel_names(kind))
+            .map_err(|e| hip_error(format!("{kind}: {e}")))?;
+        let program = Arc::new(Program { module });
+        programs.insert(kind, program.clone());
+        Ok(program)
+    }
+
+    /// The device memory of a buffer this backend allocated.
+    fn own_mem<'a>(&self, buffer: &'a Buffer) -> Result<&'a DeviceMem> {
+        match buffer.storage().as_any().downcast_ref::<HipStorage>() {
+            Some(s) if s.owner == self.id => Ok(&s.mem),
+            Some(_) => Err(Error::invalid(
+                "buffer allocated by another rocm backend instance",
+            )),
+            None => Err(Error::invalid(format!(
+                "buffer allocated by backend {} passed to the rocm backend",
+                buffer.storage().backend_name()
+            ))),
+        }
+    }
+
+    /// Reports (and clears) the first data-dependent error a kernel found since the last check.
+    fn check_status(&self) -> Result<()> {
+        let mut raw = [0u8; 16];
+        self.status.read(0, &mut raw).map_err(hip_error)?;
+        let word = |i: usize| {
+            u32::from_ne_bytes([raw[4 * i], raw[4 * i + 1], raw[4 * i + 2], raw[4 * i + 3]])
+        };
+        if word(0) == error_code::NONE {
+            return Ok(());
+        }
+        self.status.write(0, &[0u8; 16]).map_err(hip_error)?;
+        Err(Error::invalid(error_code::message(
+            word(0),
+            word(1),
+            word(2),
+        )))
+    }
+}
+
+/// The backend as the shared host code (`concord_kernels::host`) sees it.
+struct Launcher<'a>(&'a RocmBackend);
+
+impl KernelDevice for Launcher<'_> {
+    type Mem = DeviceMem;
+    type Program = Program;
+
+    fn mem<'a>(&self, buffer: &'a Buffer) -> Result<&'a DeviceMem> {
+        self.0.own_mem(buffer)
+    }
+
+    fn status(&self) -> &DeviceMem {
+        &self.0.status
+    }
+
+    /// Freed when the host code drops it, right after enqueuing its launches: hipFree
+    /// performs an implicit hipDeviceSynchronize, so those launches have finished by then.
+    fn scratch(&self, bytes: usize) -> Result<DeviceMem> {
+        self.0
+            .hip
+            .malloc(self.0.ordinal, bytes.max(4))
+            .map_err(hip_error)
+    }
+
+    fn run(
+        &self,
+        program: &Program,
+        name: &str,
+        items: usize,
+        args: &[KernelArg<'_, DeviceMem>],
+    ) -> Result<()> {
+        let f = program
+            .module
+            .function(name)
+            .ok_or_else(|| hip_error(format!("no kernel {name} in the program")))?;
+        let grid = u32::try_from(items.div_ceil(BLOCK)).map_err(|_| {
+            Error::unsupported(format!(
+                "kernel {name}: {items} work-items need more than 2^32 - 1 blocks of {BLOCK}"
+            ))
+        })?;
+        self.0
+            .hip
+            .launch(f, grid, BLOCK as u32, args)
+            .map_err(|e| match e {
+                LaunchError::Call(e) => hip_error(e),
+                LaunchError::Arguments(m) => hip_error(m),
+            })
+    }
+}
+
+impl Backend for RocmBackend {
+    fn info(&self) -> &BackendInfo {
+        &self.info
+    }
+
+    fn supports(&self, kind: OpKind, dtype: DType) -> Support {
+        let fp8_kind = matches!(
+            kind,
+            OpKind::BlockFp8Matmul | OpKind::MoeExperts | OpKind::Fp8ActQuant
+        );
+        match dtype {
+            DType::F32 | DType::BF16 => Support::Native,
+            DType::F8E4M3 if fp8_kind => Support::Native,
+            d => Support::Unsupported(format!("the rocm backend does not run {kind} with {d}")),
+        }
+    }
+
+    fn alloc(&self, bytes: usize) -> Result<Buffer> {
+        self.on_device()?;
+        let mem = self
+            .hip
+            .malloc(self.ordinal, bytes.max(4))
+            .map_err(hip_error)?;
+        Ok(Buffer::new(
+            bytes,
+            Box::new(HipStorage {
+                owner: self.id,
+                mem,
+            }),
+        ))
+    }
+
+    fn write(&self, dst: &Buffer, offset: usize, src: &[u8]) -> Result<()> {
+        check_range(dst, offset, src.len())?;
+        self.own_mem(dst)?.write(offset, src).map_err(hip_error)
+    }
+
+    fn read(&self, src: &Buffer, offset: usize, dst: &mut [u8]) -> Result<()> {
+        check_range(src, offset, dst.len())?;
+        self.own_mem(src)?.read(offset, dst).map_err(hip_error)?;
+        self.check_status()
+    }
+
+    fn prepare(&self, op: &Op) -> Result<Prepared> {
+        Ok(Prepared {
+            op: op.clone(),
+            workspace_bytes: 0,
+            state: self.compiled(op.kind())?,
+        })
+    }
+
+    fn launch(
+        &self,
+        prepared: &Prepared,
+        inputs: &[TensorArg],
+        outputs: &[TensorArg],
+    ) -> Result<()> {
+        let program = prepared
+            .state
+            .clone()
+            .downcast::<Program>()
+            .map_err(|_| Error::invalid("op prepared by another backend passed to rocm"))?;
+        let op = &prepared.op;
+        concord_ops::check_launch(op, inputs, outputs)?;
+        self.on_device()?;
+        host::launch(&Launcher(self), &*program, op, inputs, outputs)
+    }
+
+    fn synchronize(&self) -> Result<()> {
+        self.on_device()?;
+        self.hip.synchronize().map_err(hip_error)?;
+        self.check_status()
+    }
+}
+
+fn check_range(buffer: &Buffer, offset: usize, len: usize) -> Result<()> {
+    match offset.checked_add(len) {
+        Some(end) if end <= buffer.len() => Ok(()),
+        _ => Err(Error::invalid(format!(
+            "copy of {len} bytes at offset {offset} outside a buffer of {} bytes",
+            buffer.len()
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_read_as_major_minor_patch() {
+        assert_eq!(version_text(50_221_153), "5.2.21153");
+        assert_eq!(version_text(60_032_830), "6.0.32830");
+        assert_eq!(version_text(12_345), "12345");
+    }
+}
