@@ -26,6 +26,25 @@ pub enum Support {
     Unsupported(String),
 }
 
+impl Support {
+    /// What every backend that implements the whole catalogue runs: every op with F32 and
+    /// BF16, and the FP8 ops (`fp8_act_quant`, `block_fp8_matmul`, `moe_experts`) with
+    /// F8_E4M3 weights. `backend` names the backend in the reason for anything else.
+    pub fn of_catalogue(backend: &str, kind: OpKind, dtype: DType) -> Support {
+        let fp8_kind = matches!(
+            kind,
+            OpKind::BlockFp8Matmul | OpKind::MoeExperts | OpKind::Fp8ActQuant
+        );
+        match dtype {
+            DType::F32 | DType::BF16 => Support::Native,
+            DType::F8E4M3 if fp8_kind => Support::Native,
+            d => Support::Unsupported(format!(
+                "the {backend} backend does not run {kind} with {d}"
+            )),
+        }
+    }
+}
+
 /// An op made ready to launch on one backend (compiled program, chosen kernel, workspace size).
 ///
 /// Compile once at load time, launch many times. Backends put their compiled state in

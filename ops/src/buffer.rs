@@ -1,5 +1,7 @@
 use std::any::Any;
 
+use concord_core::{Error, Result};
+
 /// Backend-owned memory behind a [`Buffer`]. Dropping it frees the device memory.
 pub trait DeviceStorage: Any + Send + Sync {
     /// For the owning backend to recover its concrete type.
@@ -30,6 +32,17 @@ impl Buffer {
     /// The backend storage, to be downcast by the backend that made it.
     pub fn storage(&self) -> &dyn DeviceStorage {
         self.storage.as_ref()
+    }
+    /// `Ok` when `len` bytes at byte `offset` lie inside the buffer: the check every
+    /// backend's `write` and `read` make before copying.
+    pub fn check_range(&self, offset: usize, len: usize) -> Result<()> {
+        match offset.checked_add(len) {
+            Some(end) if end <= self.len => Ok(()),
+            _ => Err(Error::invalid(format!(
+                "copy of {len} bytes at offset {offset} outside a buffer of {} bytes",
+                self.len
+            ))),
+        }
     }
     /// Whether two buffers are the same allocation.
     pub fn same_as(&self, other: &Buffer) -> bool {

@@ -54,15 +54,7 @@ impl Backend for CpuBackend {
     }
 
     fn supports(&self, kind: OpKind, dtype: DType) -> Support {
-        let fp8_kind = matches!(
-            kind,
-            OpKind::BlockFp8Matmul | OpKind::MoeExperts | OpKind::Fp8ActQuant
-        );
-        match dtype {
-            DType::F32 | DType::BF16 => Support::Native,
-            DType::F8E4M3 if fp8_kind => Support::Native,
-            d => Support::Unsupported(format!("the cpu backend does not run {kind} with {d}")),
-        }
+        Support::of_catalogue("cpu", kind, dtype)
     }
 
     fn alloc(&self, bytes: usize) -> Result<Buffer> {

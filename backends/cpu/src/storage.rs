@@ -49,7 +49,7 @@ pub(crate) fn storage_of(buffer: &Buffer) -> Result<&CpuStorage> {
 
 /// Copies `src` into `buffer` at byte `offset`.
 pub(crate) fn write_bytes(buffer: &Buffer, offset: usize, src: &[u8]) -> Result<()> {
-    check_range(buffer, offset, src.len())?;
+    buffer.check_range(offset, src.len())?;
     let mut words = storage_of(buffer)?.words.write();
     let bytes: &mut [u8] = bytemuck::cast_slice_mut(words.as_mut_slice());
     bytes[offset..offset + src.len()].copy_from_slice(src);
@@ -58,21 +58,11 @@ pub(crate) fn write_bytes(buffer: &Buffer, offset: usize, src: &[u8]) -> Result<
 
 /// Copies bytes of `buffer` from byte `offset` into `dst`.
 pub(crate) fn read_bytes(buffer: &Buffer, offset: usize, dst: &mut [u8]) -> Result<()> {
-    check_range(buffer, offset, dst.len())?;
+    buffer.check_range(offset, dst.len())?;
     let words = storage_of(buffer)?.words.read();
     let bytes: &[u8] = bytemuck::cast_slice(words.as_slice());
     dst.copy_from_slice(&bytes[offset..offset + dst.len()]);
     Ok(())
-}
-
-fn check_range(buffer: &Buffer, offset: usize, len: usize) -> Result<()> {
-    match offset.checked_add(len) {
-        Some(end) if end <= buffer.len() => Ok(()),
-        _ => Err(Error::invalid(format!(
-            "copy of {len} bytes at offset {offset} outside a buffer of {} bytes",
-            buffer.len()
-        ))),
-    }
 }
 
 /// An input view: its bytes and descriptor.

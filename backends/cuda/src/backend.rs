@@ -12,8 +12,8 @@ use concord_ops::{
     Backend, BackendInfo, Buffer, DeviceStorage, Op, OpKind, Prepared, Support, TensorArg,
 };
 
-use crate::driver::{Device, DeviceMem, Module};
 use crate::program::{self, Toolchain};
+use crate::result::{Device, DeviceMem, Module};
 
 /// Distinguishes backend instances, so a buffer of one context is never used in another.
 static NEXT_ID: AtomicUsize = AtomicUsize::new(1);
@@ -112,18 +112,13 @@ impl CudaBackend {
     fn check_status(&self) -> Result<()> {
         let mut raw = [0u8; 16];
         self.device.read(&self.status, 0, &mut raw)?;
-        let word = |i: usize| {
-            u32::from_ne_bytes([raw[4 * i], raw[4 * i + 1], raw[4 * i + 2], raw[4 * i + 3]])
-        };
-        if word(0) == error_code::NONE {
-            return Ok(());
+        match error_code::status_error(&raw) {
+            None => Ok(()),
+            Some(e) => {
+                self.device.write(&self.status, 0, &[0u8; 16])?;
+                Err(e)
+            }
         }
-        self.device.write(&self.status, 0, &[0u8; 16])?;
-        Err(Error::invalid(error_code::message(
-            word(0),
-            word(1),
-            word(2),
-        )))
     }
 }
 
@@ -164,15 +159,7 @@ impl Backend for CudaBackend {
     }
 
     fn supports(&self, kind: OpKind, dtype: DType) -> Support {
-        let fp8_kind = matches!(
-            kind,
-            OpKind::BlockFp8Matmul | OpKind::MoeExperts | OpKind::Fp8ActQuant
-        );
-        match dtype {
-            DType::F32 | DType::BF16 => Support::Native,
-            DType::F8E4M3 if fp8_kind => Support::Native,
-            d => Support::Unsupported(format!("the cuda backend does not run {kind} with {d}")),
-        }
+        Support::of_catalogue("cuda", kind, dtype)
     }
 
     fn alloc(&self, bytes: usize) -> Result<Buffer> {
@@ -187,12 +174,12 @@ impl Backend for CudaBackend {
     }
 
     fn write(&self, dst: &Buffer, offset: usize, src: &[u8]) -> Result<()> {
-        check_range(dst, offset, src.len())?;
+        dst.check_range(offset, src.len())?;
         self.device.write(self.own_mem(dst)?, offset, src)
     }
 
     fn read(&self, src: &Buffer, offset: usize, dst: &mut [u8]) -> Result<()> {
-        check_range(src, offset, dst.len())?;
+        src.check_range(offset, dst.len())?;
         self.device.read(self.own_mem(src)?, offset, dst)?;
         self.check_status()
     }
@@ -224,15 +211,5 @@ impl Backend for CudaBackend {
     fn synchronize(&self) -> Result<()> {
         self.device.synchronize()?;
         self.check_status()
-    }
-}
-
-fn check_range(buffer: &Buffer, offset: usize, len: usize) -> Result<()> {
-    match offset.checked_add(len) {
-        Some(end) if end <= buffer.len() => Ok(()),
-        _ => Err(Error::invalid(format!(
-            "copy of {len} bytes at offset {offset} outside a buffer of {} bytes",
-            buffer.len()
-        ))),
     }
 }

@@ -15,14 +15,14 @@
 //! bit-identically to the CPU on PoCL in CI; the CUDA path itself (module loading, copies,
 //! launches) has not yet run on an NVIDIA GPU.
 //!
-//! All `unsafe` code lives in `sys` (libcuda version, libnvrtc) and `driver` (cudarc calls).
+//! All `unsafe` code lives in `sys` (libcuda version, libnvrtc) and `result` (cudarc calls).
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 mod backend;
-mod driver;
 mod nvrtc;
 mod program;
+mod result;
 mod sys;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};

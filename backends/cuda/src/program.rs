@@ -7,8 +7,8 @@ use concord_kernels::code_cache::{cached_binary, CacheKey};
 use concord_kernels::{kernel_names, source, Target};
 use concord_ops::OpKind;
 
-use crate::driver::{Device, Module};
 use crate::nvrtc::compile_options;
+use crate::result::{Device, Module};
 use crate::sys::{Compiled, Nvrtc};
 
 /// What decides a program's bytes besides its source and options.

@@ -2,7 +2,7 @@
 //! `unsafe` code. Nothing is linked at build time, so no CUDA toolkit is needed to build.
 //!
 //! - libcuda (the driver): only its version is asked here ([`driver_version`]), before the
-//!   cudarc bindings (`driver.rs`) load every symbol they know and panic on a missing one.
+//!   cudarc bindings (`result.rs`) load every symbol they know and panic on a missing one.
 //! - libnvrtc: the handful of functions a compile check needs, each wrapped so that it returns
 //!   `Result` with NVRTC's own error string, never panicking on a vendor error code.
 #![allow(unsafe_code)]

@@ -52,6 +52,16 @@ pub mod error_code {
     /// scatter_rows: `value` is a slot ≥ the destination's `limit` rows.
     pub const SCATTER_SLOT: u32 = 4;
 
+    /// The error the status words (16 bytes, `[code, value, limit, 0]` as native-endian
+    /// u32) report, if any. A backend reads them after its queue is drained and clears them
+    /// when this is `Some`.
+    pub fn status_error(raw: &[u8; 16]) -> Option<concord_core::Error> {
+        let word = |i: usize| {
+            u32::from_ne_bytes([raw[4 * i], raw[4 * i + 1], raw[4 * i + 2], raw[4 * i + 3]])
+        };
+        (word(0) != NONE).then(|| concord_core::Error::invalid(message(word(0), word(1), word(2))))
+    }
+
     /// The message for a status `[code, value, limit]`, worded as the CPU backend words it.
     pub fn message(code: u32, value: u32, limit: u32) -> String {
         match code {
@@ -181,6 +191,21 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn status_words_decode_to_the_cpu_backends_messages() {
+        assert!(error_code::status_error(&[0; 16]).is_none());
+        let mut raw = [0u8; 16];
+        raw[0..4].copy_from_slice(&error_code::EMBEDDING_ID.to_ne_bytes());
+        raw[4..8].copy_from_slice(&70u32.to_ne_bytes());
+        raw[8..12].copy_from_slice(&64u32.to_ne_bytes());
+        let e = error_code::status_error(&raw).expect("an error");
+        assert!(
+            e.to_string()
+                .contains("embedding: id 70 outside a table of 64 rows"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -198,18 +198,13 @@ impl OpenClBackend {
     fn check_status(&self) -> Result<()> {
         let mut raw = [0u8; 16];
         self.queue.read(&self.status, 0, &mut raw)?;
-        let word = |i: usize| {
-            u32::from_ne_bytes([raw[4 * i], raw[4 * i + 1], raw[4 * i + 2], raw[4 * i + 3]])
-        };
-        if word(0) == error_code::NONE {
-            return Ok(());
+        match error_code::status_error(&raw) {
+            None => Ok(()),
+            Some(e) => {
+                self.queue.write(&self.status, 0, &[0u8; 16])?;
+                Err(e)
+            }
         }
-        self.queue.write(&self.status, 0, &[0u8; 16])?;
-        Err(Error::invalid(error_code::message(
-            word(0),
-            word(1),
-            word(2),
-        )))
     }
 }
 
@@ -250,15 +245,7 @@ impl Backend for OpenClBackend {
     }
 
     fn supports(&self, kind: OpKind, dtype: DType) -> Support {
-        let fp8_kind = matches!(
-            kind,
-            OpKind::BlockFp8Matmul | OpKind::MoeExperts | OpKind::Fp8ActQuant
-        );
-        match dtype {
-            DType::F32 | DType::BF16 => Support::Native,
-            DType::F8E4M3 if fp8_kind => Support::Native,
-            d => Support::Unsupported(format!("the opencl backend does not run {kind} with {d}")),
-        }
+        Support::of_catalogue("opencl", kind, dtype)
     }
 
     fn alloc(&self, bytes: usize) -> Result<Buffer> {
@@ -273,12 +260,12 @@ impl Backend for OpenClBackend {
     }
 
     fn write(&self, dst: &Buffer, offset: usize, src: &[u8]) -> Result<()> {
-        check_range(dst, offset, src.len())?;
+        dst.check_range(offset, src.len())?;
         self.queue.write(self.own_mem(dst)?, offset, src)
     }
 
     fn read(&self, src: &Buffer, offset: usize, dst: &mut [u8]) -> Result<()> {
-        check_range(src, offset, dst.len())?;
+        src.check_range(offset, dst.len())?;
         self.queue.read(self.own_mem(src)?, offset, dst)?;
         self.check_status()
     }
@@ -310,16 +297,6 @@ impl Backend for OpenClBackend {
     fn synchronize(&self) -> Result<()> {
         self.queue.finish()?;
         self.check_status()
-    }
-}
-
-fn check_range(buffer: &Buffer, offset: usize, len: usize) -> Result<()> {
-    match offset.checked_add(len) {
-        Some(end) if end <= buffer.len() => Ok(()),
-        _ => Err(Error::invalid(format!(
-            "copy of {len} bytes at offset {offset} outside a buffer of {} bytes",
-            buffer.len()
-        ))),
     }
 }
 

@@ -251,18 +251,13 @@ impl RocmBackend {
     fn check_status(&self) -> Result<()> {
         let mut raw = [0u8; 16];
         self.status.read(0, &mut raw).map_err(hip_error)?;
-        let word = |i: usize| {
-            u32::from_ne_bytes([raw[4 * i], raw[4 * i + 1], raw[4 * i + 2], raw[4 * i + 3]])
-        };
-        if word(0) == error_code::NONE {
-            return Ok(());
+        match error_code::status_error(&raw) {
+            None => Ok(()),
+            Some(e) => {
+                self.status.write(0, &[0u8; 16]).map_err(hip_error)?;
+                Err(e)
+            }
         }
-        self.status.write(0, &[0u8; 16]).map_err(hip_error)?;
-        Err(Error::invalid(error_code::message(
-            word(0),
-            word(1),
-            word(2),
-        )))
     }
 }
 
@@ -322,15 +317,7 @@ impl Backend for RocmBackend {
     }
 
     fn supports(&self, kind: OpKind, dtype: DType) -> Support {
-        let fp8_kind = matches!(
-            kind,
-            OpKind::BlockFp8Matmul | OpKind::MoeExperts | OpKind::Fp8ActQuant
-        );
-        match dtype {
-            DType::F32 | DType::BF16 => Support::Native,
-            DType::F8E4M3 if fp8_kind => Support::Native,
-            d => Support::Unsupported(format!("the rocm backend does not run {kind} with {d}")),
-        }
+        Support::of_catalogue("rocm", kind, dtype)
     }
 
     fn alloc(&self, bytes: usize) -> Result<Buffer> {
@@ -349,12 +336,12 @@ impl Backend for RocmBackend {
     }
 
     fn write(&self, dst: &Buffer, offset: usize, src: &[u8]) -> Result<()> {
-        check_range(dst, offset, src.len())?;
+        dst.check_range(offset, src.len())?;
         self.own_mem(dst)?.write(offset, src).map_err(hip_error)
     }
 
     fn read(&self, src: &Buffer, offset: usize, dst: &mut [u8]) -> Result<()> {
-        check_range(src, offset, dst.len())?;
+        src.check_range(offset, dst.len())?;
         self.own_mem(src)?.read(offset, dst).map_err(hip_error)?;
         self.check_status()
     }
@@ -388,16 +375,6 @@ impl Backend for RocmBackend {
         self.on_device()?;
         self.hip.synchronize().map_err(hip_error)?;
         self.check_status()
-    }
-}
-
-fn check_range(buffer: &Buffer, offset: usize, len: usize) -> Result<()> {
-    match offset.checked_add(len) {
-        Some(end) if end <= buffer.len() => Ok(()),
-        _ => Err(Error::invalid(format!(
-            "copy of {len} bytes at offset {offset} outside a buffer of {} bytes",
-            buffer.len()
-        ))),
     }
 }
 
