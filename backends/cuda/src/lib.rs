@@ -31,7 +31,6 @@ use std::sync::Arc;
 use concord_core::{Error, Result};
 use concord_ops::Backend;
 
-pub use backend::CudaBackend;
 pub use nvrtc::{
     check_kernels, compile_options, kernel_signatures, nvrtc_info, KernelCheck, NVRTC_PATH_ENV,
 };
@@ -66,7 +65,7 @@ pub fn probe() -> Result<Arc<dyn Backend>> {
     };
     // cudarc panics on a driver symbol it cannot find; the version check above should rule
     // that out, and this turns any remaining case into a reason instead of a crash.
-    let opened = catch_unwind(AssertUnwindSafe(|| CudaBackend::open(ordinal, version)));
+    let opened = catch_unwind(AssertUnwindSafe(|| backend::open(ordinal, version)));
     match opened {
         Ok(Ok(backend)) => Ok(Arc::new(backend)),
         Ok(Err(Error::Unavailable { reason, .. })) => Err(unavailable(reason)),

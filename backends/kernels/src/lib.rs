@@ -17,6 +17,7 @@
 use concord_ops::OpKind;
 
 pub mod code_cache;
+pub mod device_backend;
 pub mod host;
 
 /// The dialect a program is assembled for.

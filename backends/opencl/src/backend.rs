@@ -1,17 +1,12 @@
-//! [`OpenClBackend`]: one device, one in-order queue, the shared kernel sources built once per
-//! op kind and cached.
-use std::any::Any;
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+//! The OpenCL runtime under the shared device backend (`concord_kernels::device_backend`):
+//! one device, one in-order queue, the shared kernel sources built once per op kind.
+use std::sync::Arc;
 
-use concord_core::{DType, Error, Result};
-use concord_kernels::{error_code, kernel_names, Target};
-use concord_ops::{
-    Backend, BackendInfo, Buffer, DeviceStorage, Op, OpKind, Prepared, Support, TensorArg,
-};
-
-use concord_kernels::host::{self, KernelArg, KernelDevice};
+use concord_core::{Error, Result};
+use concord_kernels::device_backend::{DeviceBackend, DeviceRuntime};
+use concord_kernels::host::KernelArg;
+use concord_kernels::{kernel_names, Target};
+use concord_ops::{Backend, BackendInfo, OpKind};
 
 use crate::sys::{self, KernelFn, Mem, Queue};
 
@@ -20,17 +15,12 @@ use crate::sys::{self, KernelFn, Mem, Queue};
 const BUILD_OPTIONS: &str =
     "-cl-std=CL1.2 -cl-fp32-correctly-rounded-divide-sqrt -cl-kernel-arg-info";
 
-/// Distinguishes backend instances, so a buffer of one context is never used in another.
-static NEXT_ID: AtomicUsize = AtomicUsize::new(1);
-
 /// The OpenCL backend on one device.
-pub struct OpenClBackend {
-    id: usize,
-    info: BackendInfo,
+type OpenClBackend = DeviceBackend<ClRuntime>;
+
+/// One device's context and in-order queue.
+pub(crate) struct ClRuntime {
     queue: Queue,
-    /// `[code, value, limit, 0]` written by kernels that find a bad id or position.
-    status: Mem,
-    programs: Mutex<HashMap<OpKind, Arc<Compiled>>>,
 }
 
 /// The kernels of one op's program.
@@ -51,18 +41,56 @@ impl Compiled {
     }
 }
 
-/// Device memory behind a [`Buffer`] of this backend.
-pub(crate) struct ClStorage {
-    owner: usize,
-    pub(crate) mem: Mem,
-}
+impl DeviceRuntime for ClRuntime {
+    type Mem = Mem;
+    type Program = Compiled;
 
-impl DeviceStorage for ClStorage {
-    fn as_any(&self) -> &dyn Any {
-        self
+    /// At least 4 bytes, as OpenCL refuses empty buffers.
+    fn alloc(&self, bytes: usize) -> Result<Mem> {
+        self.queue.alloc(bytes)
     }
-    fn backend_name(&self) -> &'static str {
-        "opencl"
+
+    fn write(&self, mem: &Mem, offset: usize, src: &[u8]) -> Result<()> {
+        self.queue.write(mem, offset, src)
+    }
+
+    fn read(&self, mem: &Mem, offset: usize, dst: &mut [u8]) -> Result<()> {
+        self.queue.read(mem, offset, dst)
+    }
+
+    fn compile(&self, kind: OpKind) -> Result<Compiled> {
+        let source = concord_kernels::source(Target::OpenCl, kind);
+        let program = self
+            .queue
+            .build(&source, BUILD_OPTIONS)
+            .map_err(|e| match e {
+                Error::Backend { backend, message } => Error::Backend {
+                    backend,
+                    message: format!("{kind}: {message}"),
+                },
+                other => other,
+            })?;
+        let kernels = kernel_names(kind)
+            .iter()
+            .map(|&n| Ok((n, self.queue.kernel(&program, n)?)))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Compiled { kernels })
+    }
+
+    /// OpenCL keeps a released buffer alive until the kernels using it have finished, so
+    /// scratch dropped after its launches are enqueued is safe.
+    fn run(
+        &self,
+        program: &Compiled,
+        name: &str,
+        items: usize,
+        args: &[KernelArg<'_, Mem>],
+    ) -> Result<()> {
+        self.queue.launch(program.kernel(name)?, items, args)
+    }
+
+    fn synchronize(&self) -> Result<()> {
+        self.queue.finish()
     }
 }
 
@@ -116,32 +144,17 @@ fn open() -> Result<OpenClBackend> {
                 ))
             })?,
     };
-    let setup = || -> Result<(Queue, Mem)> {
-        let queue = Queue::new(chosen.id)?;
-        let status = queue.alloc(16)?;
-        queue.write(&status, 0, &[0u8; 16])?;
-        Ok((queue, status))
+    let info = BackendInfo {
+        name: "opencl",
+        device: chosen.name.clone(),
+        driver: format!(
+            "{} ({}), driver {}",
+            chosen.platform_name, chosen.platform_version, chosen.driver_version
+        ),
     };
-    let (queue, status) = setup().map_err(|e| unavailable(format!("{}: {e}", chosen.name)))?;
-    let backend = OpenClBackend {
-        id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
-        info: BackendInfo {
-            name: "opencl",
-            device: chosen.name.clone(),
-            driver: format!(
-                "{} ({}), driver {}",
-                chosen.platform_name, chosen.platform_version, chosen.driver_version
-            ),
-        },
-        queue,
-        status,
-        programs: Mutex::new(HashMap::new()),
-    };
-    // One program built now proves the device's compiler works (and caches `add`).
-    backend
-        .compiled(OpKind::Add)
-        .map_err(|e| unavailable(format!("{}: {e}", chosen.name)))?;
-    Ok(backend)
+    let opened =
+        Queue::new(chosen.id).and_then(|queue| DeviceBackend::open(ClRuntime { queue }, info));
+    opened.map_err(|e| unavailable(format!("{}: {e}", chosen.name)))
 }
 
 fn list(devices: &[sys::DeviceDesc]) -> String {
@@ -153,153 +166,6 @@ fn list(devices: &[sys::DeviceDesc]) -> String {
     format!("[{}]", names.join(", "))
 }
 
-impl OpenClBackend {
-    /// The program of `kind`, built on first use.
-    fn compiled(&self, kind: OpKind) -> Result<Arc<Compiled>> {
-        let mut programs = self.programs.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(c) = programs.get(&kind) {
-            return Ok(c.clone());
-        }
-        let source = concord_kernels::source(Target::OpenCl, kind);
-        let program = self
-            .queue
-            .build(&source, BUILD_OPTIONS)
-            .map_err(|e| match e {
-                Error::Backend { backend, message } => Error::Backend {
-                    backend,
-                    message: format!("{kind}: {message}"),
-                },
-                other => other,
-            })?;
-        let kernels = kernel_names(kind)
-            .iter()
-            .map(|&n| Ok((n, self.queue.kernel(&program, n)?)))
-            .collect::<Result<Vec<_>>>()?;
-        let compiled = Arc::new(Compiled { kernels });
-        programs.insert(kind, compiled.clone());
-        Ok(compiled)
-    }
-
-    /// The device memory of a buffer this backend allocated.
-    fn own_mem<'a>(&self, buffer: &'a Buffer) -> Result<&'a Mem> {
-        match buffer.storage().as_any().downcast_ref::<ClStorage>() {
-            Some(s) if s.owner == self.id => Ok(&s.mem),
-            Some(_) => Err(Error::invalid(
-                "buffer allocated by another opencl backend instance (another context)",
-            )),
-            None => Err(Error::invalid(format!(
-                "buffer allocated by backend {} passed to the opencl backend",
-                buffer.storage().backend_name()
-            ))),
-        }
-    }
-
-    /// Reports (and clears) the first data-dependent error a kernel found since the last check.
-    fn check_status(&self) -> Result<()> {
-        let mut raw = [0u8; 16];
-        self.queue.read(&self.status, 0, &mut raw)?;
-        match error_code::status_error(&raw) {
-            None => Ok(()),
-            Some(e) => {
-                self.queue.write(&self.status, 0, &[0u8; 16])?;
-                Err(e)
-            }
-        }
-    }
-}
-
-/// The backend as the shared host code (`concord_kernels::host`) sees it.
-struct Launcher<'a>(&'a OpenClBackend);
-
-impl KernelDevice for Launcher<'_> {
-    type Mem = Mem;
-    type Program = Compiled;
-
-    fn mem<'a>(&self, buffer: &'a Buffer) -> Result<&'a Mem> {
-        self.0.own_mem(buffer)
-    }
-
-    fn status(&self) -> &Mem {
-        &self.0.status
-    }
-
-    /// OpenCL keeps a released buffer alive until the kernels using it have finished.
-    fn scratch(&self, bytes: usize) -> Result<Mem> {
-        self.0.queue.alloc(bytes)
-    }
-
-    fn run(
-        &self,
-        program: &Compiled,
-        name: &str,
-        items: usize,
-        args: &[KernelArg<'_, Mem>],
-    ) -> Result<()> {
-        self.0.queue.launch(program.kernel(name)?, items, args)
-    }
-}
-
-impl Backend for OpenClBackend {
-    fn info(&self) -> &BackendInfo {
-        &self.info
-    }
-
-    fn supports(&self, kind: OpKind, dtype: DType) -> Support {
-        Support::of_catalogue("opencl", kind, dtype)
-    }
-
-    fn alloc(&self, bytes: usize) -> Result<Buffer> {
-        let mem = self.queue.alloc(bytes)?;
-        Ok(Buffer::new(
-            bytes,
-            Box::new(ClStorage {
-                owner: self.id,
-                mem,
-            }),
-        ))
-    }
-
-    fn write(&self, dst: &Buffer, offset: usize, src: &[u8]) -> Result<()> {
-        dst.check_range(offset, src.len())?;
-        self.queue.write(self.own_mem(dst)?, offset, src)
-    }
-
-    fn read(&self, src: &Buffer, offset: usize, dst: &mut [u8]) -> Result<()> {
-        src.check_range(offset, dst.len())?;
-        self.queue.read(self.own_mem(src)?, offset, dst)?;
-        self.check_status()
-    }
-
-    fn prepare(&self, op: &Op) -> Result<Prepared> {
-        Ok(Prepared {
-            op: op.clone(),
-            workspace_bytes: 0,
-            state: self.compiled(op.kind())?,
-        })
-    }
-
-    fn launch(
-        &self,
-        prepared: &Prepared,
-        inputs: &[TensorArg],
-        outputs: &[TensorArg],
-    ) -> Result<()> {
-        let compiled = prepared
-            .state
-            .clone()
-            .downcast::<Compiled>()
-            .map_err(|_| Error::invalid("op prepared by another backend passed to opencl"))?;
-        let op = &prepared.op;
-        concord_ops::check_launch(op, inputs, outputs)?;
-        host::launch(&Launcher(self), &*compiled, op, inputs, outputs)
-    }
-
-    fn synchronize(&self) -> Result<()> {
-        self.queue.finish()?;
-        self.check_status()
-    }
-}
-
 /// Builds every op's program on the device `probe` would pick: one entry per op, `Err` holding
 /// the build log. Fails only when no device is available.
 pub fn check_kernels() -> Result<Vec<(OpKind, std::result::Result<(), String>)>> {
@@ -309,7 +175,7 @@ pub fn check_kernels() -> Result<Vec<(OpKind, std::result::Result<(), String>)>>
         .map(|&op| {
             (
                 op,
-                backend.compiled(op).map(|_| ()).map_err(|e| e.to_string()),
+                backend.program(op).map(|_| ()).map_err(|e| e.to_string()),
             )
         })
         .collect())

@@ -14,4 +14,4 @@
 mod backend;
 mod sys;
 
-pub use backend::{check_kernels, probe, OpenClBackend};
+pub use backend::{check_kernels, probe};

@@ -1,17 +1,14 @@
-//! [`RocmBackend`]: one HIP device, its null stream as the in-order queue, the shared kernel
-//! sources compiled by hiprtc once per op kind (cached on disk), loaded as modules and cached.
-use std::any::Any;
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+//! The HIP runtime under the shared device backend (`concord_kernels::device_backend`): one
+//! HIP device, its null stream as the in-order queue, the shared kernel sources compiled by
+//! hiprtc once per op kind (cached on disk) and loaded as modules.
+use std::sync::Arc;
 
-use concord_core::{DType, Error, Result};
+use concord_core::{Error, Result};
 use concord_kernels::code_cache::{cached_binary, CacheKey};
-use concord_kernels::host::{self, KernelArg, KernelDevice};
-use concord_kernels::{error_code, kernel_names, Target};
-use concord_ops::{
-    Backend, BackendInfo, Buffer, DeviceStorage, Op, OpKind, Prepared, Support, TensorArg,
-};
+use concord_kernels::device_backend::{DeviceBackend, DeviceRuntime};
+use concord_kernels::host::KernelArg;
+use concord_kernels::{kernel_names, Target};
+use concord_ops::{BackendInfo, OpKind};
 
 use crate::arch;
 use crate::hiprtc::{self, compile_options};
@@ -27,13 +24,11 @@ pub const ARCH_ENV: &str = "CONCORD_HIP_ARCH";
 /// so any block size computes the same bits; 256 is a multiple of both wavefront widths.
 const BLOCK: usize = 256;
 
-/// Distinguishes backend instances, so a buffer of one is never used by another.
-static NEXT_ID: AtomicUsize = AtomicUsize::new(1);
-
 /// The ROCm backend on one HIP device.
-pub struct RocmBackend {
-    id: usize,
-    info: BackendInfo,
+pub(crate) type RocmBackend = DeviceBackend<HipRuntime>;
+
+/// One HIP device and what compiling for it needs.
+pub(crate) struct HipRuntime {
     hip: Arc<Hip>,
     rtc: Hiprtc,
     /// The HIP device ordinal; made current before every call into HIP.
@@ -44,29 +39,6 @@ pub struct RocmBackend {
     /// What the code cache keys on besides source, options and arch.
     hiprtc_version: String,
     driver_version: String,
-    /// `[code, value, limit, 0]` written by kernels that find a bad id or position.
-    status: DeviceMem,
-    programs: Mutex<HashMap<OpKind, Arc<Program>>>,
-}
-
-/// The kernels of one op's program: the loaded module.
-pub(crate) struct Program {
-    module: Module,
-}
-
-/// Device memory behind a [`Buffer`] of this backend.
-struct HipStorage {
-    owner: usize,
-    mem: DeviceMem,
-}
-
-impl DeviceStorage for HipStorage {
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-    fn backend_name(&self) -> &'static str {
-        "rocm"
-    }
 }
 
 fn unavailable(reason: String) -> Error {
@@ -157,38 +129,24 @@ fn open(hip: Arc<Hip>, ordinal: i32) -> Result<RocmBackend> {
         .driver_version()
         .map(version_text)
         .map_err(|e| unavailable(format!("{device}: {e}")))?;
-    let status = (|| -> std::result::Result<DeviceMem, CallError> {
-        let status = hip.malloc(ordinal, 16)?;
-        status.write(0, &[0u8; 16])?;
-        Ok(status)
-    })()
-    .map_err(|e| unavailable(format!("{device}: {e}")))?;
-    let backend = RocmBackend {
-        id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
-        info: BackendInfo {
-            name: "rocm",
-            device: device.clone(),
-            driver: format!("HIP driver {driver_version}, hiprtc {hiprtc_version}, {arch_full}"),
-        },
+    let info = BackendInfo {
+        name: "rocm",
+        device: device.clone(),
+        driver: format!("HIP driver {driver_version}, hiprtc {hiprtc_version}, {arch_full}"),
+    };
+    let runtime = HipRuntime {
         hip,
         rtc,
         ordinal,
         arch,
         hiprtc_version,
         driver_version,
-        status,
-        programs: Mutex::new(HashMap::new()),
     };
-    // One program built and loaded now proves the compiler and the module loader work (and
-    // caches `add`).
-    backend
-        .compiled(OpKind::Add)
-        .map_err(|e| unavailable(format!("{device}: {e}")))?;
-    Ok(backend)
+    DeviceBackend::open(runtime, info).map_err(|e| unavailable(format!("{device}: {e}")))
 }
 
-impl RocmBackend {
-    /// Makes this backend's device current on the calling thread.
+impl HipRuntime {
+    /// Makes this runtime's device current on the calling thread.
     fn on_device(&self) -> Result<()> {
         self.hip.set_device(self.ordinal).map_err(hip_error)
     }
@@ -215,85 +173,45 @@ impl RocmBackend {
         })?;
         Ok(binary.bytes)
     }
-
-    /// The program of `kind`, compiled and loaded on first use.
-    fn compiled(&self, kind: OpKind) -> Result<Arc<Program>> {
-        let mut programs = self.programs.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(p) = programs.get(&kind) {
-            return Ok(p.clone());
-        }
-        let code = self.code_object(kind)?;
-        self.on_device()?;
-        let module = self
-            .hip
-            .load_module(&code, kernel_names(kind))
-            .map_err(|e| hip_error(format!("{kind}: {e}")))?;
-        let program = Arc::new(Program { module });
-        programs.insert(kind, program.clone());
-        Ok(program)
-    }
-
-    /// The device memory of a buffer this backend allocated.
-    fn own_mem<'a>(&self, buffer: &'a Buffer) -> Result<&'a DeviceMem> {
-        match buffer.storage().as_any().downcast_ref::<HipStorage>() {
-            Some(s) if s.owner == self.id => Ok(&s.mem),
-            Some(_) => Err(Error::invalid(
-                "buffer allocated by another rocm backend instance",
-            )),
-            None => Err(Error::invalid(format!(
-                "buffer allocated by backend {} passed to the rocm backend",
-                buffer.storage().backend_name()
-            ))),
-        }
-    }
-
-    /// Reports (and clears) the first data-dependent error a kernel found since the last check.
-    fn check_status(&self) -> Result<()> {
-        let mut raw = [0u8; 16];
-        self.status.read(0, &mut raw).map_err(hip_error)?;
-        match error_code::status_error(&raw) {
-            None => Ok(()),
-            Some(e) => {
-                self.status.write(0, &[0u8; 16]).map_err(hip_error)?;
-                Err(e)
-            }
-        }
-    }
 }
 
-/// The backend as the shared host code (`concord_kernels::host`) sees it.
-struct Launcher<'a>(&'a RocmBackend);
-
-impl KernelDevice for Launcher<'_> {
+impl DeviceRuntime for HipRuntime {
     type Mem = DeviceMem;
-    type Program = Program;
+    type Program = Module;
 
-    fn mem<'a>(&self, buffer: &'a Buffer) -> Result<&'a DeviceMem> {
-        self.0.own_mem(buffer)
-    }
-
-    fn status(&self) -> &DeviceMem {
-        &self.0.status
-    }
-
-    /// Freed when the host code drops it, right after enqueuing its launches: hipFree
-    /// performs an implicit hipDeviceSynchronize, so those launches have finished by then.
-    fn scratch(&self, bytes: usize) -> Result<DeviceMem> {
-        self.0
-            .hip
-            .malloc(self.0.ordinal, bytes.max(4))
+    fn alloc(&self, bytes: usize) -> Result<DeviceMem> {
+        self.on_device()?;
+        self.hip
+            .malloc(self.ordinal, bytes.max(4))
             .map_err(hip_error)
     }
 
+    fn write(&self, mem: &DeviceMem, offset: usize, src: &[u8]) -> Result<()> {
+        mem.write(offset, src).map_err(hip_error)
+    }
+
+    fn read(&self, mem: &DeviceMem, offset: usize, dst: &mut [u8]) -> Result<()> {
+        mem.read(offset, dst).map_err(hip_error)
+    }
+
+    fn compile(&self, kind: OpKind) -> Result<Module> {
+        let code = self.code_object(kind)?;
+        self.on_device()?;
+        self.hip
+            .load_module(&code, kernel_names(kind))
+            .map_err(|e| hip_error(format!("{kind}: {e}")))
+    }
+
+    /// Scratch is freed when the host code drops it, right after enqueuing its launches:
+    /// hipFree performs an implicit hipDeviceSynchronize, so those launches have finished.
     fn run(
         &self,
-        program: &Program,
+        program: &Module,
         name: &str,
         items: usize,
         args: &[KernelArg<'_, DeviceMem>],
     ) -> Result<()> {
         let f = program
-            .module
             .function(name)
             .ok_or_else(|| hip_error(format!("no kernel {name} in the program")))?;
         let grid = u32::try_from(items.div_ceil(BLOCK)).map_err(|_| {
@@ -301,80 +219,18 @@ impl KernelDevice for Launcher<'_> {
                 "kernel {name}: {items} work-items need more than 2^32 - 1 blocks of {BLOCK}"
             ))
         })?;
-        self.0
-            .hip
+        self.on_device()?;
+        self.hip
             .launch(f, grid, BLOCK as u32, args)
             .map_err(|e| match e {
                 LaunchError::Call(e) => hip_error(e),
                 LaunchError::Arguments(m) => hip_error(m),
             })
     }
-}
-
-impl Backend for RocmBackend {
-    fn info(&self) -> &BackendInfo {
-        &self.info
-    }
-
-    fn supports(&self, kind: OpKind, dtype: DType) -> Support {
-        Support::of_catalogue("rocm", kind, dtype)
-    }
-
-    fn alloc(&self, bytes: usize) -> Result<Buffer> {
-        self.on_device()?;
-        let mem = self
-            .hip
-            .malloc(self.ordinal, bytes.max(4))
-            .map_err(hip_error)?;
-        Ok(Buffer::new(
-            bytes,
-            Box::new(HipStorage {
-                owner: self.id,
-                mem,
-            }),
-        ))
-    }
-
-    fn write(&self, dst: &Buffer, offset: usize, src: &[u8]) -> Result<()> {
-        dst.check_range(offset, src.len())?;
-        self.own_mem(dst)?.write(offset, src).map_err(hip_error)
-    }
-
-    fn read(&self, src: &Buffer, offset: usize, dst: &mut [u8]) -> Result<()> {
-        src.check_range(offset, dst.len())?;
-        self.own_mem(src)?.read(offset, dst).map_err(hip_error)?;
-        self.check_status()
-    }
-
-    fn prepare(&self, op: &Op) -> Result<Prepared> {
-        Ok(Prepared {
-            op: op.clone(),
-            workspace_bytes: 0,
-            state: self.compiled(op.kind())?,
-        })
-    }
-
-    fn launch(
-        &self,
-        prepared: &Prepared,
-        inputs: &[TensorArg],
-        outputs: &[TensorArg],
-    ) -> Result<()> {
-        let program = prepared
-            .state
-            .clone()
-            .downcast::<Program>()
-            .map_err(|_| Error::invalid("op prepared by another backend passed to rocm"))?;
-        let op = &prepared.op;
-        concord_ops::check_launch(op, inputs, outputs)?;
-        self.on_device()?;
-        host::launch(&Launcher(self), &*program, op, inputs, outputs)
-    }
 
     fn synchronize(&self) -> Result<()> {
         self.on_device()?;
-        self.hip.synchronize().map_err(hip_error)?;
-        self.check_status()
+        self.hip.synchronize().map_err(hip_error)
     }
 }
 

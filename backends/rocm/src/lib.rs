@@ -37,7 +37,7 @@ use std::sync::Arc;
 use concord_core::{Error, Result};
 use concord_ops::Backend;
 
-pub use backend::{RocmBackend, ARCH_ENV, DEVICE_ENV};
+pub use backend::{ARCH_ENV, DEVICE_ENV};
 pub use hiprtc::{
     check_kernels, check_kernels_isolated, check_kernels_isolated_with, check_kernels_streaming,
     code_object, compile_options, helper_binary, helper_protocol, hiprtc_info, KernelCheck,
