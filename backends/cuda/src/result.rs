@@ -88,7 +88,10 @@ impl Device {
             .map_err(|e| cuda_error("cuMemAlloc", e))
     }
 
-    /// Copies `src` into `mem` at byte `offset` and waits until it has landed.
+    /// Copies `src` into `mem` at byte `offset`, in stream order. No wait: from pageable host
+    /// memory, cuMemcpyHtoDAsync returns only once `src` has been copied to staging memory
+    /// (CUDA driver API, "API synchronization behavior"), so `src` may be reused at once, and
+    /// per-step uploads (ids, positions) cost no host synchronisation.
     pub(crate) fn write(&self, mem: &DeviceMem, offset: usize, src: &[u8]) -> Result<()> {
         check_range(mem, offset, src.len())?;
         if src.is_empty() {
@@ -96,12 +99,11 @@ impl Device {
         }
         let (base, _record) = mem.device_ptr(&self.stream);
         // SAFETY: [offset, offset + len) lies inside the allocation (checked above); `src`
-        // is a live slice and the stream is synchronised before it is released.
+        // is a live pageable slice, read completely before the call returns (see above).
         unsafe {
             result::memcpy_htod_async(base + offset as u64, src, self.stream.cu_stream())
-                .map_err(|e| cuda_error("cuMemcpyHtoDAsync", e))?;
+                .map_err(|e| cuda_error("cuMemcpyHtoDAsync", e))
         }
-        self.synchronize()
     }
 
     /// Copies bytes at `offset` of `mem` into `dst` after all enqueued work, waiting for it.

@@ -78,6 +78,10 @@ fn f32_bytes(values: &[f32]) -> Vec<u8> {
 fn device_smoke_test_where_a_gpu_is_present() {
     let backend: std::sync::Arc<dyn Backend> = match probe() {
         Ok(b) => b,
+        // With /dev/kfd a GPU is there to run on: failing to open it is a failure, not a skip.
+        Err(e) if kfd_present() => {
+            panic!("/dev/kfd exists but the rocm backend is unavailable: {e}")
+        }
         Err(e) => {
             println!("SKIP rocm device: {e}");
             return;
