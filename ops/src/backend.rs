@@ -4,7 +4,7 @@ use std::sync::Arc;
 use concord_core::{DType, Result};
 use serde::Serialize;
 
-use crate::{Buffer, Op, OpKind, TensorArg};
+use crate::{Buffer, KernelMode, Op, OpKind, TensorArg};
 
 /// What a backend says about itself, for logs and conformance reports.
 #[derive(Debug, Clone, Serialize)]
@@ -15,6 +15,9 @@ pub struct BackendInfo {
     pub device: String,
     /// Driver / runtime / library versions, free text.
     pub driver: String,
+    /// The kernels it runs: `exact` everywhere; `fast` only where the backend has a fast
+    /// path and was opened for it.
+    pub mode: KernelMode,
 }
 
 /// Whether a backend runs an op kind with a given weight/activation dtype.

@@ -11,6 +11,7 @@ mod backend;
 mod buffer;
 pub mod catalogue;
 mod launch_check;
+mod mode;
 mod op;
 mod tensor;
 
@@ -18,5 +19,6 @@ pub use backend::{Backend, BackendInfo, Prepared, Support};
 pub use buffer::{Buffer, DeviceStorage};
 pub use catalogue::*;
 pub use launch_check::check_launch;
+pub use mode::KernelMode;
 pub use op::{Op, OpKind};
 pub use tensor::{TensorArg, TensorDesc};

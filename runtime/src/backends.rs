@@ -4,18 +4,24 @@
 use std::sync::Arc;
 
 use concord_core::{Error, Result};
-use concord_ops::Backend;
+use concord_ops::{Backend, KernelMode};
 
 /// Every backend Concord knows, in report order.
 pub const BACKEND_NAMES: &[&str] = &["cpu", "opencl", "cuda", "rocm", "ascend"];
 
-/// Opens the backend called `name`.
+/// Opens the backend called `name` in exact mode.
 pub fn open_backend(name: &str) -> Result<Arc<dyn Backend>> {
+    open_backend_mode(name, KernelMode::Exact)
+}
+
+/// Opens the backend called `name` for kernels of `mode`. A backend without a fast path
+/// (cpu, ascend) opens in exact mode whatever `mode` asks; `info().mode` says which it runs.
+pub fn open_backend_mode(name: &str, mode: KernelMode) -> Result<Arc<dyn Backend>> {
     match name {
         "cpu" => concord_backend_cpu::probe(),
-        "opencl" => concord_backend_opencl::probe(),
-        "cuda" => concord_backend_cuda::probe(),
-        "rocm" => concord_backend_rocm::probe(),
+        "opencl" => concord_backend_opencl::probe_mode(mode),
+        "cuda" => concord_backend_cuda::probe_mode(mode),
+        "rocm" => concord_backend_rocm::probe_mode(mode),
         "ascend" => concord_backend_ascend::probe(),
         other => Err(Error::invalid(format!(
             "unknown backend '{other}' (known: {})",

@@ -13,7 +13,7 @@ mod precision;
 mod rope_table;
 pub mod text;
 
-pub use backends::{open_backend, BACKEND_NAMES};
+pub use backends::{open_backend, open_backend_mode, BACKEND_NAMES};
 pub use exec::{DeviceTensor, Executor};
 pub use generate::{GenerateParams, Generation};
 pub use host_convert::{quantize_block_fp8, BlockFp8};

@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 
 use concord_core::Result;
-use concord_kernels::host::{self, KernelArg, KernelDevice};
-use concord_ops::{Buffer, DeviceStorage, TensorArg};
+use concord_kernels::host::{self, KernelArg, KernelDevice, Work};
+use concord_ops::{Buffer, DeviceStorage, KernelMode, TensorArg};
 
 /// What one launch argument is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -55,7 +55,7 @@ impl KernelDevice for Recorder {
     fn scratch(&self, _bytes: usize) -> Result<()> {
         Ok(())
     }
-    fn run(&self, _: &(), name: &str, _items: usize, args: &[KernelArg<'_, ()>]) -> Result<()> {
+    fn run(&self, _: &(), name: &str, _work: Work, args: &[KernelArg<'_, ()>]) -> Result<()> {
         let kinds = args
             .iter()
             .map(|a| match a {
@@ -73,8 +73,8 @@ impl KernelDevice for Recorder {
     }
 }
 
-/// Runs the host side of every conformance op case against a recording device. Returns the
-/// launches by op and the number of cases.
+/// Runs the host side of every conformance op case, in exact and in fast mode, against a
+/// recording device. Returns the launches by op and the number of cases.
 pub fn launches_of_conformance_cases() -> (LaunchesByOp, usize) {
     let recorder = Recorder::default();
     let mut by_op = LaunchesByOp::new();
@@ -102,8 +102,11 @@ pub fn launches_of_conformance_cases() -> (LaunchesByOp, usize) {
         let (ins, outs) = views.split_at(case.inputs.len());
         concord_ops::check_launch(&case.op, ins, outs)
             .unwrap_or_else(|e| panic!("{}: {e}", case.name));
-        host::launch(&recorder, &(), &case.op, ins, outs)
-            .unwrap_or_else(|e| panic!("{}: {e}", case.name));
+        for mode in [KernelMode::Exact, KernelMode::Fast] {
+            let mode = concord_kernels::program_mode(case.op.kind(), mode);
+            host::launch(&recorder, &(), &case.op, mode, ins, outs)
+                .unwrap_or_else(|e| panic!("{} ({mode}): {e}", case.name));
+        }
         let launched =
             std::mem::take(&mut *recorder.launches.lock().unwrap_or_else(|e| e.into_inner()));
         by_op

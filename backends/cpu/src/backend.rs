@@ -3,7 +3,9 @@
 use std::sync::Arc;
 
 use concord_core::{DType, Result};
-use concord_ops::{Backend, BackendInfo, Buffer, Op, OpKind, Prepared, Support, TensorArg};
+use concord_ops::{
+    Backend, BackendInfo, Buffer, KernelMode, Op, OpKind, Prepared, Support, TensorArg,
+};
 
 use crate::ops;
 use crate::storage::{read_bytes, with_views, write_bytes, CpuStorage};
@@ -23,6 +25,7 @@ impl CpuBackend {
                 name: "cpu",
                 device: format!("{model} ({threads} threads)"),
                 driver: format!("concord-backend-cpu {}", env!("CARGO_PKG_VERSION")),
+                mode: KernelMode::Exact,
             },
         }
     }

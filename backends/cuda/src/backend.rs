@@ -3,8 +3,9 @@
 //! cached on disk and loaded once.
 use concord_core::{Error, Result};
 use concord_kernels::device_backend::{DeviceBackend, DeviceRuntime};
-use concord_kernels::host::KernelArg;
-use concord_ops::{BackendInfo, OpKind};
+use concord_kernels::host::{KernelArg, Work};
+use concord_kernels::Program;
+use concord_ops::{BackendInfo, KernelMode};
 
 use crate::program::{self, Toolchain};
 use crate::result::{Device, DeviceMem, Module};
@@ -19,7 +20,7 @@ pub(crate) struct CudaRuntime {
 }
 
 /// Opens device `ordinal` with NVRTC loaded; `driver_version` is cuDriverGetVersion's.
-pub(crate) fn open(ordinal: usize, driver_version: i32) -> Result<CudaBackend> {
+pub(crate) fn open(ordinal: usize, driver_version: i32, mode: KernelMode) -> Result<CudaBackend> {
     let nvrtc = crate::nvrtc::load()?;
     let (major, minor) = nvrtc.version().map_err(|reason| Error::Unavailable {
         backend: "cuda".into(),
@@ -37,6 +38,7 @@ pub(crate) fn open(ordinal: usize, driver_version: i32) -> Result<CudaBackend> {
             (driver_version % 1000) / 10,
             nvrtc.path.display()
         ),
+        mode,
     };
     let tools = Toolchain {
         nvrtc,
@@ -63,8 +65,8 @@ impl DeviceRuntime for CudaRuntime {
         self.device.read(mem, offset, dst)
     }
 
-    fn compile(&self, kind: OpKind) -> Result<Module> {
-        program::load(&self.device, &self.tools, kind)
+    fn compile(&self, program: Program) -> Result<Module> {
+        program::load(&self.device, &self.tools, program)
     }
 
     /// cudarc frees a dropped allocation in stream order, after the launches using it, so
@@ -73,10 +75,10 @@ impl DeviceRuntime for CudaRuntime {
         &self,
         program: &Module,
         name: &str,
-        items: usize,
+        work: Work,
         args: &[KernelArg<'_, DeviceMem>],
     ) -> Result<()> {
-        self.device.launch(program.function(name)?, items, args)
+        self.device.launch(program.function(name)?, work, args)
     }
 
     fn synchronize(&self) -> Result<()> {

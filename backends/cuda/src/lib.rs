@@ -29,7 +29,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
 use concord_core::{Error, Result};
-use concord_ops::Backend;
+use concord_ops::{Backend, KernelMode};
 
 pub use nvrtc::{
     check_kernels, compile_options, kernel_signatures, nvrtc_info, KernelCheck, NVRTC_PATH_ENV,
@@ -43,8 +43,14 @@ pub const DEVICE_ENV: &str = "CONCORD_CUDA_DEVICE";
 
 /// Opens the CUDA backend on the device `CONCORD_CUDA_DEVICE` names (default 0), or says why
 /// it cannot run here: no driver library, a driver older than CUDA 12.2, no device, no NVRTC,
-/// or a failure to compile or load the kernels. Never panics.
+/// or a failure to compile or load the kernels. Never panics. Exact mode.
 pub fn probe() -> Result<Arc<dyn Backend>> {
+    probe_mode(KernelMode::Exact)
+}
+
+/// [`probe`] for kernels of `mode`: fast mode runs the matmuls on tensor cores (sm_80 and
+/// newer; older devices run the same tiles without them).
+pub fn probe_mode(mode: KernelMode) -> Result<Arc<dyn Backend>> {
     let unavailable = |reason: String| Error::Unavailable {
         backend: "cuda".into(),
         reason,
@@ -65,7 +71,7 @@ pub fn probe() -> Result<Arc<dyn Backend>> {
     };
     // cudarc panics on a driver symbol it cannot find; the version check above should rule
     // that out, and this turns any remaining case into a reason instead of a crash.
-    let opened = catch_unwind(AssertUnwindSafe(|| backend::open(ordinal, version)));
+    let opened = catch_unwind(AssertUnwindSafe(|| backend::open(ordinal, version, mode)));
     match opened {
         Ok(Ok(backend)) => Ok(Arc::new(backend)),
         Ok(Err(Error::Unavailable { reason, .. })) => Err(unavailable(reason)),

@@ -5,8 +5,8 @@
 use std::path::PathBuf;
 
 use concord_core::{Error, Result};
-use concord_kernels::{kernel_names, source, Target};
-use concord_ops::OpKind;
+use concord_kernels::{all_programs, Program, Target};
+use concord_ops::{KernelMode, OpKind};
 
 use crate::sys::{Compiled, Nvrtc};
 
@@ -73,7 +73,8 @@ fn arch_digits(arch: &str) -> Option<(&str, bool)> {
     (digits.len() >= 2 && digits.bytes().all(|b| b.is_ascii_digit())).then_some((rest, cubin))
 }
 
-/// Compiles every op's program (one entry per [`OpKind::ALL`], in that order) for `arch`
+/// Compiles every program (one entry per [`concord_kernels::all_programs`], in that order:
+/// each op's exact program, then the fast ones) for `arch`
 /// (`sm_80`, `sm_90`, … or `compute_XX`). The PTX for the matching `compute_XX` is checked for
 /// each entry point and for FMA, flush-to-zero and approximate instructions; for `sm_XX` the
 /// program is also compiled to a cubin, so ptxas accepts it too.
@@ -89,20 +90,21 @@ pub fn check_kernels(arch: &str) -> Result<Vec<KernelCheck>> {
     };
     let nvrtc = load()?;
     let compute = format!("compute_{digits}");
+    let programs = all_programs();
     Ok(std::thread::scope(|s| {
-        let handles: Vec<_> = OpKind::ALL
+        let handles: Vec<_> = programs
             .iter()
-            .map(|&op| {
+            .map(|&program| {
                 let (nvrtc, compute) = (&nvrtc, &compute);
-                s.spawn(move || check_op(nvrtc, op, compute, cubin.then_some(arch)))
+                s.spawn(move || check_program(nvrtc, program, compute, cubin.then_some(arch)))
             })
             .collect();
         handles
             .into_iter()
-            .zip(OpKind::ALL)
-            .map(|(h, op)| {
+            .zip(&programs)
+            .map(|(h, program)| {
                 h.join().unwrap_or_else(|_| KernelCheck {
-                    op: op.name().into(),
+                    op: program.name(),
                     ok: false,
                     message: "the compile check panicked".into(),
                 })
@@ -111,13 +113,13 @@ pub fn check_kernels(arch: &str) -> Result<Vec<KernelCheck>> {
     }))
 }
 
-/// The parameter types of every kernel of `op` as NVRTC compiles them for `compute` (e.g.
-/// `compute_80`): `(kernel, [".u64", ".u32", ".f32", …])` in declaration order, read from the
+/// The parameter types of every kernel of `op` (its exact and fast kernels) as NVRTC
+/// compiles them for `compute` (e.g. `compute_80`): `(kernel, [".u64", ".u32", ".f32", …])` in declaration order, read from the
 /// PTX `.entry` directives. Pointers are `.u64`. Lets a test hold the host code's argument
 /// lists against the CUDA kernels' real parameter lists without a GPU.
 pub fn kernel_signatures(op: OpKind, compute: &str) -> Result<Vec<(String, Vec<String>)>> {
     let nvrtc = load()?;
-    let src = source(Target::Cuda, op);
+    let src = Program::of(op, KernelMode::Fast).source(Target::Cuda);
     let file = format!("{}.cu", op.name());
     let output = nvrtc
         .compile(&src, &file, &compile_options(compute), false)
@@ -161,13 +163,14 @@ fn ptx_entries(ptx: &str) -> Vec<(String, Vec<String>)> {
     out
 }
 
-fn check_op(nvrtc: &Nvrtc, op: OpKind, compute: &str, sm: Option<&str>) -> KernelCheck {
+fn check_program(nvrtc: &Nvrtc, program: Program, compute: &str, sm: Option<&str>) -> KernelCheck {
+    let names = program.kernel_names();
     let result = (|| -> std::result::Result<String, String> {
-        let src = source(Target::Cuda, op);
-        let file = format!("{}.cu", op.name());
+        let src = program.source(Target::Cuda);
+        let file = format!("{}.cu", program.name());
         let (ptx, log) = compiled(nvrtc.compile(&src, &file, &compile_options(compute), false)?)?;
         let ptx = String::from_utf8_lossy(&ptx).into_owned();
-        for name in kernel_names(op) {
+        for name in &names {
             if !ptx.contains(&format!(".entry {name}(")) {
                 return Err(format!("{compute}: the PTX defines no kernel {name}"));
             }
@@ -179,9 +182,18 @@ fn check_op(nvrtc: &Nvrtc, op: OpKind, compute: &str, sm: Option<&str>) -> Kerne
         }
         let mut summary = format!(
             "{} kernel(s), {compute} PTX {} bytes",
-            kernel_names(op).len(),
+            names.len(),
             ptx.len()
         );
+        if program.mode == KernelMode::Fast {
+            let mmas = tensor_core_mmas(&ptx);
+            if mmas == 0 && has_bf16_tensor_cores(compute) {
+                return Err(format!(
+                    "{compute}: the fast program uses no tensor-core mma instruction"
+                ));
+            }
+            summary.push_str(&format!(", {mmas} tensor-core mma"));
+        }
         let mut logs = vec![log];
         if let Some(sm) = sm {
             let (bin, log) = compiled(nvrtc.compile(&src, &file, &compile_options(sm), true)?)?;
@@ -199,10 +211,26 @@ fn check_op(nvrtc: &Nvrtc, op: OpKind, compute: &str, sm: Option<&str>) -> Kerne
         Err(m) => (false, m),
     };
     KernelCheck {
-        op: op.name().into(),
+        op: program.name(),
         ok,
         message,
     }
+}
+
+/// Whether `compute_XY` has BF16 `mma.sync` (Ampere, sm_80, and newer).
+fn has_bf16_tensor_cores(compute: &str) -> bool {
+    compute
+        .trim_start_matches("compute_")
+        .get(..2)
+        .and_then(|d| d.parse::<u32>().ok())
+        .is_some_and(|cc| cc >= 80)
+}
+
+/// How many `mma.sync` instructions a PTX text holds.
+fn tensor_core_mmas(ptx: &str) -> usize {
+    ptx.lines()
+        .filter(|l| l.trim_start().starts_with("mma.sync"))
+        .count()
 }
 
 fn compiled(c: Compiled) -> std::result::Result<(Vec<u8>, String), String> {

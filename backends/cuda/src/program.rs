@@ -4,8 +4,7 @@
 //! and architecture, then loaded into the context.
 use concord_core::{Error, Result};
 use concord_kernels::code_cache::{cached_binary, CacheKey};
-use concord_kernels::{kernel_names, source, Target};
-use concord_ops::OpKind;
+use concord_kernels::{Program, Target};
 
 use crate::nvrtc::compile_options;
 use crate::result::{Device, Module};
@@ -22,14 +21,15 @@ pub(crate) struct Toolchain {
     pub arch: String,
 }
 
-/// Compiles (or finds in the cache) and loads `op`'s program.
-pub(crate) fn load(device: &Device, tools: &Toolchain, op: OpKind) -> Result<Module> {
-    let src = source(Target::Cuda, op);
+/// Compiles (or finds in the cache) and loads `program`.
+pub(crate) fn load(device: &Device, tools: &Toolchain, program: Program) -> Result<Module> {
+    let src = program.source(Target::Cuda);
+    let op = program.name();
     let options = compile_options(&tools.arch);
     let joined = options.join(" ");
     let key = CacheKey {
         backend: "cuda",
-        name: op.name(),
+        name: &op,
         arch: &tools.arch,
         extension: "cubin",
         inputs: &[
@@ -40,7 +40,7 @@ pub(crate) fn load(device: &Device, tools: &Toolchain, op: OpKind) -> Result<Mod
         ],
     };
     let binary = cached_binary(&key, || {
-        let file = format!("{}.cu", op.name());
+        let file = format!("{op}.cu");
         match tools.nvrtc.compile(&src, &file, &options, true) {
             Ok(Compiled::Ok { binary, .. }) if !binary.is_empty() => Ok(binary),
             Ok(Compiled::Ok { .. }) => Err(backend_error(format!(
@@ -55,12 +55,12 @@ pub(crate) fn load(device: &Device, tools: &Toolchain, op: OpKind) -> Result<Mod
         }
     })?;
     tracing::debug!(
-        op = op.name(),
+        program = %op,
         path = %binary.path.display(),
         cached = binary.hit,
         "cuda module"
     );
-    device.load(&binary.path, kernel_names(op))
+    device.load(&binary.path, &program.kernel_names())
 }
 
 fn backend_error(message: String) -> Error {

@@ -14,7 +14,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use concord_core::{Error, Result};
-use concord_kernels::host::KernelArg;
+use concord_kernels::host::{KernelArg, Work};
 use cudarc::driver::{
     result, CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, DevicePtr, DriverError,
     LaunchConfig, PushKernelArg,
@@ -163,23 +163,28 @@ impl Device {
         })
     }
 
-    /// Launches `f` over `items` threads (whole blocks of [`BLOCK`]; kernels guard their
-    /// index) with `args`, in stream order.
+    /// Launches `f` over `work` (independent threads in whole blocks of [`BLOCK`], whose
+    /// kernels guard their index, or exact blocks) with `args`, in stream order.
     pub(crate) fn launch(
         &self,
         f: &CudaFunction,
-        items: usize,
+        work: Work,
         args: &[KernelArg<'_, DeviceMem>],
     ) -> Result<()> {
-        if items == 0 {
+        let (groups, size) = work.grid(BLOCK as usize);
+        if groups == 0 {
             return Ok(());
         }
-        let blocks = u32::try_from(items.div_ceil(BLOCK as usize))
+        let blocks = u32::try_from(groups)
             .ok()
             .filter(|&b| b <= i32::MAX as u32)
             .ok_or_else(|| {
-                Error::unsupported(format!("cuda: {items} threads exceed one launch's grid"))
+                Error::unsupported(format!("cuda: {groups} blocks exceed one launch's grid"))
             })?;
+        let threads = u32::try_from(size)
+            .ok()
+            .filter(|&t| t <= 1024)
+            .ok_or_else(|| Error::unsupported(format!("cuda: blocks of {size} threads")))?;
         let mut builder = self.stream.launch_builder(f);
         for a in args {
             match a {
@@ -191,7 +196,7 @@ impl Device {
         }
         let config = LaunchConfig {
             grid_dim: (blocks, 1, 1),
-            block_dim: (BLOCK, 1, 1),
+            block_dim: (threads, 1, 1),
             shared_mem_bytes: 0,
         };
         // SAFETY: the argument list is the kernel's parameter list one for one (built by

@@ -29,7 +29,10 @@ fn every_kernel_compiles_with_nvrtc_for_sm_80_and_sm_90() {
             }
             Err(e) => panic!("cuda nvrtc: {e}"),
         };
-        assert_eq!(checks.len(), concord_ops::OpKind::ALL.len());
+        assert_eq!(
+            checks.len(),
+            concord_ops::OpKind::ALL.len() + concord_kernels::fast_ops().count()
+        );
         for c in checks {
             println!(
                 "{arch} {}: {} {}",
@@ -39,6 +42,9 @@ fn every_kernel_compiles_with_nvrtc_for_sm_80_and_sm_90() {
             );
             if !c.ok {
                 failures.push(format!("{arch} {}", c.op));
+            }
+            if c.ok && c.op.ends_with(".fast") && !c.message.contains("tensor-core mma") {
+                failures.push(format!("{arch} {}: no tensor-core count", c.op));
             }
         }
     }

@@ -26,3 +26,4 @@ typedef unsigned long long u64;
 #define FLOOR_F32(x) floorf(x)
 #define SQRT_F32(x) __fsqrt_rn(x)
 #define ATOMIC_CAS_U32(p, cmp, val) atomicCAS((unsigned int *)(p), (cmp), (val))
+

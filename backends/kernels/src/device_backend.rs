@@ -14,7 +14,7 @@ use concord_ops::{
 };
 
 use crate::error_code;
-use crate::host::{self, KernelArg, KernelDevice};
+use crate::host::{self, KernelArg, KernelDevice, Work};
 
 /// What one vendor runtime provides: one device, one in-order queue.
 pub trait DeviceRuntime: Send + Sync + 'static {
@@ -30,16 +30,16 @@ pub trait DeviceRuntime: Send + Sync + 'static {
     /// Copies bytes at `offset` of `mem` into `dst` (range already checked) after all
     /// enqueued work, waiting for it.
     fn read(&self, mem: &Self::Mem, offset: usize, dst: &mut [u8]) -> Result<()>;
-    /// Compiles (or loads from a cache) and loads `op`'s program.
-    fn compile(&self, op: OpKind) -> Result<Self::Program>;
-    /// Enqueues kernel `name` of `program` over `items` work-items with `args`. Scratch the
+    /// Compiles (or loads from a cache) and loads `program`.
+    fn compile(&self, program: crate::Program) -> Result<Self::Program>;
+    /// Enqueues kernel `name` of `program` over `work` with `args`. Scratch the
     /// host code drops right after must stay valid until this launch has run (see
     /// [`KernelDevice::scratch`]).
     fn run(
         &self,
         program: &Self::Program,
         name: &str,
-        items: usize,
+        work: Work,
         args: &[KernelArg<'_, Self::Mem>],
     ) -> Result<()>;
     /// Waits for everything enqueued.
@@ -76,8 +76,9 @@ impl<M: Send + Sync + 'static> DeviceStorage for Storage<M> {
 }
 
 impl<R: DeviceRuntime> DeviceBackend<R> {
-    /// The backend on `runtime`: allocates and clears the status words, then builds one
-    /// program (`add`), which proves the compiler and the loader work.
+    /// The backend on `runtime`, running kernels of `info.mode`: allocates and clears the
+    /// status words, then builds one program (`add`), which proves the compiler and the
+    /// loader work.
     pub fn open(runtime: R, info: BackendInfo) -> Result<Self> {
         let status = runtime.alloc(16)?;
         runtime.write(&status, 0, &[0u8; 16])?;
@@ -97,13 +98,14 @@ impl<R: DeviceRuntime> DeviceBackend<R> {
         &self.runtime
     }
 
-    /// The program of `kind`, compiled on first use.
+    /// The program of `kind` in this backend's mode, compiled on first use.
     pub fn program(&self, kind: OpKind) -> Result<Arc<R::Program>> {
         let mut programs = self.programs.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(p) = programs.get(&kind) {
             return Ok(p.clone());
         }
-        let program = Arc::new(self.runtime.compile(kind)?);
+        let which = crate::Program::of(kind, self.info.mode);
+        let program = Arc::new(self.runtime.compile(which)?);
         programs.insert(kind, program.clone());
         Ok(program)
     }
@@ -157,10 +159,10 @@ impl<R: DeviceRuntime> KernelDevice for DeviceBackend<R> {
         &self,
         program: &R::Program,
         name: &str,
-        items: usize,
+        work: Work,
         args: &[KernelArg<'_, R::Mem>],
     ) -> Result<()> {
-        self.runtime.run(program, name, items, args)
+        self.runtime.run(program, name, work, args)
     }
 }
 
@@ -222,7 +224,8 @@ impl<R: DeviceRuntime> Backend for DeviceBackend<R> {
             })?;
         let op = &prepared.op;
         concord_ops::check_launch(op, inputs, outputs)?;
-        host::launch(self, &*program, op, inputs, outputs)
+        let mode = crate::program_mode(op.kind(), self.info.mode);
+        host::launch(self, &*program, op, mode, inputs, outputs)
     }
 
     fn synchronize(&self) -> Result<()> {

@@ -14,7 +14,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-use concord_ops::OpKind;
+use concord_ops::{KernelMode, OpKind};
 
 pub mod code_cache;
 pub mod device_backend;
@@ -123,11 +123,138 @@ fn op_file(op: OpKind) -> (&'static str, &'static str) {
     }
 }
 
-/// The complete program source of `op` for `target`: prelude, shared headers, op file.
+/// What a target adds to fast programs only: CUDA's tensor-core instruction. Exact programs
+/// never contain it.
+fn fast_prelude(target: Target) -> Option<(&'static str, &'static str)> {
+    match target {
+        Target::Cuda => Some(file!("prelude/cuda_mma.h")),
+        Target::OpenCl | Target::Hip => None,
+    }
+}
+
+/// The headers only fast programs include: the warp-wide MMA tile and the GEMM tiling.
+const FAST_COMMON: [(&str, &str); 2] = [file!("common/tile_mma.h"), file!("common/tile_gemm.h")];
+
+/// The op's fast-mode kernel file, for the ops that have one.
+fn fast_op_file(op: OpKind) -> Option<(&'static str, &'static str)> {
+    match op {
+        OpKind::Matmul => Some(file!("ops/fast/matmul.c")),
+        OpKind::BlockFp8Matmul => Some(file!("ops/fast/block_fp8_matmul.c")),
+        _ => None,
+    }
+}
+
+/// The names of the fast-mode kernels `op`'s fast program adds to its exact kernels (empty
+/// for an op without a fast path).
+pub fn fast_kernel_names(op: OpKind) -> &'static [&'static str] {
+    match op {
+        OpKind::Matmul => &["matmul_fast_bf16"],
+        OpKind::BlockFp8Matmul => &["block_fp8_matmul_fast"],
+        _ => &[],
+    }
+}
+
+/// The ops with fast-mode kernels.
+pub fn fast_ops() -> impl Iterator<Item = OpKind> {
+    OpKind::ALL
+        .iter()
+        .copied()
+        .filter(|&op| fast_op_file(op).is_some())
+}
+
+/// The mode `op`'s program is built in on a backend opened in `mode`: fast only where the op
+/// has fast kernels (every other op runs its exact kernels in fast mode too).
+pub fn program_mode(op: OpKind, mode: KernelMode) -> KernelMode {
+    match mode {
+        KernelMode::Fast if fast_op_file(op).is_some() => KernelMode::Fast,
+        _ => KernelMode::Exact,
+    }
+}
+
+/// A name for `op`'s program in `mode` (cache files, compiler messages): `matmul`,
+/// `matmul.fast`.
+pub fn program_name(op: OpKind, mode: KernelMode) -> String {
+    match program_mode(op, mode) {
+        KernelMode::Exact => op.name().to_string(),
+        KernelMode::Fast => format!("{}.fast", op.name()),
+    }
+}
+
+/// Every kernel `op`'s program defines in `mode`, in launch order: the exact kernels, then
+/// (fast programs) the fast ones, which the host falls back from for operands they do not
+/// take.
+pub fn kernel_names_in(op: OpKind, mode: KernelMode) -> Vec<&'static str> {
+    let mut names = kernel_names(op).to_vec();
+    if program_mode(op, mode) == KernelMode::Fast {
+        names.extend_from_slice(fast_kernel_names(op));
+    }
+    names
+}
+
+/// One unit the compilers build: an op's program in one mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Program {
+    /// The op.
+    pub op: OpKind,
+    /// `Exact`, or `Fast` for an op with fast kernels ([`program_mode`]).
+    pub mode: KernelMode,
+}
+
+impl Program {
+    /// `op`'s program on a backend opened in `mode`.
+    pub fn of(op: OpKind, mode: KernelMode) -> Program {
+        Program {
+            op,
+            mode: program_mode(op, mode),
+        }
+    }
+    /// `matmul`, `matmul.fast`.
+    pub fn name(self) -> String {
+        program_name(self.op, self.mode)
+    }
+    /// Its complete source for `target`.
+    pub fn source(self, target: Target) -> String {
+        source_in(target, self.op, self.mode)
+    }
+    /// Every kernel it defines.
+    pub fn kernel_names(self) -> Vec<&'static str> {
+        kernel_names_in(self.op, self.mode)
+    }
+}
+
+/// Every program the backends build, the order compile checks report them in: each op's
+/// exact program ([`OpKind::ALL`] order), then the fast programs.
+pub fn all_programs() -> Vec<Program> {
+    OpKind::ALL
+        .iter()
+        .map(|&op| Program::of(op, KernelMode::Exact))
+        .chain(fast_ops().map(|op| Program::of(op, KernelMode::Fast)))
+        .collect()
+}
+
+/// The complete program source of `op` for `target` in exact mode: prelude, shared
+/// headers, op file.
 pub fn source(target: Target, op: OpKind) -> String {
+    source_in(target, op, KernelMode::Exact)
+}
+
+/// The complete program source of `op` for `target` in `mode`: a fast program adds the fast
+/// headers and the op's fast kernel file after the exact ones.
+pub fn source_in(target: Target, op: OpKind, mode: KernelMode) -> String {
+    let fast = match program_mode(op, mode) {
+        KernelMode::Fast => fast_op_file(op),
+        KernelMode::Exact => None,
+    };
+    let fast_parts = fast.into_iter().flat_map(|f| {
+        fast_prelude(target)
+            .into_iter()
+            .chain(FAST_COMMON)
+            .chain(std::iter::once(f))
+    });
     let parts = std::iter::once(prelude(target))
         .chain(COMMON)
-        .chain(std::iter::once(op_file(op)));
+        .chain(std::iter::once(op_file(op)))
+        .chain(fast_parts);
     let mut out = String::new();
     for (path, text) in parts {
         out.push_str(&format!("#line 1 \"backends/kernels/{path}\"\n"));
@@ -195,6 +322,46 @@ mod tests {
     }
 
     #[test]
+    fn fast_programs_add_their_kernels_to_the_exact_ones() {
+        let ops: Vec<OpKind> = fast_ops().collect();
+        assert_eq!(ops, [OpKind::Matmul, OpKind::BlockFp8Matmul]);
+        for &op in OpKind::ALL {
+            let names = kernel_names_in(op, KernelMode::Fast);
+            assert_eq!(
+                names.len(),
+                kernel_names(op).len() + fast_kernel_names(op).len()
+            );
+            for target in [Target::OpenCl, Target::Cuda, Target::Hip] {
+                let src = source_in(target, op, KernelMode::Fast);
+                for name in &names {
+                    assert!(src.contains(&format!("KERNEL {name}(")), "{op}: {name}");
+                }
+                let has_tiles = src.contains("common/tile_mma.h");
+                assert_eq!(has_tiles, !fast_kernel_names(op).is_empty(), "{op}");
+                assert!(!source(target, op).contains("common/tile_mma.h"), "{op}");
+            }
+        }
+        assert_eq!(
+            program_name(OpKind::Matmul, KernelMode::Fast),
+            "matmul.fast"
+        );
+        assert_eq!(program_name(OpKind::Add, KernelMode::Fast), "add");
+    }
+
+    #[test]
+    fn only_cuda_fast_programs_can_use_tensor_cores() {
+        let cuda = source_in(Target::Cuda, OpKind::Matmul, KernelMode::Fast);
+        assert!(cuda.contains("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32"));
+        for t in [Target::OpenCl, Target::Hip] {
+            let src = source_in(t, OpKind::Matmul, KernelMode::Fast);
+            assert!(!src.contains("HAS_TENSOR_CORE_MMA 1"), "{t:?}");
+        }
+        for &op in OpKind::ALL {
+            assert!(!source(Target::Cuda, op).contains("mma.sync"), "{op}");
+        }
+    }
+
+    #[test]
     fn status_words_decode_to_the_cpu_backends_messages() {
         assert!(error_code::status_error(&[0; 16]).is_none());
         let mut raw = [0u8; 16];
@@ -220,8 +387,11 @@ mod tests {
 
     #[test]
     fn kernels_use_no_vendor_float_types_or_headers() {
-        for &op in OpKind::ALL {
-            let src = source(Target::OpenCl, op);
+        for (&op, mode) in OpKind::ALL
+            .iter()
+            .flat_map(|op| [(op, KernelMode::Exact), (op, KernelMode::Fast)])
+        {
+            let src = source_in(Target::OpenCl, op, mode);
             for banned in [
                 "#include",
                 "cl_khr_fp16",

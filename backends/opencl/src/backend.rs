@@ -4,9 +4,9 @@ use std::sync::Arc;
 
 use concord_core::{Error, Result};
 use concord_kernels::device_backend::{DeviceBackend, DeviceRuntime};
-use concord_kernels::host::KernelArg;
-use concord_kernels::{kernel_names, Target};
-use concord_ops::{Backend, BackendInfo, OpKind};
+use concord_kernels::host::{KernelArg, Work};
+use concord_kernels::{Program, Target};
+use concord_ops::{Backend, BackendInfo, KernelMode};
 
 use crate::sys::{self, KernelFn, Mem, Queue};
 
@@ -58,9 +58,10 @@ impl DeviceRuntime for ClRuntime {
         self.queue.read(mem, offset, dst)
     }
 
-    fn compile(&self, kind: OpKind) -> Result<Compiled> {
-        let source = concord_kernels::source(Target::OpenCl, kind);
-        let program = self
+    fn compile(&self, which: Program) -> Result<Compiled> {
+        let kind = which.name();
+        let source = which.source(Target::OpenCl);
+        let built = self
             .queue
             .build(&source, BUILD_OPTIONS)
             .map_err(|e| match e {
@@ -70,9 +71,10 @@ impl DeviceRuntime for ClRuntime {
                 },
                 other => other,
             })?;
-        let kernels = kernel_names(kind)
-            .iter()
-            .map(|&n| Ok((n, self.queue.kernel(&program, n)?)))
+        let kernels = which
+            .kernel_names()
+            .into_iter()
+            .map(|n| Ok((n, self.queue.kernel(&built, n)?)))
             .collect::<Result<Vec<_>>>()?;
         Ok(Compiled { kernels })
     }
@@ -83,10 +85,10 @@ impl DeviceRuntime for ClRuntime {
         &self,
         program: &Compiled,
         name: &str,
-        items: usize,
+        work: Work,
         args: &[KernelArg<'_, Mem>],
     ) -> Result<()> {
-        self.queue.launch(program.kernel(name)?, items, args)
+        self.queue.launch(program.kernel(name)?, work, args)
     }
 
     fn synchronize(&self) -> Result<()> {
@@ -98,12 +100,18 @@ impl DeviceRuntime for ClRuntime {
 ///
 /// Picks the device named by `CONCORD_OPENCL_DEVICE` (a substring of the device name, or an
 /// index into the list of all devices), else the first GPU able to run the numerics
-/// contract, else the first other such device.
+/// contract, else the first other such device. Exact mode.
 pub fn probe() -> Result<Arc<dyn Backend>> {
-    Ok(Arc::new(open()?))
+    probe_mode(KernelMode::Exact)
 }
 
-fn open() -> Result<OpenClBackend> {
+/// [`probe`] for kernels of `mode`: fast mode runs the matmuls as work-group tiles
+/// (common/tile_gemm.h) with the portable MMA step (OpenCL has no tensor-core instruction).
+pub fn probe_mode(mode: KernelMode) -> Result<Arc<dyn Backend>> {
+    Ok(Arc::new(open(mode)?))
+}
+
+fn open(mode: KernelMode) -> Result<OpenClBackend> {
     let unavailable = |reason: String| Error::Unavailable {
         backend: "opencl".into(),
         reason,
@@ -151,6 +159,7 @@ fn open() -> Result<OpenClBackend> {
             "{} ({}), driver {}",
             chosen.platform_name, chosen.platform_version, chosen.driver_version
         ),
+        mode,
     };
     let opened =
         Queue::new(chosen.id).and_then(|queue| DeviceBackend::open(ClRuntime { queue }, info));
@@ -166,17 +175,16 @@ fn list(devices: &[sys::DeviceDesc]) -> String {
     format!("[{}]", names.join(", "))
 }
 
-/// Builds every op's program on the device `probe` would pick: one entry per op, `Err` holding
-/// the build log. Fails only when no device is available.
-pub fn check_kernels() -> Result<Vec<(OpKind, std::result::Result<(), String>)>> {
-    let backend = open()?;
-    Ok(OpKind::ALL
-        .iter()
-        .map(|&op| {
-            (
-                op,
-                backend.program(op).map(|_| ()).map_err(|e| e.to_string()),
-            )
+/// Builds every program (`concord_kernels::all_programs`: each op's exact program, then the
+/// fast ones) on the device `probe` would pick: one entry per program, `Err` holding the
+/// build log. Fails only when no device is available.
+pub fn check_kernels() -> Result<Vec<(Program, std::result::Result<(), String>)>> {
+    let backend = open(KernelMode::Exact)?;
+    Ok(concord_kernels::all_programs()
+        .into_iter()
+        .map(|program| {
+            let built = backend.runtime().compile(program);
+            (program, built.map(|_| ()).map_err(|e| e.to_string()))
         })
         .collect())
 }

@@ -14,4 +14,4 @@
 mod backend;
 mod sys;
 
-pub use backend::{check_kernels, probe};
+pub use backend::{check_kernels, probe, probe_mode};

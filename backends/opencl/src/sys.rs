@@ -13,7 +13,7 @@ use std::ptr;
 use std::sync::Mutex;
 
 use concord_core::{Error, Result};
-use concord_kernels::host::KernelArg;
+use concord_kernels::host::{KernelArg, Work};
 use opencl3::command_queue::{self as cq, CommandQueue};
 use opencl3::context::Context;
 use opencl3::device::{
@@ -187,6 +187,8 @@ pub(crate) struct KernelFn {
     kernel: Mutex<Kernel>,
     params: Vec<ArgKind>,
     local: usize,
+    /// The largest work-group the device runs this kernel in.
+    max_local: usize,
 }
 
 /// The work-group size kernels are launched with (capped by what the device and kernel allow).
@@ -338,12 +340,14 @@ impl Queue {
             kernel: Mutex::new(kernel),
             params,
             local: LOCAL_SIZE.min(max.max(1)),
+            max_local: max.max(1),
         })
     }
 
-    /// Enqueues `k` over `items` work-items (rounded up to whole work-groups; kernels guard
-    /// their index) with `args`, which must match the kernel's parameters one for one.
-    pub(crate) fn launch(&self, k: &KernelFn, items: usize, args: &[Arg]) -> Result<()> {
+    /// Enqueues `k` over `work` (independent items rounded up to whole work-groups, whose
+    /// kernels guard their index, or exact groups) with `args`, which must match the kernel's
+    /// parameters one for one.
+    pub(crate) fn launch(&self, k: &KernelFn, work: Work, args: &[Arg]) -> Result<()> {
         if args.len() != k.params.len() {
             return Err(Error::Backend {
                 backend: "opencl".into(),
@@ -372,8 +376,15 @@ impl Queue {
                 });
             }
         }
-        if items == 0 {
+        let (groups, local) = work.grid(k.local);
+        if groups == 0 {
             return Ok(());
+        }
+        if local > k.max_local {
+            return Err(Error::unsupported(format!(
+                "kernel {}: work-groups of {local} items, the device runs at most {}",
+                k.name, k.max_local
+            )));
         }
         let kernel = k.kernel.lock().unwrap_or_else(|e| e.into_inner());
         for (i, a) in args.iter().enumerate() {
@@ -391,8 +402,7 @@ impl Queue {
             };
             wrap("clSetKernelArg", r)?;
         }
-        let global = items.div_ceil(k.local) * k.local;
-        let (global, local) = ([global], [k.local]);
+        let (global, local) = ([groups * local], [local]);
         // SAFETY: every argument was set just above under the kernel's lock; the work sizes
         // are one-dimensional and `global` is a multiple of `local`. The kernels guard their
         // index, and the host code sizes every buffer for the dimensions it passes.

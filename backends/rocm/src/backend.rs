@@ -6,9 +6,9 @@ use std::sync::Arc;
 use concord_core::{Error, Result};
 use concord_kernels::code_cache::{cached_binary, CacheKey};
 use concord_kernels::device_backend::{DeviceBackend, DeviceRuntime};
-use concord_kernels::host::KernelArg;
-use concord_kernels::{kernel_names, Target};
-use concord_ops::{BackendInfo, OpKind};
+use concord_kernels::host::{KernelArg, Work};
+use concord_kernels::{Program, Target};
+use concord_ops::{BackendInfo, KernelMode};
 
 use crate::arch;
 use crate::hiprtc::{self, compile_options};
@@ -66,7 +66,7 @@ fn version_text(v: i32) -> String {
 
 /// Loads HIP, initialises it and opens the device `CONCORD_ROCM_DEVICE` names (default 0).
 /// Every failure is [`Error::Unavailable`] with the reason.
-pub(crate) fn open_default() -> Result<RocmBackend> {
+pub(crate) fn open_default(mode: KernelMode) -> Result<RocmBackend> {
     let hip = Arc::new(Hip::load().map_err(unavailable)?);
     hip.init()
         .map_err(|e| unavailable(format!("hipInit: {}", e.text)))?;
@@ -91,11 +91,11 @@ pub(crate) fn open_default() -> Result<RocmBackend> {
             }
         },
     };
-    open(hip, ordinal)
+    open(hip, ordinal, mode)
 }
 
 /// Opens device `ordinal` of an initialised HIP runtime.
-fn open(hip: Arc<Hip>, ordinal: i32) -> Result<RocmBackend> {
+fn open(hip: Arc<Hip>, ordinal: i32, mode: KernelMode) -> Result<RocmBackend> {
     let call = |e: CallError| unavailable(format!("device {ordinal}: {e}"));
     hip.set_device(ordinal).map_err(call)?;
     let device = hip.device_name(ordinal).map_err(call)?;
@@ -133,6 +133,7 @@ fn open(hip: Arc<Hip>, ordinal: i32) -> Result<RocmBackend> {
         name: "rocm",
         device: device.clone(),
         driver: format!("HIP driver {driver_version}, hiprtc {hiprtc_version}, {arch_full}"),
+        mode,
     };
     let runtime = HipRuntime {
         hip,
@@ -152,8 +153,9 @@ impl HipRuntime {
     }
 
     /// The code object of `kind` for this device: from the disk cache, or compiled now.
-    fn code_object(&self, kind: OpKind) -> Result<Vec<u8>> {
-        let source = concord_kernels::source(Target::Hip, kind);
+    fn code_object(&self, program: Program) -> Result<Vec<u8>> {
+        let source = program.source(Target::Hip);
+        let name = program.name();
         let options = compile_options(&self.arch).join(" ");
         let inputs: [&[u8]; 4] = [
             source.as_bytes(),
@@ -163,13 +165,13 @@ impl HipRuntime {
         ];
         let key = CacheKey {
             backend: "hip",
-            name: kind.name(),
+            name: &name,
             arch: arch::target_of(&self.arch),
             extension: "co",
             inputs: &inputs,
         };
         let binary = cached_binary(&key, || {
-            hiprtc::compile_checked(&self.rtc, kind, &self.arch)
+            hiprtc::compile_checked(&self.rtc, program, &self.arch)
         })?;
         Ok(binary.bytes)
     }
@@ -194,12 +196,12 @@ impl DeviceRuntime for HipRuntime {
         mem.read(offset, dst).map_err(hip_error)
     }
 
-    fn compile(&self, kind: OpKind) -> Result<Module> {
-        let code = self.code_object(kind)?;
+    fn compile(&self, program: Program) -> Result<Module> {
+        let code = self.code_object(program)?;
         self.on_device()?;
         self.hip
-            .load_module(&code, kernel_names(kind))
-            .map_err(|e| hip_error(format!("{kind}: {e}")))
+            .load_module(&code, &program.kernel_names())
+            .map_err(|e| hip_error(format!("{}: {e}", program.name())))
     }
 
     /// Scratch is freed when the host code drops it, right after enqueuing its launches:
@@ -208,24 +210,25 @@ impl DeviceRuntime for HipRuntime {
         &self,
         program: &Module,
         name: &str,
-        items: usize,
+        work: Work,
         args: &[KernelArg<'_, DeviceMem>],
     ) -> Result<()> {
         let f = program
             .function(name)
             .ok_or_else(|| hip_error(format!("no kernel {name} in the program")))?;
-        let grid = u32::try_from(items.div_ceil(BLOCK)).map_err(|_| {
+        let (groups, size) = work.grid(BLOCK);
+        let grid = u32::try_from(groups).map_err(|_| {
             Error::unsupported(format!(
-                "kernel {name}: {items} work-items need more than 2^32 - 1 blocks of {BLOCK}"
+                "kernel {name}: {groups} blocks of {size} exceed one launch's grid"
             ))
         })?;
+        let size = u32::try_from(size)
+            .map_err(|_| Error::unsupported(format!("kernel {name}: blocks of {size}")))?;
         self.on_device()?;
-        self.hip
-            .launch(f, grid, BLOCK as u32, args)
-            .map_err(|e| match e {
-                LaunchError::Call(e) => hip_error(e),
-                LaunchError::Arguments(m) => hip_error(m),
-            })
+        self.hip.launch(f, grid, size, args).map_err(|e| match e {
+            LaunchError::Call(e) => hip_error(e),
+            LaunchError::Arguments(m) => hip_error(m),
+        })
     }
 
     fn synchronize(&self) -> Result<()> {

@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use concord_core::{Error, Result};
-use concord_kernels::{kernel_names, source, Target};
-use concord_ops::OpKind;
+use concord_kernels::{all_programs, Program, Target};
+use concord_ops::{KernelMode, OpKind};
 
 use crate::elf;
 use crate::result::{Compiled, Hiprtc};
@@ -36,7 +36,7 @@ pub const HIPRTC_CHECK_BIN: &str = if cfg!(windows) {
 /// The outcome of compiling one op's program.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KernelCheck {
-    /// The op's name (`OpKind::name`).
+    /// The program's name (`concord_kernels::Program::name`: `matmul`, `matmul.fast`).
     pub op: String,
     /// Whether it compiled and its code object defines every kernel of `kernel_names(op)`.
     pub ok: bool,
@@ -108,19 +108,20 @@ pub(crate) fn check_arch(arch: &str) -> Result<()> {
     }
 }
 
-/// The code object (AMDGPU ELF) of `op`'s program for `arch`. `Err` when hiprtc cannot be
+/// The code object (AMDGPU ELF) of `op`'s program for `arch`, with its exact and (for an op
+/// that has them) fast kernels. `Err` when hiprtc cannot be
 /// loaded ([`Error::Unavailable`]), `arch` is not a target name ([`Error::InvalidArgument`]),
 /// or the program fails to compile ([`Error::Backend`] with hiprtc's log). Runs in this
 /// process: see the module documentation for targets that crash hiprtc.
 pub fn code_object(arch: &str, op: OpKind) -> Result<Vec<u8>> {
     check_arch(arch)?;
     let rtc = load()?;
-    compile_checked(&rtc, op, arch)
+    compile_checked(&rtc, Program::of(op, KernelMode::Fast), arch)
 }
 
 /// [`code_object`] with hiprtc already loaded and `arch` already checked.
-pub(crate) fn compile_checked(rtc: &Hiprtc, op: OpKind, arch: &str) -> Result<Vec<u8>> {
-    compile_op(rtc, op, arch)
+pub(crate) fn compile_checked(rtc: &Hiprtc, program: Program, arch: &str) -> Result<Vec<u8>> {
+    compile_program(rtc, program, arch)
         .map(|(code, _)| code)
         .map_err(|message| Error::Backend {
             backend: "rocm".into(),
@@ -128,7 +129,8 @@ pub(crate) fn compile_checked(rtc: &Hiprtc, op: OpKind, arch: &str) -> Result<Ve
         })
 }
 
-/// Compiles every op's program (one entry per [`OpKind::ALL`], in that order) for `arch`
+/// Compiles every program (one entry per [`concord_kernels::all_programs`], in that order:
+/// each op's exact program, then the fast ones) for `arch`
 /// (`gfx90a`, `gfx908`, `gfx1030`, …) in this process, and checks each code object defines
 /// every entry point.
 ///
@@ -150,14 +152,14 @@ pub fn check_kernels_streaming(
     let rtc = load()?;
     // One program at a time: hiprtc 5.2 is not documented as safe to call from several
     // threads at once.
-    Ok(OpKind::ALL
-        .iter()
-        .map(|&op| {
-            let (ok, message) = match compile_op(&rtc, op, arch) {
+    Ok(all_programs()
+        .into_iter()
+        .map(|program| {
+            let (ok, message) = match compile_program(&rtc, program, arch) {
                 Ok((code, log)) => {
                     let mut m = format!(
                         "{} kernel(s), {arch} code object {} bytes",
-                        kernel_names(op).len(),
+                        program.kernel_names().len(),
                         code.len()
                     );
                     if !log.is_empty() {
@@ -169,7 +171,7 @@ pub fn check_kernels_streaming(
                 Err(m) => (false, m),
             };
             let check = KernelCheck {
-                op: op.name().into(),
+                op: program.name(),
                 ok,
                 message,
             };
@@ -179,14 +181,14 @@ pub fn check_kernels_streaming(
         .collect())
 }
 
-/// Compiles `op` for `arch`: the code object and the compiler's log, or why it failed.
-fn compile_op(
+/// Compiles `program` for `arch`: the code object and the compiler's log, or why it failed.
+fn compile_program(
     rtc: &Hiprtc,
-    op: OpKind,
+    program: Program,
     arch: &str,
 ) -> std::result::Result<(Vec<u8>, String), String> {
-    let src = source(Target::Hip, op);
-    let file = format!("{}.hip", op.name());
+    let src = program.source(Target::Hip);
+    let file = format!("{}.hip", program.name());
     match rtc
         .compile(&src, &file, &compile_options(arch))
         .map_err(|e| e.to_string())?
@@ -196,7 +198,7 @@ fn compile_op(
             if code.is_empty() {
                 return Err(format!("{arch}: hiprtc returned an empty code object"));
             }
-            for name in kernel_names(op) {
+            for name in program.kernel_names() {
                 // Each kernel has a descriptor `name.kd`; its FLOAT_DENORM_MODE_32 must keep
                 // f32 subnormals (an FTZ build sets 0).
                 match elf::f32_denorm_mode(&code, name) {
@@ -296,18 +298,19 @@ pub fn check_kernels_isolated_with(helper: &Path, arch: &str) -> Result<Vec<Kern
             reason.push('\n');
             reason.push_str(&tail.into_iter().rev().collect::<Vec<_>>().join("\n"));
         }
-        for &op in OpKind::ALL {
-            if !checks.iter().any(|c| c.op == op.name()) {
+        for program in all_programs() {
+            if !checks.iter().any(|c| c.op == program.name()) {
                 checks.push(KernelCheck {
-                    op: op.name().into(),
+                    op: program.name(),
                     ok: false,
                     message: reason.clone(),
                 });
             }
         }
     }
-    // In OpKind::ALL order, whatever order the child printed in.
-    checks.sort_by_key(|c| OpKind::ALL.iter().position(|op| op.name() == c.op));
+    // In all_programs order, whatever order the child printed in.
+    let order: Vec<String> = all_programs().into_iter().map(Program::name).collect();
+    checks.sort_by_key(|c| order.iter().position(|name| *name == c.op));
     Ok(checks)
 }
 

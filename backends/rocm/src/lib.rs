@@ -35,7 +35,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
 use concord_core::{Error, Result};
-use concord_ops::Backend;
+use concord_ops::{Backend, KernelMode};
 
 pub use backend::{ARCH_ENV, DEVICE_ENV};
 pub use hiprtc::{
@@ -52,11 +52,17 @@ pub use metadata::{kernel_params, ParamKind};
 /// [`Error::Unavailable`] with the reason; never panics (a panic inside the vendor libraries'
 /// callers is caught and reported as the reason).
 pub fn probe() -> Result<Arc<dyn Backend>> {
+    probe_mode(KernelMode::Exact)
+}
+
+/// [`probe`] for kernels of `mode`: fast mode runs the matmuls as work-group tiles
+/// (common/tile_gemm.h) with the portable MMA step (no MFMA instructions yet).
+pub fn probe_mode(mode: KernelMode) -> Result<Arc<dyn Backend>> {
     let unavailable = |reason: String| Error::Unavailable {
         backend: "rocm".into(),
         reason,
     };
-    match catch_unwind(AssertUnwindSafe(backend::open_default)) {
+    match catch_unwind(AssertUnwindSafe(|| backend::open_default(mode))) {
         Ok(Ok(backend)) => Ok(Arc::new(backend)),
         Ok(Err(e @ Error::Unavailable { .. })) => Err(e),
         Ok(Err(e)) => Err(unavailable(e.to_string())),

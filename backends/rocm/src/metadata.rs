@@ -155,7 +155,11 @@ mod tests {
             return;
         };
         for &op in concord_ops::OpKind::ALL {
-            let code = match crate::hiprtc::compile_checked(&rtc, op, "gfx90a") {
+            let code = match crate::hiprtc::compile_checked(
+                &rtc,
+                concord_kernels::Program::of(op, concord_ops::KernelMode::Fast),
+                "gfx90a",
+            ) {
                 Ok(code) => code,
                 Err(e) => panic!("{op}: {e}"),
             };

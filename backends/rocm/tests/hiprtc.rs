@@ -154,7 +154,11 @@ fn every_kernel_compiles_with_hiprtc_for_gfx90a_gfx908_gfx1030() {
     });
     let mut failures = Vec::new();
     for (arch, checks) in &results {
-        assert_eq!(checks.len(), concord_ops::OpKind::ALL.len(), "{arch}");
+        assert_eq!(
+            checks.len(),
+            concord_ops::OpKind::ALL.len() + concord_kernels::fast_ops().count(),
+            "{arch}"
+        );
         for c in checks {
             println!("{arch} {}: {}", c.op, c.ok);
             if !c.ok {
@@ -175,7 +179,10 @@ fn crashing_target_is_reported_not_fatal() {
     // op has an entry, and that where the child crashed every unfinished entry says so.
     let checks = check_kernels_isolated_with(Path::new(HELPER), "gfx942")
         .unwrap_or_else(|e| panic!("gfx942 with hiprtc {info}: {e}"));
-    assert_eq!(checks.len(), concord_ops::OpKind::ALL.len());
+    assert_eq!(
+        checks.len(),
+        concord_ops::OpKind::ALL.len() + concord_kernels::fast_ops().count()
+    );
     let crashed = |c: &KernelCheck| {
         c.message
             .starts_with("hiprtc crashed compiling for gfx942 (signal ")

@@ -7,13 +7,14 @@
 //! the same arguments, and the argument lists checked against OpenCL's kernel-argument info
 //! in CI are the ones the CUDA and HIP backends pass.
 use concord_core::{DType, Error, Result};
-use concord_ops::{Buffer, Op, TensorArg};
+use concord_ops::{Buffer, KernelMode, Op, TensorArg};
 
 use crate::dtype_code;
 
 mod add;
 mod block_fp8_matmul;
 mod embedding;
+mod fast_tiles;
 mod fp8_act_quant;
 mod matmul;
 mod mla_decode;
@@ -42,15 +43,42 @@ pub trait KernelDevice {
     /// Uninitialised device scratch of `bytes`, alive until the launches enqueued while it is
     /// held have finished (a backend frees it in stream order or after synchronising).
     fn scratch(&self, bytes: usize) -> Result<Self::Mem>;
-    /// Launches kernel `name` of `program` over `items` work-items (rounded up to whole
-    /// groups; every kernel guards its index) with `args`, in order after earlier launches.
+    /// Launches kernel `name` of `program` over `work` with `args`, in order after earlier
+    /// launches.
     fn run(
         &self,
         program: &Self::Program,
         name: &str,
-        items: usize,
+        work: Work,
         args: &[KernelArg<'_, Self::Mem>],
     ) -> Result<()>;
+}
+
+/// The shape of one 1-D launch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Work {
+    /// Independent work-items: the backend picks the group size and rounds the range up to
+    /// whole groups; the kernel guards its index (every exact kernel).
+    Items(usize),
+    /// Exactly `groups` work-groups of exactly `size` items: kernels that share local memory
+    /// and barriers (the fast tiles, common/tile_gemm.h).
+    Groups {
+        /// Work-groups.
+        groups: usize,
+        /// Items per group.
+        size: usize,
+    },
+}
+
+impl Work {
+    /// `(groups, items per group)`, with `default_size` items per group for
+    /// [`Work::Items`].
+    pub fn grid(self, default_size: usize) -> (usize, usize) {
+        match self {
+            Work::Items(n) => (n.div_ceil(default_size.max(1)), default_size.max(1)),
+            Work::Groups { groups, size } => (groups, size),
+        }
+    }
 }
 
 /// One kernel argument.
@@ -72,20 +100,26 @@ impl<M> Clone for KernelArg<'_, M> {
 }
 impl<M> Copy for KernelArg<'_, M> {}
 
-/// Launches `op` on views already checked against `op.infer` (`concord_ops::check_launch`).
+/// Launches `op` on views already checked against `op.infer` (`concord_ops::check_launch`),
+/// with `program` built for `mode` (`concord_kernels::Program::of(op.kind(), mode)`: a fast
+/// program holds the exact kernels too, which the fast host code falls back to).
 pub fn launch<D: KernelDevice>(
     device: &D,
     program: &D::Program,
     op: &Op,
+    mode: KernelMode,
     ins: &[TensorArg],
     outs: &[TensorArg],
 ) -> Result<()> {
     let cx = Cx { device, program };
+    let fast = mode == KernelMode::Fast;
     match op {
         Op::Embedding(_) => embedding::launch(&cx, ins, outs),
         Op::RmsNorm(p) => rms_norm::launch(&cx, p, ins, outs),
+        Op::Matmul(_) if fast => fast_tiles::matmul(&cx, ins, outs),
         Op::Matmul(_) => matmul::launch(&cx, ins, outs),
         Op::Fp8ActQuant(_) => fp8_act_quant::launch(&cx, ins, outs),
+        Op::BlockFp8Matmul(p) if fast => fast_tiles::block_fp8_matmul(&cx, p, ins, outs),
         Op::BlockFp8Matmul(p) => block_fp8_matmul::launch(&cx, p, ins, outs),
         Op::Rope(p) => rope::launch(&cx, p, ins, outs),
         Op::MlaPrefill(p) => mla_prefill::launch(&cx, p, ins, outs),
@@ -107,9 +141,22 @@ pub(crate) struct Cx<'a, D: KernelDevice> {
 }
 
 impl<D: KernelDevice> Cx<'_, D> {
-    /// Launches kernel `name` over `items` work-items.
+    /// Launches kernel `name` over `items` independent work-items.
     fn run(&self, name: &str, items: usize, args: &Args<D::Mem>) -> Result<()> {
-        self.device.run(self.program, name, items, &args.0)
+        self.device
+            .run(self.program, name, Work::Items(items), &args.0)
+    }
+
+    /// Launches kernel `name` over `groups` work-groups of `size` items.
+    fn run_groups(
+        &self,
+        name: &str,
+        groups: usize,
+        size: usize,
+        args: &Args<D::Mem>,
+    ) -> Result<()> {
+        self.device
+            .run(self.program, name, Work::Groups { groups, size }, &args.0)
     }
 
     /// Uninitialised device scratch of `bytes`.

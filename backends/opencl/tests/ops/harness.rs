@@ -184,7 +184,7 @@ pub fn opencl() -> Option<Arc<dyn Backend>> {
     }
 }
 
-fn cpu() -> Arc<dyn Backend> {
+pub fn cpu() -> Arc<dyn Backend> {
     static CPU: OnceLock<Arc<dyn Backend>> = OnceLock::new();
     CPU.get_or_init(|| concord_backend_cpu::probe().expect("the cpu backend always probes"))
         .clone()

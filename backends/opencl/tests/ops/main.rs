@@ -9,6 +9,7 @@ mod harness;
 mod add;
 mod block_fp8_matmul;
 mod embedding;
+mod fast_mode;
 mod fp8_act_quant;
 mod matmul;
 mod mla_decode;
