@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 use concord_core::{Error, Result};
+use concord_ops::KernelMode;
 use concord_runtime::text::Tokenizer;
 use concord_runtime::{LoadOptions, Model, Precision};
 
@@ -23,6 +24,12 @@ pub struct ModelArgs {
     /// (fp8 for FP8 checkpoints, bf16 otherwise).
     #[arg(long, value_name = "P")]
     pub precision: Option<Precision>,
+    /// Kernels: exact (bit-identical to the CPU reference on every backend) or fast (tensor
+    /// cores and tiled matmuls where the backend has them: cuda, rocm, opencl; checked
+    /// against exact within docs/numerics.md's tolerances, still deterministic and
+    /// batch-invariant). The cpu backend always runs exact.
+    #[arg(long, default_value = "exact", value_name = "MODE")]
+    pub mode: KernelMode,
 }
 
 /// Sets up `tracing` on stderr, filtered by CONCORD_LOG (default: warnings).
@@ -60,7 +67,16 @@ impl ModelArgs {
     /// Loads the model, with a progress bar when stderr is a terminal.
     pub fn load(&self) -> Result<Model> {
         let dir = self.dir()?;
-        let backend = concord_runtime::open_backend(&self.backend)?;
+        let backend = concord_runtime::open_backend_mode(&self.backend, self.mode)?;
+        if backend.info().mode != self.mode {
+            tracing::warn!(
+                backend = %self.backend,
+                "the {} backend has no {} mode; running {}",
+                self.backend,
+                self.mode,
+                backend.info().mode
+            );
+        }
         let options = LoadOptions {
             precision: self.precision,
             max_positions: None,

@@ -1,5 +1,6 @@
 //! `concord`: run DeepSeek-V3-architecture models on any backend with the same bits.
 
+mod bandwidth;
 mod commands;
 mod common;
 mod synthetic;

@@ -122,6 +122,18 @@ pub fn compare(dtype: DType, want: &[u8], got: &[u8]) -> Diff {
     diff
 }
 
+/// The first element finite in one of `want`, `got` and not in the other (fast mode must keep
+/// every non-finite exact output non-finite, and add none).
+pub fn finiteness_differs(dtype: DType, want: &[u8], got: &[u8]) -> Option<usize> {
+    let es = dtype.size_in_bytes().max(1);
+    if !matches!(dtype, DType::F32 | DType::BF16 | DType::F8E4M3) {
+        return None;
+    }
+    want.chunks_exact(es)
+        .zip(got.chunks_exact(es))
+        .position(|(w, g)| element(dtype, w).0.is_finite() != element(dtype, g).0.is_finite())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

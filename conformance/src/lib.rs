@@ -17,6 +17,7 @@
 
 pub mod cases;
 pub mod compare;
+pub mod fast;
 mod model;
 pub mod report;
 pub mod rng;
@@ -30,7 +31,8 @@ use concord_ops::{Backend, Support, TensorArg};
 
 use crate::cases::{OpCase, OutputSpec};
 use crate::compare::{compare, Diff};
-pub use crate::report::{BackendReport, CaseResult, Counts, FastMode, Report, Verdict};
+pub use crate::fast::{FastCase, FastMode};
+pub use crate::report::{BackendReport, CaseResult, Counts, Report, Verdict};
 use crate::rng::{seed_of, Rng};
 
 /// The environment variable of the test-only perturbation (`backend:op`).
@@ -144,10 +146,7 @@ pub fn run(cfg: &Config) -> Result<Report, Error> {
     for name in &names {
         let t0 = Instant::now();
         let required = cfg.require.contains(name);
-        let fast_mode = FastMode {
-            available: false,
-            note: "no fast path on this backend".into(),
-        };
+        let fast_mode = FastMode::none("backend unavailable");
         let backend = match concord_runtime::open_backend(name) {
             Ok(b) => b,
             Err(e) => {
@@ -212,6 +211,9 @@ pub fn run(cfg: &Config) -> Result<Report, Error> {
                 &mut model_ref,
             ));
         }
+        let fast_mode = fast::run(cfg, name, &op_cases, refs, |op| {
+            concord_kernels::fast_ops().any(|f| f == op)
+        });
         let info = backend.info().clone();
         backends.push(finish(
             name,

@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use crate::fast::FastMode;
+
 /// The outcome of one case on one backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -62,15 +64,6 @@ pub struct CaseResult {
     pub replay: String,
 }
 
-/// Fast-mode figures of one backend.
-#[derive(Debug, Clone, Serialize)]
-pub struct FastMode {
-    /// Whether the backend has a fast path.
-    pub available: bool,
-    /// What was measured, or why nothing was.
-    pub note: String,
-}
-
 /// Counts of each verdict.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Counts {
@@ -116,7 +109,10 @@ impl BackendReport {
     /// Whether this backend fails the run: an exact-mode mismatch, an error, or unavailable
     /// while required.
     pub fn failed(&self) -> bool {
-        self.counts.mismatch > 0 || self.counts.error > 0 || (self.required && !self.available)
+        self.counts.mismatch > 0
+            || self.counts.error > 0
+            || self.fast_mode.failed > 0
+            || (self.required && !self.available)
     }
 
     /// The one-line summary printed per backend.
@@ -196,6 +192,17 @@ impl Report {
                         b.name,
                         c.name,
                         c.verdict.as_str(),
+                        c.reason.as_deref().unwrap_or("")
+                    ));
+                }
+            }
+            for c in &b.fast_mode.cases {
+                if matches!(c.verdict, "beyond" | "error") {
+                    out.push(format!(
+                        "{} {} (fast mode): {} — {}",
+                        b.name,
+                        c.name,
+                        c.verdict,
                         c.reason.as_deref().unwrap_or("")
                     ));
                 }

@@ -135,3 +135,43 @@ fn absent_backend_is_reported_unavailable_not_failed() {
     assert!(report.failed());
     assert!(report.failures()[0].contains("cuda"));
 }
+
+/// OpenCL (PoCL in CI) has a fast mode: its section lists every op case, holds the matmuls
+/// to their NMSE bounds and every other op to bits.
+#[test]
+fn opencl_fast_mode_section_checks_every_op_case() {
+    let cfg = Config {
+        backends: vec!["opencl".into()],
+        ..Default::default()
+    };
+    let report = concord_conformance::run(&cfg).unwrap();
+    let b = &report.backends[0];
+    if !b.available {
+        let required = Config::require_from_env().contains(&"opencl".to_string());
+        assert!(!required, "opencl required but unavailable: {:?}", b.reason);
+        println!("SKIP opencl: {}", b.reason.as_deref().unwrap_or(""));
+        return;
+    }
+    let fast = &b.fast_mode;
+    assert!(fast.available, "{}", fast.note);
+    assert_eq!(fast.cases.len(), report.cases_per_backend);
+    assert_eq!(fast.failed, 0, "{}: {:?}", fast.note, report.failures());
+    assert!(
+        fast.within > 0,
+        "the fast matmuls never differed from exact: {}",
+        fast.note
+    );
+    for c in &fast.cases {
+        if !c.fast_kernels && c.verdict != "unsupported" {
+            assert_eq!(
+                c.verdict, "bit-exact",
+                "{} runs exact kernels in fast mode",
+                c.name
+            );
+        }
+    }
+    assert!(fast
+        .cases
+        .iter()
+        .any(|c| c.op == "block_fp8_matmul" && c.fast_kernels));
+}

@@ -42,14 +42,15 @@ FN void stage_e4m3(LOCAL u16 *tile, GLOBAL const u8 *src, LOCAL const u16 *table
 }
 
 /* acc[j] += the staged slice's product for this warp's two MMA tiles, over the slice's first
- * `len` columns rounded up to MMA_K (the rest is zero padding). */
+ * `len` columns rounded up to MMA_K (the rest is zero padding); `rows` of the TILE_M x rows
+ * hold data. */
 FN void tile_slice_mma(float acc[TILE_WARP_N][4], LOCAL const u16 *xt, LOCAL const u16 *wt,
-                       u32 len, u32 warp, u32 lane) {
+                       u32 len, u32 rows, u32 warp, u32 lane) {
     for (u32 kk = 0u; kk < len; kk += MMA_K) {
         for (u32 j = 0u; j < TILE_WARP_N; j++) {
             mma_bf16_16x8x16(acc[j], xt + kk, TILE_LD,
                              wt + (warp * MMA_N * TILE_WARP_N + j * MMA_N) * TILE_LD + kk,
-                             TILE_LD, lane);
+                             TILE_LD, rows, lane);
         }
     }
 }

@@ -27,9 +27,11 @@ FN u32 tile_col(u32 lane, u32 e) { return ((lane & 3u) << 1) + (e & 1u); }
 FN u32 bf16_pair(LOCAL const u16 *p) { return (u32)p[0] | ((u32)p[1] << 16); }
 
 /* acc[0..3] += A[16 x 16] * B[16 x 8] for this lane's four elements. Every lane of the warp
- * calls it together (on tensor cores the instruction is warp-collective). */
+ * calls it together (on tensor cores the instruction is warp-collective). Only A's first
+ * `rows` rows hold data (the rest is zero padding): the portable loop skips the others, whose
+ * results nobody stores; the tensor core computes them anyway, at no cost. */
 FN void mma_bf16_16x8x16(float *acc, LOCAL const u16 *a, u32 lda, LOCAL const u16 *b, u32 ldb,
-                         u32 lane) {
+                         u32 rows, u32 lane) {
 #ifdef HAS_TENSOR_CORE_MMA
     u32 g = lane >> 2;
     u32 t2 = (lane & 3u) << 1;
@@ -39,6 +41,9 @@ FN void mma_bf16_16x8x16(float *acc, LOCAL const u16 *a, u32 lda, LOCAL const u1
                          bf16_pair(b + g * ldb + t2 + 8u));
 #else
     for (u32 e = 0u; e < 4u; e++) {
+        if (tile_row(lane, e) >= rows) {
+            continue;
+        }
         LOCAL const u16 *ar = a + tile_row(lane, e) * lda;
         LOCAL const u16 *br = b + tile_col(lane, e) * ldb;
         float s = 0.0f;

@@ -140,6 +140,7 @@ fn fast_op_file(op: OpKind) -> Option<(&'static str, &'static str)> {
     match op {
         OpKind::Matmul => Some(file!("ops/fast/matmul.c")),
         OpKind::BlockFp8Matmul => Some(file!("ops/fast/block_fp8_matmul.c")),
+        OpKind::MoeExperts => Some(file!("ops/fast/moe_experts.c")),
         _ => None,
     }
 }
@@ -150,6 +151,7 @@ pub fn fast_kernel_names(op: OpKind) -> &'static [&'static str] {
     match op {
         OpKind::Matmul => &["matmul_fast_bf16"],
         OpKind::BlockFp8Matmul => &["block_fp8_matmul_fast"],
+        OpKind::MoeExperts => &["moe_experts_gate_up_fast", "moe_experts_down_fast"],
         _ => &[],
     }
 }
@@ -324,7 +326,10 @@ mod tests {
     #[test]
     fn fast_programs_add_their_kernels_to_the_exact_ones() {
         let ops: Vec<OpKind> = fast_ops().collect();
-        assert_eq!(ops, [OpKind::Matmul, OpKind::BlockFp8Matmul]);
+        assert_eq!(
+            ops,
+            [OpKind::Matmul, OpKind::BlockFp8Matmul, OpKind::MoeExperts]
+        );
         for &op in OpKind::ALL {
             let names = kernel_names_in(op, KernelMode::Fast);
             assert_eq!(

@@ -4,6 +4,7 @@ use std::time::Instant;
 use concord_core::Result;
 use concord_runtime::{LogitRows, Model, Precision};
 
+use crate::bandwidth;
 use crate::common::ModelArgs;
 use crate::synthetic::SyntheticSpec;
 
@@ -12,11 +13,13 @@ use crate::synthetic::SyntheticSpec;
 /// Runs the model given by --model (default: the bundled demo) and, with --synthetic, a
 /// random-weight model of DeepSeek-V3 proportions generated on the fly. The floor is the
 /// decode rate at which reading each token's activated weights once would saturate the
-/// measured host memory bandwidth (for the cpu backend); a figure near it is memory-bound.
+/// measured memory bandwidth (host copies for cpu; the `add` kernel streaming 3 x 256 MiB
+/// on a device backend); a figure near it is memory-bound.
 ///
 /// Examples:
 ///   concord bench
 ///   concord bench --synthetic --synthetic-hidden 1792 --synthetic-layers 4 --precision fp8
+///   concord bench --backend cuda --mode fast --synthetic --synthetic-hidden 7168 --precision fp8
 #[derive(clap::Args, Debug)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
@@ -103,26 +106,12 @@ fn activated_weight_bytes(model: &Model) -> f64 {
     total - moe_layers * unused * per_expert_params * bytes_per_param
 }
 
-/// Host memory bandwidth (bytes/s) from large copies: each copy reads and writes its size.
-fn host_bandwidth() -> f64 {
-    let n = 256 << 20;
-    let src = vec![1u8; n];
-    let mut dst = vec![0u8; n];
-    dst.copy_from_slice(&src);
-    let t = Instant::now();
-    let reps = 4;
-    for _ in 0..reps {
-        dst.copy_from_slice(&src);
-        std::hint::black_box(&dst);
-    }
-    (2 * n * reps) as f64 / t.elapsed().as_secs_f64()
-}
-
 fn report(name: &str, model: &Model, f: &Figures, bandwidth: Option<f64>) {
     let floor = bandwidth.map(|b| b / f.bytes_per_token);
     println!(
-        "{name:32} {:5} {:>10.1} prefill tok/s {:>9.2} decode tok/s   {:.1} MiB/token{}",
+        "{name:32} {:5} {:5} {:>10.1} prefill tok/s {:>9.2} decode tok/s   {:.1} MiB/token{}",
         model.precision().name(),
+        model.backend().info().mode.name(),
         f.prefill_tps,
         f.decode_tps,
         f.bytes_per_token / (1 << 20) as f64,
@@ -131,21 +120,40 @@ fn report(name: &str, model: &Model, f: &Figures, bandwidth: Option<f64>) {
                 "   bandwidth floor {fl:.1} tok/s ({:.0}% of it)",
                 100.0 * f.decode_tps / fl
             ),
-            None => "   (bandwidth floor: device bandwidth not measured on this backend)".into(),
+            None => "   (bandwidth floor: bandwidth not measured)".into(),
         }
     );
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let bandwidth = (args.model.backend == "cpu").then(host_bandwidth);
-    if let Some(b) = bandwidth {
-        println!(
-            "host memory bandwidth {:.1} GB/s (copy), backend {}",
-            b / 1e9,
-            args.model.backend
-        );
-    }
     let model = args.model.load()?;
+    let bandwidth = if args.model.backend == "cpu" {
+        let b = bandwidth::host();
+        println!(
+            "host memory bandwidth {:.1} GB/s (copy), backend cpu",
+            b / 1e9
+        );
+        Some(b)
+    } else {
+        let backend = model.backend();
+        match bandwidth::device(backend.as_ref(), 64 << 20) {
+            Ok(b) => {
+                let info = backend.info();
+                println!(
+                    "device memory bandwidth {:.1} GB/s (add kernel), backend {} on {}, {} mode",
+                    b / 1e9,
+                    info.name,
+                    info.device,
+                    info.mode
+                );
+                Some(b)
+            }
+            Err(e) => {
+                println!("device memory bandwidth not measured: {e}");
+                None
+            }
+        }
+    };
     let f = measure(&model, args.prompt_tokens, args.decode_tokens)?;
     report(
         &args.model.dir()?.display().to_string(),

@@ -18,8 +18,13 @@ use crate::common::demo_model_dir;
 ///
 ///   concord conformance --backends opencl --case matmul/m1.k129.n17/f32.f32 --seed 7
 ///
-/// Exits non-zero on any exact-mode mismatch or error, or when a backend named in --require
-/// (or CONCORD_REQUIRE_BACKENDS) is unavailable; other unavailable backends are reported only.
+/// Every backend with a fast mode (cuda, rocm, opencl) also runs the op cases in fast mode,
+/// twice: ops with fast kernels must stay within docs/numerics.md's NMSE bounds of the CPU
+/// exact output and identical run to run, every other op bit-exact (the "fast mode" line).
+///
+/// Exits non-zero on any exact-mode mismatch or error, a fast-mode case beyond its bound, or
+/// when a backend named in --require (or CONCORD_REQUIRE_BACKENDS) is unavailable; other
+/// unavailable backends are reported only.
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// `all` or a comma-separated list (cpu, opencl, cuda, rocm, ascend); `cpu` is compared
@@ -92,6 +97,9 @@ pub fn run(args: Args) -> Result<()> {
     }
     for b in &report.backends {
         println!("{}", b.summary_line());
+        if b.fast_mode.available {
+            println!("{:8} fast mode: {}", "", b.fast_mode.note);
+        }
     }
     let (json, html) = report.write(&args.out).map_err(|source| Error::Io {
         path: args.out.clone(),

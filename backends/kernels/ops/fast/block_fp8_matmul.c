@@ -35,7 +35,7 @@ KERNEL block_fp8_matmul_fast(IN_TENSOR(xq), IN_TENSOR(xs), IN_TENSOR(w), IN_TENS
                 block[j][e] = 0.0f;
             }
         }
-        tile_slice_mma(block, xt, wt, k - k0 < TILE_K ? k - k0 : TILE_K, warp, lane);
+        tile_slice_mma(block, xt, wt, k - k0 < TILE_K ? k - k0 : TILE_K, m - m0, warp, lane);
         BARRIER();
         for (u32 j = 0u; j < TILE_WARP_N; j++) {
             for (u32 e = 0u; e < 4u; e++) {

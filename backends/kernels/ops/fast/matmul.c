@@ -21,7 +21,7 @@ KERNEL matmul_fast_bf16(IN_TENSOR(x), IN_TENSOR(w), OUT_TENSOR(out), u32 out_dt,
         stage_bf16(xt, IN_AS(u16, x), m0, m, k0, k, TILE_M, item);
         stage_bf16(wt, IN_AS(u16, w), n0, n, k0, k, TILE_N, item);
         BARRIER();
-        tile_slice_mma(acc, xt, wt, k - k0 < TILE_K ? k - k0 : TILE_K, warp, lane);
+        tile_slice_mma(acc, xt, wt, k - k0 < TILE_K ? k - k0 : TILE_K, m - m0, warp, lane);
         BARRIER();
     }
     for (u32 j = 0u; j < TILE_WARP_N; j++) {

@@ -14,6 +14,7 @@ use crate::dtype_code;
 mod add;
 mod block_fp8_matmul;
 mod embedding;
+mod fast_moe;
 mod fast_tiles;
 mod fp8_act_quant;
 mod matmul;
@@ -125,6 +126,7 @@ pub fn launch<D: KernelDevice>(
         Op::MlaPrefill(p) => mla_prefill::launch(&cx, p, ins, outs),
         Op::MlaDecode(p) => mla_decode::launch(&cx, p, ins, outs),
         Op::MoeRoute(p) => moe_route::launch(&cx, p, ins, outs),
+        Op::MoeExperts(p) if fast => fast_moe::moe_experts(&cx, p, ins, outs),
         Op::MoeExperts(p) => moe_experts::launch(&cx, p, ins, outs),
         Op::Swiglu(_) => swiglu::launch(&cx, ins, outs),
         Op::Add(_) => add::launch(&cx, ins, outs),

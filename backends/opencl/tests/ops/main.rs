@@ -10,6 +10,7 @@ mod add;
 mod block_fp8_matmul;
 mod embedding;
 mod fast_mode;
+mod fast_moe;
 mod fp8_act_quant;
 mod matmul;
 mod mla_decode;
