@@ -55,8 +55,31 @@ FN void tile_slice_mma(float acc[TILE_WARP_N][4], LOCAL const u16 *xt, LOCAL con
     }
 }
 
+/* Clears a warp's accumulators. */
+FN void tile_zero(float acc[TILE_WARP_N][4]) {
+    for (u32 j = 0u; j < TILE_WARP_N; j++) {
+        for (u32 e = 0u; e < 4u; e++) {
+            acc[j][e] = 0.0f;
+        }
+    }
+}
+
 /* Row and column of y held in acc[j][e] by this lane of group (m0, n0). */
 FN u32 tile_y_row(u32 m0, u32 lane, u32 e) { return m0 + tile_row(lane, e); }
 FN u32 tile_y_col(u32 n0, u32 warp, u32 j, u32 lane, u32 e) {
     return n0 + warp * MMA_N * TILE_WARP_N + j * MMA_N + tile_col(lane, e);
+}
+
+/* Stores A(acc) into y [m, n] at this lane's elements of group (m0, n0), inside the matrix. */
+FN void tile_store_act(GLOBAL u8 *y, u32 out_dt, float acc[TILE_WARP_N][4], u32 m0, u32 n0,
+                       u32 m, u32 n, u32 warp, u32 lane) {
+    for (u32 j = 0u; j < TILE_WARP_N; j++) {
+        for (u32 e = 0u; e < 4u; e++) {
+            u32 row = tile_y_row(m0, lane, e);
+            u32 col = tile_y_col(n0, warp, j, lane, e);
+            if (row < m && col < n) {
+                store_act(y, (u64)row * n + col, out_dt, acc[j][e]);
+            }
+        }
+    }
 }

@@ -19,22 +19,14 @@ KERNEL block_fp8_matmul_fast(IN_TENSOR(xq), IN_TENSOR(xs), IN_TENSOR(w), IN_TENS
     fill_e4m3_table(table, item, TILE_GROUP);
     BARRIER();
     float acc[TILE_WARP_N][4];
-    for (u32 j = 0u; j < TILE_WARP_N; j++) {
-        for (u32 e = 0u; e < 4u; e++) {
-            acc[j][e] = 0.0f;
-        }
-    }
+    tile_zero(acc);
     for (u32 kb = 0u; kb < kbs; kb++) {
         u32 k0 = kb * FP8_BLOCK;
         stage_e4m3(xt, IN_BYTES(xq), table, m0, m, k0, k, TILE_M, item);
         stage_e4m3(wt, IN_BYTES(w), table, n0, n, k0, k, TILE_N, item);
         BARRIER();
         float block[TILE_WARP_N][4];
-        for (u32 j = 0u; j < TILE_WARP_N; j++) {
-            for (u32 e = 0u; e < 4u; e++) {
-                block[j][e] = 0.0f;
-            }
-        }
+        tile_zero(block);
         tile_slice_mma(block, xt, wt, k - k0 < TILE_K ? k - k0 : TILE_K, m - m0, warp, lane);
         BARRIER();
         for (u32 j = 0u; j < TILE_WARP_N; j++) {
@@ -48,13 +40,5 @@ KERNEL block_fp8_matmul_fast(IN_TENSOR(xq), IN_TENSOR(xs), IN_TENSOR(w), IN_TENS
             }
         }
     }
-    for (u32 j = 0u; j < TILE_WARP_N; j++) {
-        for (u32 e = 0u; e < 4u; e++) {
-            u32 row = tile_y_row(m0, lane, e);
-            u32 col = tile_y_col(n0, warp, j, lane, e);
-            if (row < m && col < n) {
-                store_act(OUT_BYTES(out), (u64)row * n + col, out_dt, acc[j][e]);
-            }
-        }
-    }
+    tile_store_act(OUT_BYTES(out), out_dt, acc, m0, n0, m, n, warp, lane);
 }

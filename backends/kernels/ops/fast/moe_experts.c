@@ -148,14 +148,6 @@ FN void moe_stage_h(LOCAL u16 *tile, GLOBAL const float *h, LOCAL const u32 *lis
     }
 }
 
-FN void moe_zero_acc(float acc[TILE_WARP_N][4]) {
-    for (u32 j = 0u; j < TILE_WARP_N; j++) {
-        for (u32 q = 0u; q < 4u; q++) {
-            acc[j][q] = 0.0f;
-        }
-    }
-}
-
 /* h[s, c] = A(silu(A(x . gate_e)) * A(x . up_e)) for every slot s routed to expert e:
  * (E or 1) * moe_tiles(inter) groups of TILE_GROUP items. */
 KERNEL moe_experts_gate_up_fast(IN_TENSOR(x), IN_TENSOR(ids), IN_TENSOR(gate), IN_TENSOR(up),
@@ -189,8 +181,8 @@ KERNEL moe_experts_gate_up_fast(IN_TENSOR(x), IN_TENSOR(ids), IN_TENSOR(gate), I
         }
         float g[TILE_WARP_N][4];
         float u[TILE_WARP_N][4];
-        moe_zero_acc(g);
-        moe_zero_acc(u);
+        tile_zero(g);
+        tile_zero(u);
         for (u32 k0 = 0u; k0 < hidden; k0 += TILE_K) {
             u32 len = hidden - k0 < TILE_K ? hidden - k0 : TILE_K;
             moe_stage_x(xt, xs, list, n, top_k, k0, hidden, item);
@@ -244,7 +236,7 @@ KERNEL moe_experts_down_fast(GLOBAL const float *h, IN_TENSOR(ids), IN_TENSOR(do
             break;
         }
         float acc[TILE_WARP_N][4];
-        moe_zero_acc(acc);
+        tile_zero(acc);
         for (u32 k0 = 0u; k0 < inter; k0 += TILE_K) {
             moe_stage_h(xt, h, list, n, k0, inter, item);
             stage_bf16(wt, dw, n0, hidden, k0, inter, TILE_N, item);

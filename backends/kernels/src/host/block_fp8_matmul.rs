@@ -10,6 +10,17 @@ pub(super) fn launch<D: KernelDevice>(
     ins: &[TensorArg],
     outs: &[TensorArg],
 ) -> Result<()> {
+    let (args, m, n) = args(cx, op, ins, outs)?;
+    cx.run("block_fp8_matmul", m * n, &args)
+}
+
+/// The argument list `block_fp8_matmul` and `block_fp8_matmul_fast` share, with M and N.
+pub(super) fn args<'a, D: KernelDevice>(
+    cx: &Cx<'a, D>,
+    op: &BlockFp8Matmul,
+    ins: &[TensorArg<'a>],
+    outs: &[TensorArg<'a>],
+) -> Result<(Args<'a, D::Mem>, usize, usize)> {
     let (xq, xs, w, ws, out) = (&ins[0], &ins[1], &ins[2], &ins[3], &outs[0]);
     let (m, k) = (xq.desc.shape[0], xq.desc.shape[1]);
     let n = w.desc.shape[0];
@@ -23,5 +34,5 @@ pub(super) fn launch<D: KernelDevice>(
         .dim(n)?
         .dim(k)?
         .dim(op.block[0])?;
-    cx.run("block_fp8_matmul", m * n, &args)
+    Ok((args, m, n))
 }

@@ -71,12 +71,5 @@ pub(super) fn moe_experts<D: KernelDevice>(
         .dim(h)?
         .dim(i)?;
     cx.run_groups("moe_experts_down_fast", e * tiles(h), TILE_GROUP, &a)?;
-    let a = Args::new()
-        .mem(&eo)
-        .tensor(cx, weights)?
-        .act(cx, out)?
-        .dim(t)?
-        .dim(k)?
-        .dim(h)?;
-    cx.run("moe_experts_combine", t * h, &a)
+    exact::combine(cx, &eo, weights, out)
 }

@@ -5,7 +5,7 @@
 use concord_core::{DType, Result};
 use concord_ops::{BlockFp8Matmul, TensorArg, FP8_ACT_BLOCK};
 
-use super::{block_fp8_matmul as exact_fp8, matmul as exact, Args, Cx, KernelDevice};
+use super::{block_fp8_matmul as exact_fp8, matmul as exact, Cx, KernelDevice};
 
 /// Rows of y one work-group computes (`TILE_M`).
 pub const TILE_M: usize = 16;
@@ -25,19 +25,10 @@ pub(super) fn matmul<D: KernelDevice>(
     ins: &[TensorArg],
     outs: &[TensorArg],
 ) -> Result<()> {
-    let (x, w, out) = (&ins[0], &ins[1], &outs[0]);
-    if x.desc.dtype != DType::BF16 || w.desc.dtype != DType::BF16 {
+    if ins[0].desc.dtype != DType::BF16 || ins[1].desc.dtype != DType::BF16 {
         return exact::launch(cx, ins, outs);
     }
-    let (m, k) = (x.desc.shape[0], x.desc.shape[1]);
-    let n = w.desc.shape[0];
-    let args = Args::new()
-        .tensor(cx, x)?
-        .tensor(cx, w)?
-        .act(cx, out)?
-        .dim(m)?
-        .dim(n)?
-        .dim(k)?;
+    let (args, m, n) = exact::args(cx, ins, outs)?;
     cx.run_groups("matmul_fast_bf16", groups(m, n), TILE_GROUP, &args)
 }
 
@@ -50,21 +41,9 @@ pub(super) fn block_fp8_matmul<D: KernelDevice>(
     outs: &[TensorArg],
 ) -> Result<()> {
     debug_assert_eq!(FP8_ACT_BLOCK, 128, "TILE_K is one activation block");
-    let (xq, xs, w, ws, out) = (&ins[0], &ins[1], &ins[2], &ins[3], &outs[0]);
-    if xq.desc.dtype != DType::F8E4M3 {
+    if ins[0].desc.dtype != DType::F8E4M3 {
         return exact_fp8::launch(cx, op, ins, outs);
     }
-    let (m, k) = (xq.desc.shape[0], xq.desc.shape[1]);
-    let n = w.desc.shape[0];
-    let args = Args::new()
-        .tensor(cx, xq)?
-        .tensor(cx, xs)?
-        .tensor(cx, w)?
-        .tensor(cx, ws)?
-        .act(cx, out)?
-        .dim(m)?
-        .dim(n)?
-        .dim(k)?
-        .dim(op.block[0])?;
+    let (args, m, n) = exact_fp8::args(cx, op, ins, outs)?;
     cx.run_groups("block_fp8_matmul_fast", groups(m, n), TILE_GROUP, &args)
 }

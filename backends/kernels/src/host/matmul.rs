@@ -9,6 +9,16 @@ pub(super) fn launch<D: KernelDevice>(
     ins: &[TensorArg],
     outs: &[TensorArg],
 ) -> Result<()> {
+    let (args, m, n) = args(cx, ins, outs)?;
+    cx.run("matmul", m * n, &args)
+}
+
+/// The argument list `matmul` and `matmul_fast_bf16` share, with M and N.
+pub(super) fn args<'a, D: KernelDevice>(
+    cx: &Cx<'a, D>,
+    ins: &[TensorArg<'a>],
+    outs: &[TensorArg<'a>],
+) -> Result<(Args<'a, D::Mem>, usize, usize)> {
     let (x, w, out) = (&ins[0], &ins[1], &outs[0]);
     let (m, k) = (x.desc.shape[0], x.desc.shape[1]);
     let n = w.desc.shape[0];
@@ -19,5 +29,5 @@ pub(super) fn launch<D: KernelDevice>(
         .dim(m)?
         .dim(n)?
         .dim(k)?;
-    cx.run("matmul", m * n, &args)
+    Ok((args, m, n))
 }

@@ -104,8 +104,20 @@ pub(super) fn launch<D: KernelDevice>(
             cx.run("moe_experts_down_fp8", slots * h, &a)?;
         }
     }
+    combine(cx, &eo, weights, out)
+}
+
+/// `out = A(Σ_k w[t, k] · eo[t·K + k])`, per output element: the combine both modes run.
+pub(super) fn combine<'a, D: KernelDevice>(
+    cx: &Cx<'a, D>,
+    eo: &'a D::Mem,
+    weights: &TensorArg<'a>,
+    out: &TensorArg<'a>,
+) -> Result<()> {
+    let (t, k) = (weights.desc.shape[0], weights.desc.shape[1]);
+    let h = out.desc.shape[1];
     let a = Args::new()
-        .mem(&eo)
+        .mem(eo)
         .tensor(cx, weights)?
         .act(cx, out)?
         .dim(t)?
