@@ -3,22 +3,12 @@
 //! docs/numerics.md §1, and to the fast-mode guarantees: bit-identical run to run, and a
 //! row's result bit-identical whatever batch it is in. F32 operands fall back to the exact
 //! kernel, so they stay bit-exact.
-use std::sync::{Arc, OnceLock};
 
 use concord_core::convert::{bf16_to_f32, e4m3_to_f32};
 use concord_core::DType;
-use concord_ops::{Backend, BlockFp8Matmul, KernelMode, Matmul, Op};
+use concord_ops::{BlockFp8Matmul, KernelMode, Matmul, Op};
 
-use crate::harness::{cpu, opencl, run_on, Data, Out, Rng};
-
-/// The OpenCL backend opened in fast mode (after `opencl()` said one exists).
-fn fast() -> Arc<dyn Backend> {
-    static FAST: OnceLock<Arc<dyn Backend>> = OnceLock::new();
-    FAST.get_or_init(|| {
-        concord_backend_opencl::probe_mode(KernelMode::Fast).expect("opencl opens in fast mode")
-    })
-    .clone()
-}
+use crate::harness::{cpu, fast, nmse, opencl, run_on, Data, Out, Rng};
 
 fn values(dtype: DType, bytes: &[u8]) -> Vec<f64> {
     match dtype {
@@ -31,17 +21,6 @@ fn values(dtype: DType, bytes: &[u8]) -> Vec<f64> {
             .map(|b| bf16_to_f32(u16::from_le_bytes(b.try_into().unwrap())) as f64)
             .collect(),
         d => panic!("not an output dtype: {d}"),
-    }
-}
-
-/// Σ(y − y_exact)² / Σ y_exact².
-fn nmse(exact: &[f64], fast: &[f64]) -> f64 {
-    let err: f64 = exact.iter().zip(fast).map(|(e, f)| (f - e) * (f - e)).sum();
-    let norm: f64 = exact.iter().map(|e| e * e).sum();
-    if norm == 0.0 {
-        err
-    } else {
-        err / norm
     }
 }
 

@@ -4,7 +4,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use concord_core::convert::{bf16_to_f32, e4m3_to_f32, f32_to_bf16};
 use concord_core::{DType, Error};
-use concord_ops::{Backend, Op, TensorArg, TensorDesc};
+use concord_ops::{Backend, KernelMode, Op, TensorArg, TensorDesc};
 
 /// xorshift64* — a tiny seeded generator, so every run sees the same inputs.
 pub struct Rng(u64);
@@ -348,3 +348,23 @@ pub fn check_error(case: &str, op: impl Into<Op>, inputs: &[Data], outputs: &[Ou
 
 /// Both activation dtypes.
 pub const ACTS: [DType; 2] = [DType::F32, DType::BF16];
+
+/// The OpenCL backend opened in fast mode (after `opencl()` said one exists).
+pub fn fast() -> Arc<dyn Backend> {
+    static FAST: OnceLock<Arc<dyn Backend>> = OnceLock::new();
+    FAST.get_or_init(|| {
+        concord_backend_opencl::probe_mode(KernelMode::Fast).expect("opencl opens in fast mode")
+    })
+    .clone()
+}
+
+/// Σ(y − y_exact)² / Σ y_exact².
+pub fn nmse(exact: &[f64], fast: &[f64]) -> f64 {
+    let err: f64 = exact.iter().zip(fast).map(|(e, f)| (f - e) * (f - e)).sum();
+    let norm: f64 = exact.iter().map(|e| e * e).sum();
+    if norm == 0.0 {
+        err
+    } else {
+        err / norm
+    }
+}
