@@ -1,7 +1,7 @@
 //! Host-side weight conversions done once at load: exact upcasts, FP8 block dequantization,
 //! BF16 rounding, and block quantization of a BF16/F32 checkpoint into FP8.
 
-use concord_core::convert::{f32_to_bf16, f32_to_e4m3_satfinite, E4M3_MAX};
+use concord_core::convert::{e4m3_to_f32, f32_to_bf16, f32_to_e4m3_satfinite, E4M3_MAX};
 use concord_core::{DType, Error, Result};
 use concord_loader::TensorView;
 
@@ -39,6 +39,20 @@ pub struct BlockFp8 {
     pub codes: Vec<u8>,
     /// Multipliers, [⌈rows/b0⌉, ⌈cols/b1⌉].
     pub scales: Vec<f32>,
+}
+
+/// `decode(code)·scale` (one rounded f32 product) for every weight of a block-FP8 matrix,
+/// the inverse of [`quantize_block_fp8`] up to quantization error.
+pub fn dequantize_block_fp8(q: &BlockFp8, rows: usize, cols: usize, block: [usize; 2]) -> Vec<f32> {
+    let bc = cols.div_ceil(block[1]);
+    let mut out = Vec::with_capacity(rows * cols);
+    for r in 0..rows {
+        let srow = &q.scales[(r / block[0]) * bc..(r / block[0] + 1) * bc];
+        for c in 0..cols {
+            out.push(e4m3_to_f32(q.codes[r * cols + c]) * srow[c / block[1]]);
+        }
+    }
+    out
 }
 
 /// Quantizes an f32 matrix into 128×128-style blocks: scale = amax/448 (1 for an all-zero

@@ -108,6 +108,12 @@ pub fn run(args: Args) -> Result<()> {
         .map(|t| t.shape.iter().product::<usize>())
         .sum();
     let scales = quantizable.div_ceil(128 * 128);
+    // fp8 decodes MLA in the absorbed form from a BF16 dequantization of kv_b_proj.
+    let kv_b: usize = expected
+        .iter()
+        .filter(|t| t.name.ends_with(".kv_b_proj.weight"))
+        .map(|t| t.shape.iter().product::<usize>())
+        .sum();
     println!(
         "weights memory   f32 {}",
         human_bytes(total * DType::F32.size_in_bytes())
@@ -117,8 +123,8 @@ pub fn run(args: Args) -> Result<()> {
         human_bytes(total * DType::BF16.size_in_bytes())
     );
     println!(
-        "                 fp8 {} (F8_E4M3 projections + f32 block scales, BF16 elsewhere)",
-        human_bytes(quantizable + scales * 4 + (total - quantizable) * 2)
+        "                 fp8 {} (F8_E4M3 projections + f32 block scales, BF16 elsewhere and kv_b_proj for decode)",
+        human_bytes(quantizable + scales * 4 + (total - quantizable) * 2 + kv_b * 2)
     );
     if args.measure {
         for precision in [Precision::F32, Precision::Bf16, Precision::Fp8] {

@@ -15,9 +15,9 @@ impl Model {
     /// MLA for all tokens of the batch: `a` [T, H] normalised input, `positions` [T].
     /// Sequences with one new token use the weight-absorbed form over the latent cache, longer
     /// spans the naive form (both per docs/numerics.md); the choice depends only on the
-    /// sequence itself, so batching never changes its bits. In fp8 mode `kv_b_proj` is a W8A8
-    /// GEMM whose activation quantization the absorbed form cannot reproduce, so decode uses
-    /// the naive form too and a generated token sees exactly the semantics of a prefill.
+    /// sequence itself, so batching never changes its bits. Every precision decodes absorbed
+    /// (fp8 with kv_b_proj dequantized to BF16, as DeepSeek's `absorb` mode does), so decode
+    /// reads the latent cache once per token and costs O(context), not O(context²).
     pub(crate) fn attention(
         &self,
         a: &TensorArg,
@@ -110,7 +110,7 @@ impl Model {
                 .rows(span.first, span.count)
                 .reshaped([span.count, n, dv]);
             let (q_rows, qpe_rows) = (q3.rows(first, count), q_pe.rows(first, count));
-            if let (1, Some(kv_b_dense)) = (span.count, &w.kv_b_dense) {
+            if span.count == 1 {
                 let op = MlaDecode {
                     nope_dim: dn,
                     v_dim: dv,
@@ -122,7 +122,7 @@ impl Model {
                     &[
                         q_rows,
                         qpe_rows,
-                        kv_b_dense.arg(),
+                        w.kv_b_absorbed()?.arg(),
                         cache.latent.rows(0, keys),
                         cache.k_pe.rows(0, keys),
                         slots,

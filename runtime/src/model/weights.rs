@@ -35,9 +35,10 @@ pub struct AttentionWeights {
     pub kv_a_norm: DeviceTensor,
     /// kv_b_proj [N(Dn+Dv), Rkv] for the naive (prefill) form.
     pub kv_b: Linear,
-    /// kv_b_proj dequantized (A dtype) for the absorbed (decode) form; absent in fp8 mode,
-    /// which decodes with the naive form.
-    pub kv_b_dense: Option<DeviceTensor>,
+    /// fp8 mode only: kv_b_proj for the absorbed (decode) form, `bf16(decode(w)·S)` of the
+    /// codes and scales `kv_b` holds, as DeepSeek's `weight_dequant` gives its absorbed
+    /// attention. Other modes decode from `kv_b` itself (one copy in memory).
+    pub kv_b_dequantized: Option<DeviceTensor>,
     /// o_proj [H, N·Dv].
     pub o_proj: Linear,
 }
@@ -116,6 +117,18 @@ pub struct WeightLoader<'a> {
     pub(crate) ckpt: &'a Checkpoint,
     pub(crate) exec: &'a Executor,
     pub(crate) precision: Precision,
+}
+
+impl AttentionWeights {
+    /// kv_b_proj as the absorbed MLA form reads it (a dense matrix in the activation dtype).
+    pub fn kv_b_absorbed(&self) -> Result<&DeviceTensor> {
+        match (&self.kv_b_dequantized, &self.kv_b) {
+            (Some(t), _) | (None, Linear::Dense(t)) => Ok(t),
+            (None, Linear::BlockFp8 { .. }) => Err(Error::model(
+                "kv_b_proj is FP8 but its dequantized copy for MLA decode was not loaded",
+            )),
+        }
+    }
 }
 
 impl WeightLoader<'_> {
@@ -203,6 +216,20 @@ impl WeightLoader<'_> {
         ))
     }
 
+    /// kv_b_proj for the absorbed MLA form in fp8 mode: the BF16 dequantization of the FP8
+    /// codes the W8A8 prefill uses (quantized here when the checkpoint is BF16), so prefill
+    /// and decode read one weight.
+    fn dequantized_kv_b(&self, name: &str) -> Result<DeviceTensor> {
+        let (rows, cols, q) = self.fp8_codes(name)?;
+        let values = host_convert::dequantize_block_fp8(&q, rows, cols, self.block());
+        self.upload_dense(
+            name,
+            &values,
+            vec![rows, cols],
+            self.precision.dense_weight(),
+        )
+    }
+
     fn mlp(&self, prefix: &str) -> Result<MlpWeights> {
         Ok(MlpWeights {
             gate: self.linear(&format!("{prefix}.gate_proj"))?,
@@ -230,9 +257,9 @@ impl WeightLoader<'_> {
             kv_a: self.linear(&format!("{p}.kv_a_proj_with_mqa"))?,
             kv_a_norm: self.dense(&format!("{p}.kv_a_layernorm.weight"))?,
             kv_b: self.linear(&format!("{p}.kv_b_proj"))?,
-            kv_b_dense: match self.precision {
-                Precision::Fp8 => None,
-                _ => Some(self.dense(&format!("{p}.kv_b_proj.weight"))?),
+            kv_b_dequantized: match self.precision {
+                Precision::Fp8 => Some(self.dequantized_kv_b(&format!("{p}.kv_b_proj.weight"))?),
+                _ => None,
             },
             o_proj: self.linear(&format!("{p}.o_proj"))?,
         })
@@ -388,7 +415,7 @@ impl ModelWeights {
             }
             total += a.q_proj.as_ref().map_or(0, Linear::bytes);
             total += a.kv_a.bytes() + a.kv_a_norm.buffer.len() + a.kv_b.bytes() + a.o_proj.bytes();
-            total += a.kv_b_dense.as_ref().map_or(0, |t| t.buffer.len());
+            total += a.kv_b_dequantized.as_ref().map_or(0, |t| t.buffer.len());
             total += match &l.ffn {
                 Ffn::Dense(m) => m.bytes(),
                 Ffn::Moe(m) => {
