@@ -22,9 +22,11 @@ use crate::common::demo_model_dir;
 /// twice: ops with fast kernels must stay within docs/numerics.md's NMSE bounds of the CPU
 /// exact output and identical run to run, every other op bit-exact (the "fast mode" line).
 ///
-/// Exits non-zero on any exact-mode mismatch or error, a fast-mode case beyond its bound, or
-/// when a backend named in --require (or CONCORD_REQUIRE_BACKENDS) is unavailable; other
-/// unavailable backends are reported only.
+/// Exits non-zero on any exact-mode mismatch or error, a fast-mode case beyond its bound, an
+/// unknown backend name, or when a backend named in --backends, --require or
+/// CONCORD_REQUIRE_BACKENDS is unavailable (with --allow-unavailable, a backend named only in
+/// --backends is reported instead). With `--backends all`, unavailable backends are reported
+/// only: a vendor checking its own hardware names it.
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// `all` or a comma-separated list (cpu, opencl, cuda, rocm, ascend); `cpu` is compared
@@ -49,20 +51,38 @@ pub struct Args {
     /// Skip the model-level cases.
     #[arg(long)]
     pub no_model: bool,
+    /// Report a backend named in --backends that cannot run here instead of failing.
+    #[arg(long)]
+    pub allow_unavailable: bool,
 }
 
 /// Runs the suite, prints one line per backend, writes the report.
 pub fn run(args: Args) -> Result<()> {
-    let backends = if args.backends.trim() == "all" {
+    let named = args.backends.trim() != "all";
+    let backends = if named {
+        split_list(&args.backends)
+    } else {
         concord_runtime::BACKEND_NAMES
             .iter()
             .map(|s| s.to_string())
             .collect()
-    } else {
-        split_list(&args.backends)
     };
     let mut require = Config::require_from_env();
     require.extend(split_list(args.require.as_deref().unwrap_or("")));
+    for name in backends.iter().chain(&require) {
+        if !concord_runtime::BACKEND_NAMES.contains(&name.as_str()) {
+            return Err(Error::invalid(format!(
+                "unknown backend '{name}' (known: {})",
+                concord_runtime::BACKEND_NAMES.join(", ")
+            )));
+        }
+    }
+    if backends.is_empty() {
+        return Err(Error::invalid("--backends names no backend"));
+    }
+    if named && !args.allow_unavailable {
+        require.extend(backends.iter().cloned());
+    }
     let model_dir = if args.no_model {
         None
     } else {
