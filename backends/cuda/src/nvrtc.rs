@@ -89,6 +89,17 @@ pub fn check_kernels(arch: &str) -> Result<Vec<KernelCheck>> {
         )));
     };
     let nvrtc = load()?;
+    if let Some(supported) = nvrtc.supported_archs() {
+        let number: i32 = digits.trim_end_matches(['a', 'f']).parse().unwrap_or(-1);
+        if !supported.contains(&number) {
+            let names: Vec<String> = supported.iter().map(|a| format!("sm_{a}")).collect();
+            return Err(Error::invalid(format!(
+                "cuda: this NVRTC ({}) does not compile for {arch}; it knows {}",
+                nvrtc.path.display(),
+                names.join(", ")
+            )));
+        }
+    }
     let compute = format!("compute_{digits}");
     let programs = all_programs();
     Ok(std::thread::scope(|s| {
@@ -281,6 +292,34 @@ mod tests {
             reason.contains("/nonexistent/libnvrtc.so.12 does not exist"),
             "{reason}"
         );
+    }
+
+    /// An architecture name NVRTC does not know is refused before anything compiles, naming
+    /// the ones it does (sm_99 is well-formed but no real GPU; sm_90 is the H100/H200).
+    #[test]
+    fn unknown_architectures_are_refused_up_front() {
+        let nvrtc = match load() {
+            Ok(n) => n,
+            Err(e) if std::env::var("CONCORD_REQUIRE_NVRTC").is_ok_and(|v| v == "1") => {
+                panic!("cuda nvrtc: {e}")
+            }
+            Err(e) => {
+                println!("SKIP cuda nvrtc: {e}");
+                return;
+            }
+        };
+        let Some(supported) = nvrtc.supported_archs() else {
+            println!("SKIP cuda nvrtc: too old to list its architectures");
+            return;
+        };
+        assert!(
+            supported.contains(&90) && !supported.contains(&99),
+            "{supported:?}"
+        );
+        match check_kernels("sm_99") {
+            Err(Error::InvalidArgument(m)) => assert!(m.contains("sm_90"), "{m}"),
+            other => panic!("sm_99 must be refused up front, got {other:?}"),
+        }
     }
 
     /// The options keep `a * b + c` two rounded operations, and the PTX check would catch

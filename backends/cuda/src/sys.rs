@@ -102,6 +102,11 @@ pub(crate) struct Nvrtc {
     get_cubin_size: unsafe extern "C" fn(NvrtcProgram, *mut usize) -> NvrtcResult,
     get_cubin: unsafe extern "C" fn(NvrtcProgram, *mut c_char) -> NvrtcResult,
     destroy_program: unsafe extern "C" fn(*mut NvrtcProgram) -> NvrtcResult,
+    /// nvrtcGetNumSupportedArchs / nvrtcGetSupportedArchs (CUDA 11.2 and later).
+    supported_archs: Option<(
+        unsafe extern "C" fn(*mut c_int) -> NvrtcResult,
+        unsafe extern "C" fn(*mut c_int) -> NvrtcResult,
+    )>,
     _lib: Library,
 }
 
@@ -169,8 +174,10 @@ impl Nvrtc {
         let searched = match explicit {
             Some(p) => format!("CONCORD_NVRTC_PATH={}", p.display()),
             None => "the library search path, $CUDA_PATH, $CUDA_HOME, /usr/local/cuda and the \
-                     nvidia-cuda-nvrtc Python package of python3 \
-                     (set CONCORD_NVRTC_PATH to a libnvrtc file or its directory)"
+                     nvidia-cuda-nvrtc Python package of python3; install it with \
+                     `python3 -m pip install nvidia-cuda-nvrtc-cu12` (no GPU or toolkit needed; \
+                     ci/install-nvrtc.sh does it in a venv) or set CONCORD_NVRTC_PATH to a \
+                     libnvrtc file or its directory"
                 .into(),
         };
         Err(format!(
@@ -204,6 +211,16 @@ impl Nvrtc {
             get_cubin_size: sym!("nvrtcGetCUBINSize"),
             get_cubin: sym!("nvrtcGetCUBIN"),
             destroy_program: sym!("nvrtcDestroyProgram"),
+            // SAFETY: as for `sym!`; both are optional (older NVRTC lacks them).
+            supported_archs: unsafe {
+                match (
+                    lib.get(b"nvrtcGetNumSupportedArchs\0"),
+                    lib.get(b"nvrtcGetSupportedArchs\0"),
+                ) {
+                    (Ok(count), Ok(list)) => Some((*count, *list)),
+                    _ => None,
+                }
+            },
             path,
             _lib: lib,
         })
@@ -232,6 +249,22 @@ impl Nvrtc {
         let code = unsafe { (self.version)(&mut major, &mut minor) };
         self.check("nvrtcVersion", code)?;
         Ok((major, minor))
+    }
+
+    /// The compute capabilities this NVRTC compiles for (`[50, 52, …, 90, 100, 120]`), or
+    /// `None` when it is too old to say.
+    pub(crate) fn supported_archs(&self) -> Option<Vec<i32>> {
+        let (count_fn, list_fn) = self.supported_archs?;
+        let mut count: c_int = 0;
+        // SAFETY: the pointer is to a live c_int.
+        let code = unsafe { count_fn(&mut count) };
+        if code != 0 || !(0..=1024).contains(&count) {
+            return None;
+        }
+        let mut list = vec![0 as c_int; count as usize];
+        // SAFETY: `list` holds the `count` ints nvrtcGetSupportedArchs writes.
+        let code = unsafe { list_fn(list.as_mut_ptr()) };
+        (code == 0).then_some(list)
     }
 
     /// Reads a sized output (log, PTX, cubin) with its size and copy functions.
