@@ -42,18 +42,32 @@ fn logits(model: &Model, ids: &[u32]) -> Vec<f32> {
         .remove(0)
 }
 
-/// BF16 tolerance of docs/numerics.md: 0.05·max|logit| + 0.05.
+/// Per-position bound of bf16 mode against transformers float32: 0.025·max|logit| + 0.025.
+/// Measured (2026-12-03, every fixture and prompt, positions whose routing agrees): worst
+/// 0.108 on fp8_block_scaled (max|logit| 7.2, bound 0.205 — 1.9×), 0.087 elsewhere (bounds
+/// 0.12–0.14, ≥ 1.4×). docs/numerics.md §9's looser 0.05·max + 0.05 is the contract for any
+/// model; this is what these fixtures achieve, so a misplaced BF16 rounding point (errors of a
+/// few percent) fails here.
 fn bf16_tolerance(reference: &[f64]) -> f64 {
-    0.05 * max_abs(reference) + 0.05
+    0.025 * max_abs(reference) + 0.025
 }
 
-/// FP8 vs the W8A8 reference: 0.01·max|logit| + 0.01.
-fn fp8_tolerance(reference: &[f64]) -> f64 {
-    0.01 * max_abs(reference) + 0.01
-}
+/// Positions over [`bf16_tolerance`] summed over every fixture and prompt. A router whose
+/// top-k margin is below BF16's resolution picks another expert there: measured 4 such
+/// positions (3 in v3_grouped_routing prompt 0 at 0.87–2.4, 1 in v2_group_limited prompt 0 at
+/// 0.30), all far above the ordinary error; 2× that is allowed.
+const BF16_ROUTER_FLIP_POSITIONS: usize = 8;
+
+/// bf16 and fp8 modes against the FP8 fixture's independent torch references of the same
+/// arithmetic (`logits_bf16`, `logits_w8a8`): both quantize and round at the same points, only
+/// the summation order differs. Measured max |Δ| 1.43e-6 (bf16) and 1.91e-6 (fp8), i.e. 3–4
+/// f32 ulps of logits in [4, 8) (ulp 4.8e-7); the bound is 4× the worst. A reassociated FP8
+/// block product (`b·(xs·ws)` for `(b·xs)·ws`, docs/numerics.md §6) moves logits by more.
+const SAME_ARITHMETIC_ATOL: f64 = 8e-6;
 
 #[test]
 fn bf16_mode_stays_within_bf16_tolerance_of_transformers_f32() {
+    let mut flips = 0;
     for dir in fixture_models() {
         let refs = read_references(&dir);
         let model = load(&dir, Some(Precision::Bf16));
@@ -64,7 +78,8 @@ fn bf16_mode_stays_within_bf16_tolerance_of_transformers_f32() {
             let tol = bf16_tolerance(want);
             // Per position: a router whose top-k margin is below BF16's resolution can pick
             // another expert at a few positions (the fixtures record margins down to 6e-4);
-            // those positions are counted and bounded, every other one must be within tolerance.
+            // those positions are counted and bounded (per prompt and in total), every other
+            // one must be within tolerance.
             let mut outside = 0;
             let rows = ids.len();
             for p in 0..rows {
@@ -86,8 +101,14 @@ fn bf16_mode_stays_within_bf16_tolerance_of_transformers_f32() {
                 "{} prompt {i}: {outside}/{rows} positions over {tol}",
                 dir.display()
             );
+            flips += outside;
         }
     }
+    println!("bf16: {flips} positions over tolerance in all fixtures");
+    assert!(
+        flips <= BF16_ROUTER_FLIP_POSITIONS,
+        "{flips} positions over the bf16 tolerance (router flips measured: 4)"
+    );
 }
 
 #[test]
@@ -98,8 +119,8 @@ fn bf16_mode_matches_the_independent_bf16_reference_of_the_fp8_checkpoint() {
     for (i, ids) in prompts(&refs) {
         let want = &refs[&format!("logits_bf16.{i}")].values;
         let diff = max_abs_diff(&logits(&model, &ids), want);
-        let tol = fp8_tolerance(want);
-        println!("bf16 vs bf16 reference, prompt {i}: max |Δ| {diff:.5} (tolerance {tol:.4})");
+        let tol = SAME_ARITHMETIC_ATOL;
+        println!("bf16 vs bf16 reference, prompt {i}: max |Δ| {diff:.3e} (tolerance {tol:.1e})");
         assert!(diff <= tol, "prompt {i}: max |Δ| {diff} > {tol}");
     }
 }
@@ -117,8 +138,8 @@ fn fp8_checkpoint_runs_fp8_by_default_and_matches_the_w8a8_reference() {
     for (i, ids) in prompts(&refs) {
         let want = &refs[&format!("logits_w8a8.{i}")].values;
         let diff = max_abs_diff(&logits(&model, &ids), want);
-        let tol = fp8_tolerance(want);
-        println!("fp8 vs W8A8 reference, prompt {i}: max |Δ| {diff:.5} (tolerance {tol:.4})");
+        let tol = SAME_ARITHMETIC_ATOL;
+        println!("fp8 vs W8A8 reference, prompt {i}: max |Δ| {diff:.3e} (tolerance {tol:.1e})");
         assert!(diff <= tol, "prompt {i}: max |Δ| {diff} > {tol}");
         // Generation decodes every new token alone in the absorbed MLA form (docs/numerics.md
         // §6), so the oracle is the reference generating through a latent cache the same way.
@@ -183,7 +204,10 @@ fn fp8_mode_on_a_bf16_checkpoint_quantizes_at_load_within_quantization_error() {
     for (i, ids) in prompts(&refs) {
         let want = &refs[&format!("logits.{i}")].values;
         let diff = max_abs_diff(&logits(&model, &ids), want);
-        // Weights and activations both carry e4m3's 2^-4 relative step: allow 0.15·max + 0.15.
+        // Weights and activations both carry e4m3's 2^-4 relative step: allow 0.15·max + 0.15
+        // (0.80 here). Measured 0.283 and 0.255 (2026-12-03): the bound is 2.9× the worst; a
+        // quantization error that is not there (fp8 mode silently running bf16) is caught by
+        // the W8A8 test above, this one bounds the at-load quantizer.
         let tol = 0.15 * max_abs(want) + 0.15;
         println!("fp8-at-load prompt {i}: max |Δ| {diff:.4} (tolerance {tol:.4})");
         assert!(diff <= tol, "prompt {i}: max |Δ| {diff} > {tol}");
