@@ -6,8 +6,11 @@ use std::sync::Arc;
 use concord_runtime::{GenerateParams, LoadOptions, LogitRows, Model, Precision};
 use concord_tests::{fixture_models, max_abs_diff, read_references};
 
-/// docs/numerics.md §Tolerances: f32 mode vs transformers float32.
-const F32_LOGITS_ATOL: f64 = 6e-5;
+/// f32 mode vs transformers float32 (docs/numerics.md §Tolerances). Measured 2026-12-03 over
+/// every fixture, prefill, decode and batch: worst 2.4e-6 (only the summation order differs
+/// from torch's); the bound is 4× that. Giving the latent norms the config's eps instead of
+/// transformers' 1e-6 moves dense_only_v3 (eps 1e-5) by 2.2e-5 and fails here.
+const F32_LOGITS_ATOL: f64 = 1e-5;
 
 fn load(dir: &std::path::Path, precision: Precision) -> Model {
     let backend = concord_runtime::open_backend("cpu").expect("cpu backend");

@@ -11,6 +11,9 @@ use super::Model;
 use crate::exec::DeviceTensor;
 use crate::kv_cache::LayerCache;
 
+/// The eps of the two latent RMSNorms (`q_a_layernorm`, `kv_a_layernorm`).
+pub(crate) const LATENT_NORM_EPS: f32 = 1e-6;
+
 impl Model {
     /// MLA for all tokens of the batch: `a` [T, H] normalised input, `positions` [T].
     /// Sequences with one new token use the weight-absorbed form over the latent cache, longer
@@ -36,7 +39,11 @@ impl Model {
             c.v_head_dim,
             c.kv_lora_rank,
         );
-        let eps = c.rms_norm_eps;
+        // q_a_layernorm and kv_a_layernorm are built without the config's eps in transformers
+        // (`DeepseekV3RMSNorm(config.q_lora_rank)`) and in DeepSeek's inference/model.py
+        // (`RMSNorm(self.q_lora_rank)`): both use the class default, 1e-6, whatever
+        // `rms_norm_eps` says (docs/numerics.md §6).
+        let eps = LATENT_NORM_EPS;
 
         let q = match (&w.q_lora, &w.q_proj) {
             (Some((qa, qa_norm, qb)), _) => {
