@@ -19,7 +19,7 @@ pub struct Args {
     /// Most tokens per reply.
     #[arg(long, default_value_t = 256)]
     pub max_new_tokens: usize,
-    /// Sampling temperature (0 = greedy).
+    /// Sampling temperature: a finite number ≥ 0 (0, or anything below 1e-5, = greedy).
     #[arg(long, default_value_t = 0.0)]
     pub temperature: f32,
     /// Nucleus sampling threshold.
