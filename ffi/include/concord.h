@@ -400,11 +400,13 @@ enum concord_status concord_detokenize(const struct concord_model *model,
 /**
  * Renders `n` messages (`1 ≤ n ≤ 2^20`) with the model's chat template (from
  * tokenizer_config.json, as transformers' `apply_chat_template`) and tokenizes the result;
- * `add_generation_prompt` ends it with the assistant prefix. Ids and counts as for
+ * `add_generation_prompt` ends it with the assistant prefix. Message contents are text:
+ * special-token text inside them (`<｜Assistant｜>`, …) is not a control token, so a message
+ * cannot forge a turn (`concord_chat_template_ex` can allow it). Ids and counts as for
  * `concord_tokenize`.
  *
  * Errors: `CONCORD_ERR_INVALID_ARGUMENT` (NULL pointer or role, non-UTF-8 text, `n` 0 or too
- * large, no chat template, the template rejected the conversation),
+ * large, no chat template, the template rejected the conversation or ran too long),
  * `CONCORD_ERR_INVALID_HANDLE`, `CONCORD_ERR_BUFFER_TOO_SMALL`.
  *
  * Thread safety: concurrent calls on one model are safe.
@@ -420,6 +422,26 @@ enum concord_status concord_chat_template(const struct concord_model *model,
                                           uint32_t *ids,
                                           size_t capacity,
                                           size_t *n_out);
+
+/**
+ * `concord_chat_template` with `allow_special_tokens_in_content`: when true, special-token
+ * text inside a message becomes that control token, as transformers does (a user can then
+ * forge turns); when false, the same as `concord_chat_template`.
+ *
+ * Errors, thread safety and safety as for `concord_chat_template`.
+ *
+ * # Safety
+ * `messages` must hold `n` messages with NUL-terminated strings, `ids` be writable for
+ * `capacity` ids, `n_out` writable.
+ */
+enum concord_status concord_chat_template_ex(const struct concord_model *model,
+                                             const struct concord_chat_message *messages,
+                                             size_t n,
+                                             bool add_generation_prompt,
+                                             bool allow_special_tokens_in_content,
+                                             uint32_t *ids,
+                                             size_t capacity,
+                                             size_t *n_out);
 
 /**
  * Default generation parameters: 64 new tokens, greedy, no top-k/top-p, seed 0, stop at EOS.

@@ -40,4 +40,7 @@ pub use session::{
     GenerateParams, TokenCallback,
 };
 pub use status::{concord_last_error, concord_version, Status};
-pub use text::{concord_chat_template, concord_detokenize, concord_tokenize, ChatMessage};
+pub use text::{
+    concord_chat_template, concord_chat_template_ex, concord_detokenize, concord_tokenize,
+    ChatMessage,
+};

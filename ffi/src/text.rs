@@ -2,7 +2,7 @@
 
 use std::ffi::c_char;
 
-use concord_runtime::text::ChatMessage as RtChatMessage;
+use concord_runtime::text::{ChatMessage as RtChatMessage, ChatOptions};
 
 use crate::args::{opt_str_arg, slice_arg, str_arg, Out, OutBuf};
 use crate::model::{ConcordModel, MODELS};
@@ -115,11 +115,13 @@ pub unsafe extern "C" fn concord_detokenize(
 
 /// Renders `n` messages (`1 ≤ n ≤ 2^20`) with the model's chat template (from
 /// tokenizer_config.json, as transformers' `apply_chat_template`) and tokenizes the result;
-/// `add_generation_prompt` ends it with the assistant prefix. Ids and counts as for
+/// `add_generation_prompt` ends it with the assistant prefix. Message contents are text:
+/// special-token text inside them (`<｜Assistant｜>`, …) is not a control token, so a message
+/// cannot forge a turn (`concord_chat_template_ex` can allow it). Ids and counts as for
 /// `concord_tokenize`.
 ///
 /// Errors: `CONCORD_ERR_INVALID_ARGUMENT` (NULL pointer or role, non-UTF-8 text, `n` 0 or too
-/// large, no chat template, the template rejected the conversation),
+/// large, no chat template, the template rejected the conversation or ran too long),
 /// `CONCORD_ERR_INVALID_HANDLE`, `CONCORD_ERR_BUFFER_TOO_SMALL`.
 ///
 /// Thread safety: concurrent calls on one model are safe.
@@ -137,31 +139,82 @@ pub unsafe extern "C" fn concord_chat_template(
     capacity: usize,
     n_out: *mut usize,
 ) -> Status {
-    guard("concord_chat_template", || {
-        let n_out = Out::new(n_out, "n_out")?;
-        let buf = OutBuf::new(ids, capacity, "ids")?;
-        // SAFETY: `messages` holds `n` messages (caller's contract).
-        let messages = unsafe { slice_arg(messages, n, MAX_CHAT_MESSAGES, "messages") }?;
-        let messages = messages
-            .iter()
-            .enumerate()
-            .map(|(i, m)| {
-                // SAFETY: NUL-terminated strings if non-NULL (caller's contract).
-                let role = unsafe { str_arg(m.role, &format!("messages[{i}].role")) }?;
-                // SAFETY: as above.
-                let content = unsafe { opt_str_arg(m.content, &format!("messages[{i}].content")) }?;
-                Ok(RtChatMessage {
-                    role: role.to_owned(),
-                    content: content.map(str::to_owned),
-                    ..Default::default()
-                })
-            })
-            .collect::<FfiResult<Vec<_>>>()?;
-        let model = MODELS.get(model, "model")?;
-        let tokens = model
-            .tokenizer
-            .apply_chat(&messages, add_generation_prompt)?;
-        // SAFETY: buffers as promised by the caller.
-        unsafe { deliver_ids(&tokens, &buf, &n_out) }
+    let options = ChatOptions {
+        add_generation_prompt,
+        allow_special_tokens_in_content: false,
+    };
+    // SAFETY: forwarded contract.
+    guard("concord_chat_template", || unsafe {
+        chat_template(model, messages, n, options, ids, capacity, n_out)
     })
+}
+
+/// `concord_chat_template` with `allow_special_tokens_in_content`: when true, special-token
+/// text inside a message becomes that control token, as transformers does (a user can then
+/// forge turns); when false, the same as `concord_chat_template`.
+///
+/// Errors, thread safety and safety as for `concord_chat_template`.
+///
+/// # Safety
+/// `messages` must hold `n` messages with NUL-terminated strings, `ids` be writable for
+/// `capacity` ids, `n_out` writable.
+// The C signature is the contract: one argument more than `concord_chat_template`.
+#[allow(clippy::too_many_arguments)]
+#[no_mangle]
+pub unsafe extern "C" fn concord_chat_template_ex(
+    model: *const ConcordModel,
+    messages: *const ChatMessage,
+    n: usize,
+    add_generation_prompt: bool,
+    allow_special_tokens_in_content: bool,
+    ids: *mut u32,
+    capacity: usize,
+    n_out: *mut usize,
+) -> Status {
+    let options = ChatOptions {
+        add_generation_prompt,
+        allow_special_tokens_in_content,
+    };
+    // SAFETY: forwarded contract.
+    guard("concord_chat_template_ex", || unsafe {
+        chat_template(model, messages, n, options, ids, capacity, n_out)
+    })
+}
+
+/// The body of both chat-template functions.
+///
+/// # Safety
+/// As for `concord_chat_template`.
+unsafe fn chat_template(
+    model: *const ConcordModel,
+    messages: *const ChatMessage,
+    n: usize,
+    options: ChatOptions,
+    ids: *mut u32,
+    capacity: usize,
+    n_out: *mut usize,
+) -> FfiResult<Status> {
+    let n_out = Out::new(n_out, "n_out")?;
+    let buf = OutBuf::new(ids, capacity, "ids")?;
+    // SAFETY: `messages` holds `n` messages (caller's contract).
+    let messages = unsafe { slice_arg(messages, n, MAX_CHAT_MESSAGES, "messages") }?;
+    let messages = messages
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            // SAFETY: NUL-terminated strings if non-NULL (caller's contract).
+            let role = unsafe { str_arg(m.role, &format!("messages[{i}].role")) }?;
+            // SAFETY: as above.
+            let content = unsafe { opt_str_arg(m.content, &format!("messages[{i}].content")) }?;
+            Ok(RtChatMessage {
+                role: role.to_owned(),
+                content: content.map(str::to_owned),
+                ..Default::default()
+            })
+        })
+        .collect::<FfiResult<Vec<_>>>()?;
+    let model = MODELS.get(model, "model")?;
+    let tokens = model.tokenizer.apply_chat_with(&messages, options)?;
+    // SAFETY: buffers as promised by the caller.
+    unsafe { deliver_ids(&tokens, &buf, &n_out) }
 }

@@ -12,7 +12,8 @@ use crate::model::{LogitRows, Model, Sequence};
 pub struct GenerateParams {
     /// Most tokens to produce.
     pub max_new_tokens: usize,
-    /// 0 = greedy (argmax, ties to the lower id).
+    /// 0 = greedy (argmax, ties to the lower id); so is any temperature below
+    /// [`Sample::GREEDY_BELOW`] (1e-5). Must be finite and ≥ 0.
     pub temperature: f32,
     /// Keep the k most likely ids (0 = all).
     pub top_k: usize,
@@ -38,11 +39,13 @@ impl Default for GenerateParams {
 }
 
 impl GenerateParams {
-    /// Rejects values no sampler can honour.
+    /// Rejects values no sampler can honour: a NaN, negative or infinite temperature, a
+    /// `top_p` outside (0, 1] (NaN included). Every `top_k` is valid (0 = all, above the
+    /// vocabulary = all).
     pub fn validate(&self) -> Result<()> {
         if !(self.temperature >= 0.0 && self.temperature.is_finite()) {
             return Err(Error::invalid(format!(
-                "temperature must be ≥ 0, got {}",
+                "temperature must be a finite number ≥ 0 (0 = greedy), got {}",
                 self.temperature
             )));
         }
@@ -89,6 +92,7 @@ impl Model {
 
     /// Picks the next token from a row of logits under `params` at generation step `step`.
     pub fn sample(&self, logits: &[f32], params: &GenerateParams, step: u64) -> Result<u32> {
+        params.validate()?;
         let exec = &self.exec;
         let vocab = logits.len();
         let logits_t = exec.upload_f32(&[1, vocab], logits)?;
@@ -142,6 +146,34 @@ impl Iterator for Generation<'_> {
                 self.done = true;
                 Some(Err(e))
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(temperature: f32, top_p: f32) -> GenerateParams {
+        GenerateParams {
+            temperature,
+            top_p,
+            ..GenerateParams::default()
+        }
+    }
+
+    #[test]
+    fn validate_rejects_unusable_sampling_parameters() {
+        for t in [f32::NAN, -1.0, -1e-45, f32::INFINITY, f32::NEG_INFINITY] {
+            let err = with(t, 1.0).validate().unwrap_err().to_string();
+            assert!(err.contains("temperature"), "{t}: {err}");
+        }
+        for p in [f32::NAN, 0.0, -0.5, 1.0000001, f32::INFINITY] {
+            let err = with(1.0, p).validate().unwrap_err().to_string();
+            assert!(err.contains("top_p"), "{p}: {err}");
+        }
+        for (t, p) in [(0.0, 1.0), (-0.0, 1.0), (1e-45, 0.5), (f32::MAX, 1e-45)] {
+            assert!(with(t, p).validate().is_ok(), "{t} {p}");
         }
     }
 }

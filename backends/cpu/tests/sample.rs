@@ -114,3 +114,95 @@ fn nan_logits_are_never_sampled() {
     assert_eq!(sample(op.clone(), &l, 4, &[0.25]), vec![1]);
     assert_eq!(sample(op, &l, 4, &[0.75]), vec![3]);
 }
+
+/// The greedy id by a direct scan: highest non-NaN logit, ties → lower id (all NaN → 0).
+fn argmax_oracle(logits: &[f32]) -> u32 {
+    let mut best: Option<usize> = None;
+    for (i, &l) in logits.iter().enumerate() {
+        if !l.is_nan() && best.is_none_or(|b| l > logits[b]) {
+            best = Some(i);
+        }
+    }
+    best.unwrap_or(0) as u32
+}
+
+#[test]
+fn tiny_temperatures_are_greedy() {
+    let rows: [&[f32]; 7] = [
+        &[0.5, 1.0, -2.0, 0.75],
+        &[3.0, 7.0, 7.0, -1.0],          // tie at the top → lower id
+        &[-5.0, -3.0, -3.0, -4.0],       // all negative, tie
+        &[1e30, -1e30, 1e30, 0.0],       // large magnitude, tie
+        &[-1e30, -1e30, -2e30, -1e30],   // large negative, tie
+        &[3.0e38, -3.0e38, 2.9e38, 0.0], // the difference overflows
+        &[f32::NAN, 2.0, f32::NEG_INFINITY, 2.0],
+    ];
+    for temperature in [1e-45, 1e-40, 1e-38, 1e-37, 1e-30, 1e-6] {
+        for logits in rows {
+            let v = logits.len();
+            let want = argmax_oracle(logits);
+            for top_k in [0, 2] {
+                let op = Sample {
+                    temperature,
+                    top_k,
+                    top_p: 1.0,
+                    valid_vocab: v,
+                };
+                for u in [0.0, 0.3, 0.6, 0.99999994] {
+                    assert_eq!(
+                        sample(op.clone(), logits, v, &[u]),
+                        vec![want],
+                        "T={temperature:e} logits={logits:?} k={top_k} u={u}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn the_greedy_threshold_is_1e_minus_5() {
+    // Exactly at the threshold the op samples: two equal logits split the mass.
+    let t = f32::from_bits(0x3727_C5AC);
+    assert_eq!(t, Sample::GREEDY_BELOW);
+    let op = |temperature| Sample {
+        temperature,
+        top_k: 0,
+        top_p: 1.0,
+        valid_vocab: 2,
+    };
+    assert_eq!(sample(op(t), &[1.0, 1.0], 2, &[0.75]), vec![1]);
+    let below = f32::from_bits(0x3727_C5AB);
+    assert_eq!(sample(op(below), &[1.0, 1.0], 2, &[0.75]), vec![0]);
+}
+
+#[test]
+fn infinite_top_logit_is_greedy() {
+    let op = Sample {
+        temperature: 1.0,
+        top_k: 0,
+        top_p: 1.0,
+        valid_vocab: 4,
+    };
+    let l = [0.0, f32::INFINITY, 5.0, f32::INFINITY];
+    for u in [0.0, 0.5, 0.99] {
+        assert_eq!(sample(op.clone(), &l, 4, &[u]), vec![1]);
+    }
+    // Every logit −∞: the lowest id.
+    let l = [f32::NEG_INFINITY; 4];
+    assert_eq!(sample(op, &l, 4, &[0.7]), vec![0]);
+}
+
+#[test]
+fn large_logits_sample_without_overflow() {
+    // logits/T alone would be +∞ for both ids; (l − max)/T is [0, 0]: p = [1/2, 1/2].
+    let op = Sample {
+        temperature: 0.5,
+        top_k: 0,
+        top_p: 1.0,
+        valid_vocab: 3,
+    };
+    let l = [3.0e38, 3.0e38, -3.0e38];
+    assert_eq!(sample(op.clone(), &l, 3, &[0.25]), vec![0]);
+    assert_eq!(sample(op, &l, 3, &[0.75]), vec![1]);
+}

@@ -1,7 +1,9 @@
 /* sample: next-token choice per row over ids < valid_vocab (docs/numerics.md §Sampling) —
  * logits F32 [B, V], uniform F32 [B] -> ids U32 [B].
- * temperature == 0: argmax, ties -> lower id, NaN never wins (all NaN -> 0). Otherwise
- * l_i = logits_i / temperature; candidates are the non-NaN l sorted by l descending (ties ->
+ * Greedy -- argmax, ties -> lower id, NaN never wins (all NaN -> 0) -- when temperature <
+ * SAMPLE_GREEDY_BELOW (Sample::GREEDY_BELOW, 1e-5f = 0x3727C5AC) or the highest logit m is
+ * +-inf. Otherwise l_i = (logits_i - m) / temperature (<= 0, so nothing overflows);
+ * candidates are the non-NaN l sorted by l descending (ties ->
  * lower id); keep the first top_k (0 = all); softmax over the kept values in sorted order; if
  * top_p < 1 keep the shortest prefix whose running sum (in order, from +0.0) reaches top_p;
  * total = running sum of the kept probabilities; the first kept id whose running sum exceeds
@@ -9,6 +11,11 @@
  * > 0). No candidate at all -> 0.
  * One work-item per row over scratch vals, order and probs [B, V]: a bounded heap keeps the
  * best top_k candidates, then heapsort orders them best first. */
+
+#define SAMPLE_GREEDY_BELOW 1e-5f
+
+/* Whether x is neither infinite nor NaN (bit test: no fast-math dependence). */
+FN int sample_is_finite(float x) { return (F32_BITS(x) & 0x7F800000u) != 0x7F800000u; }
 
 /* Whether candidate a ranks before candidate b (values are never NaN here). */
 FN int sample_before(GLOBAL const float *vals, u32 a, u32 b) {
@@ -55,18 +62,23 @@ KERNEL sample(IN_TENSOR(logits), IN_TENSOR(uniform), OUT_TENSOR(ids), GLOBAL flo
     GLOBAL const float *lg = IN_AS(float, logits) + row * vocab;
     GLOBAL u32 *out = OUT_AS(u32, ids) + row;
 
-    if (temperature == 0.0f) {
-        u32 best = valid;
-        for (u32 i = 0u; i < valid; i++) {
-            float l = lg[i];
-            if (is_nan_f32(l)) {
-                continue;
-            }
-            if (best == valid || !(lg[best] >= l)) {
-                best = i;
-            }
+    u32 best = valid;
+    for (u32 i = 0u; i < valid; i++) {
+        float l = lg[i];
+        if (is_nan_f32(l)) {
+            continue;
         }
-        *out = best == valid ? 0u : best;
+        if (best == valid || !(lg[best] >= l)) {
+            best = i;
+        }
+    }
+    if (best == valid) {
+        *out = 0u;
+        return;
+    }
+    float top = lg[best];
+    if (temperature < SAMPLE_GREEDY_BELOW || !sample_is_finite(top)) {
+        *out = best;
         return;
     }
 
@@ -75,7 +87,7 @@ KERNEL sample(IN_TENSOR(logits), IN_TENSOR(uniform), OUT_TENSOR(ids), GLOBAL flo
     GLOBAL float *probs = probs_scratch + row * vocab;
     u32 n = 0u;
     for (u32 i = 0u; i < valid; i++) {
-        float v = lg[i] / temperature;
+        float v = (lg[i] - top) / temperature;
         vals[i] = v;
         if (!is_nan_f32(v)) {
             order[n] = i;

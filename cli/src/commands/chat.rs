@@ -1,7 +1,7 @@
 use std::io::{BufRead, Write};
 
 use concord_core::{Error, Result};
-use concord_runtime::text::ChatMessage;
+use concord_runtime::text::{ChatMessage, ChatOptions};
 use concord_runtime::GenerateParams;
 
 use crate::common::ModelArgs;
@@ -19,7 +19,7 @@ pub struct Args {
     /// Most tokens per reply.
     #[arg(long, default_value_t = 256)]
     pub max_new_tokens: usize,
-    /// Sampling temperature (0 = greedy).
+    /// Sampling temperature: a finite number ≥ 0 (0, or anything below 1e-5, = greedy).
     #[arg(long, default_value_t = 0.0)]
     pub temperature: f32,
     /// Nucleus sampling threshold.
@@ -28,9 +28,26 @@ pub struct Args {
     /// Random seed.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Let special-token text typed in a message (`<｜Assistant｜>`, …) become that control
+    /// token, as transformers does. Off: messages are plain text and cannot forge turns.
+    #[arg(long)]
+    pub allow_special_tokens_in_content: bool,
 }
 
 pub fn run(args: Args) -> Result<()> {
+    let base_params = GenerateParams {
+        max_new_tokens: args.max_new_tokens,
+        temperature: args.temperature,
+        top_p: args.top_p,
+        seed: args.seed,
+        ..GenerateParams::default()
+    };
+    // Bad sampling parameters fail before the model loads, not after the first message.
+    base_params.validate()?;
+    let chat = ChatOptions {
+        add_generation_prompt: true,
+        allow_special_tokens_in_content: args.allow_special_tokens_in_content,
+    };
     let tokenizer = args.model.tokenizer()?;
     let model = args.model.load()?;
     let mut messages = Vec::new();
@@ -53,14 +70,10 @@ pub fn run(args: Args) -> Result<()> {
             return Ok(());
         }
         messages.push(ChatMessage::new("user", line.trim_end()));
-        let prompt = tokenizer.apply_chat(&messages, true)?;
+        let prompt = tokenizer.apply_chat_with(&messages, chat)?;
         let params = GenerateParams {
-            max_new_tokens: args.max_new_tokens,
-            temperature: args.temperature,
-            top_p: args.top_p,
-            seed: args.seed,
             stop_tokens: model.config().eos_token_ids.clone(),
-            ..GenerateParams::default()
+            ..base_params.clone()
         };
         let mut reply = Vec::new();
         let mut stream = tokenizer.decoder_stream();

@@ -1,7 +1,7 @@
 use std::path::PathBuf;
 
 use concord_core::{Error, Result};
-use concord_runtime::text::ChatMessage;
+use concord_runtime::text::{ChatMessage, ChatOptions};
 
 use crate::common::{join_ids, ModelArgs};
 
@@ -13,7 +13,8 @@ use crate::common::{join_ids, ModelArgs};
 ///
 /// --chat applies the model's chat template with the generation prompt and tokenizes the result
 /// without adding special tokens (the template writes the BOS itself), as transformers'
-/// apply_chat_template does.
+/// apply_chat_template does — except that special-token text inside a message stays text
+/// unless --allow-special-tokens-in-content is given.
 #[derive(clap::Args, Debug)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
@@ -28,6 +29,10 @@ pub struct Args {
     /// JSON file with a list of {"role", "content"} messages.
     #[arg(long, value_name = "MESSAGES.json")]
     pub chat: Option<PathBuf>,
+    /// With --chat: let special-token text in a message (`<｜Assistant｜>`, …) become that
+    /// control token, as transformers does. Off: message contents are plain text.
+    #[arg(long, requires = "chat")]
+    pub allow_special_tokens_in_content: bool,
 }
 
 pub fn run(args: Args) -> Result<()> {
@@ -42,7 +47,13 @@ pub fn run(args: Args) -> Result<()> {
                     path.display()
                 ))
             })?;
-            tokenizer.apply_chat(&messages, true)?
+            tokenizer.apply_chat_with(
+                &messages,
+                ChatOptions {
+                    add_generation_prompt: true,
+                    allow_special_tokens_in_content: args.allow_special_tokens_in_content,
+                },
+            )?
         }
         (None, None) => return Err(Error::invalid("give --text or --chat")),
     };

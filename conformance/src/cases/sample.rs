@@ -6,7 +6,14 @@ use concord_ops::*;
 use super::{act, case, Fill, OpCase, OutputSpec, Patch};
 
 pub(super) fn sample(c: &mut Vec<OpCase>) {
-    let settings = [(0.0, 0, 1.0), (0.8, 0, 0.9), (1.3, 40, 0.5)];
+    // 1e-38 and 1e-6 are below Sample::GREEDY_BELOW: greedy by rule (logits/T would overflow).
+    let settings = [
+        (0.0, 0, 1.0),
+        (0.8, 0, 0.9),
+        (1.3, 40, 0.5),
+        (1e-38, 0, 1.0),
+        (1e-6, 5, 0.9),
+    ];
     for (b, v, valid) in [(4usize, 50usize, 45usize), (1, 3000, 2999)] {
         for (temperature, top_k, top_p) in settings {
             // Row 1: ties, −∞ and NaN logits; row 2: every logit NaN; row 3: large negative.

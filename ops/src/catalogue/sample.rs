@@ -5,12 +5,13 @@ use super::check::arity;
 use crate::op::OpContract;
 use crate::TensorDesc;
 
-/// Next-token choice per row: argmax (ties → lower id) when `temperature == 0`, else
-/// logits/T → top-k → softmax → top-p → inverse CDF at `uniform[b]` (docs/numerics.md §Sampling)
-/// — logits F32 [B, V], uniform F32 [B] → ids U32 [B]. Only the first `valid_vocab` ids compete.
+/// Next-token choice per row: argmax (ties → lower id) when `temperature <`
+/// [`Sample::GREEDY_BELOW`] or the highest logit is ±∞, else (logits − max)/T → top-k → softmax →
+/// top-p → inverse CDF at `uniform[b]` (docs/numerics.md §Sampling) — logits F32 [B, V],
+/// uniform F32 [B] → ids U32 [B]. Only the first `valid_vocab` ids compete.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Sample {
-    /// 0 means greedy.
+    /// Below [`Sample::GREEDY_BELOW`] (0 included) the op is greedy.
     pub temperature: f32,
     /// Keep the k most likely ids (0 = all).
     pub top_k: usize,
@@ -18,6 +19,21 @@ pub struct Sample {
     pub top_p: f32,
     /// Ids at or above this never win (the tokenizer defines fewer ids than the model's vocab).
     pub valid_vocab: usize,
+}
+
+impl Sample {
+    /// Temperatures below this are greedy: `1e-5` rounded to f32, bits `0x3727C5AC`
+    /// (9.99999974737875e-6). Any smaller temperature leaves the runner-up logit a probability
+    /// of at most `exp(−Δ/1e-5)`, i.e. exactly 0 in f32 for every gap Δ ≥ 1.04e-3, so the limit is
+    /// greedy already; making it the rule also settles ties (lower id) and keeps the scaled
+    /// logits far from overflow.
+    pub const GREEDY_BELOW: f32 = 1e-5;
+
+    /// Whether this op picks the argmax whatever the logits (it may also do so for rows whose
+    /// highest logit is ±∞).
+    pub fn is_greedy(&self) -> bool {
+        self.temperature < Self::GREEDY_BELOW
+    }
 }
 
 impl OpContract for Sample {

@@ -19,6 +19,15 @@ use serde::{Deserialize, Serialize};
 /// Name of the single template in the environment; appears in error messages.
 const TEMPLATE_NAME: &str = "chat_template";
 
+/// Template instructions one render may execute, plus [`FUEL_PER_MESSAGE`] per message: a
+/// hostile `tokenizer_config.json` (`{% for i in range(99999) %}…` nested) fails with an
+/// error instead of running for ever. DeepSeek-V3's template spends about 60 per message.
+const FUEL_BASE: u64 = 1_000_000;
+const FUEL_PER_MESSAGE: u64 = 10_000;
+/// Nesting depth of macro calls, includes and blocks (minijinja's default is 500; templates
+/// that matter need a handful, and deep frames cost native stack).
+const RECURSION_LIMIT: usize = 100;
+
 /// One message of a conversation, as the chat template sees it (a Python dict in transformers).
 ///
 /// `content` is always present in the rendered dict (`none` when absent), so templates can test
@@ -87,6 +96,7 @@ impl ChatTemplate {
         let mut env = Environment::new();
         env.set_trim_blocks(true);
         env.set_lstrip_blocks(true);
+        env.set_recursion_limit(RECURSION_LIMIT);
         env.set_unknown_method_callback(python_methods);
         env.set_formatter(python_formatter);
         env.add_filter("tojson", tojson);
@@ -109,12 +119,15 @@ impl ChatTemplate {
 
     /// Renders the conversation. `add_generation_prompt` asks the template to end with the
     /// assistant prefix (DeepSeek-V3: `<｜Assistant｜>`). Errors, including the template's own
-    /// `raise_exception(msg)`, are [`Error::InvalidArgument`] carrying the message.
+    /// `raise_exception(msg)` and running out of fuel (a template that loops too long), are
+    /// [`Error::InvalidArgument`] carrying the message.
     pub fn render(&self, messages: &[ChatMessage], add_generation_prompt: bool) -> Result<String> {
-        let template = self
-            .env
-            .get_template(TEMPLATE_NAME)
-            .map_err(template_error)?;
+        // The fuel is a setting of the environment: a cheap clone (templates are shared) per
+        // render lets it grow with the conversation.
+        let mut env = self.env.clone();
+        let per_message = FUEL_PER_MESSAGE.saturating_mul(messages.len() as u64);
+        env.set_fuel(Some(FUEL_BASE.saturating_add(per_message)));
+        let template = env.get_template(TEMPLATE_NAME).map_err(template_error)?;
         template
             .render(context! {
                 messages => Value::from_serialize(messages),

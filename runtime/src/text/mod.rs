@@ -6,11 +6,15 @@
 //! - [`ChatTemplate`] renders the Jinja `chat_template` with minijinja configured like
 //!   transformers' `apply_chat_template` environment (`trim_blocks`, `lstrip_blocks`,
 //!   `raise_exception`, `strftime_now`, Python-compatible `tojson` and string methods).
+//! - Chat prompts treat message contents as text: special-token text typed in a message is not
+//!   a control token unless [`ChatOptions::allow_special_tokens_in_content`] asks for it.
 //! - [`TokenStreamDecoder`] turns generated ids into text incrementally, holding back bytes of a
 //!   character that is split across tokens.
 
+mod chat_encoding;
 mod chat_template;
 mod tokenizer;
 
+pub use chat_encoding::ChatOptions;
 pub use chat_template::{ChatMessage, ChatTemplate};
 pub use tokenizer::{TokenStreamDecoder, Tokenizer};

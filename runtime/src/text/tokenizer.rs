@@ -9,6 +9,7 @@ use std::sync::Arc;
 use concord_core::{Error, Result};
 use serde::Deserialize;
 
+use super::chat_encoding::{ChatOptions, SpecialTokens};
 use super::chat_template::{ChatMessage, ChatTemplate};
 
 type HfTokenizer = tokenizers::Tokenizer;
@@ -61,6 +62,9 @@ struct TokenizerConfig {
 /// Tokenizer of a model directory: encode, decode, stream-decode and apply the chat template.
 pub struct Tokenizer {
     inner: Arc<HfTokenizer>,
+    /// `inner` with special-token matching off: message contents of a chat.
+    plain: HfTokenizer,
+    specials: SpecialTokens,
     bos: Option<(String, u32)>,
     eos: Option<(String, u32)>,
     add_bos_token: bool,
@@ -200,8 +204,20 @@ impl Tokenizer {
             None => None,
         };
 
+        let mut plain = inner.clone();
+        plain.set_encode_special_tokens(true);
+        let specials = SpecialTokens::new(
+            inner
+                .get_added_tokens_decoder()
+                .into_iter()
+                .filter(|(_, t)| t.special)
+                .map(|(id, t)| (id, t.content))
+                .collect(),
+        )?;
         Ok(Tokenizer {
             inner: Arc::new(inner),
+            plain,
+            specials,
             bos,
             eos,
             add_bos_token,
@@ -303,17 +319,50 @@ impl Tokenizer {
     }
 
     /// Renders `messages` with the chat template and encodes the result without adding special
-    /// tokens (the template writes the BOS text itself), as transformers' `apply_chat_template`.
+    /// tokens (the template writes the BOS text itself). Message contents are text: special-token
+    /// text inside them (`<｜Assistant｜>`, …) is encoded as ordinary text, so only the template
+    /// inserts control tokens; for every other conversation the ids are transformers'
+    /// `apply_chat_template`'s. See [`Tokenizer::apply_chat_with`] for transformers' behaviour.
     pub fn apply_chat(
         &self,
         messages: &[ChatMessage],
         add_generation_prompt: bool,
     ) -> Result<Vec<u32>> {
+        self.apply_chat_with(
+            messages,
+            ChatOptions {
+                add_generation_prompt,
+                ..ChatOptions::default()
+            },
+        )
+    }
+
+    /// [`Tokenizer::apply_chat`] with options; `allow_special_tokens_in_content` restores
+    /// transformers' behaviour, where special-token text in a message becomes that token.
+    pub fn apply_chat_with(
+        &self,
+        messages: &[ChatMessage],
+        options: ChatOptions,
+    ) -> Result<Vec<u32>> {
         let template = self.chat_template.as_ref().ok_or_else(|| {
             Error::invalid("tokenizer: tokenizer_config.json has no chat_template")
         })?;
-        let text = template.render(messages, add_generation_prompt)?;
-        self.encode(&text, false)
+        let escaped = if options.allow_special_tokens_in_content {
+            None
+        } else {
+            self.specials.escape_messages(messages)
+        };
+        let Some(escaped) = escaped else {
+            let text = template.render(messages, options.add_generation_prompt)?;
+            return self.encode(&text, false);
+        };
+        let text = template.render(&escaped, options.add_generation_prompt)?;
+        self.specials.encode_rendered(&text, |piece| {
+            self.plain
+                .encode_fast(piece, false)
+                .map(|e| e.get_ids().to_vec())
+                .map_err(|e| Error::invalid(format!("tokenizer: cannot encode text: {e}")))
+        })
     }
 }
 

@@ -1,7 +1,9 @@
 //! Next-token choice per row, over ids `< valid_vocab` (docs/numerics.md §Sampling).
 //!
-//! `temperature == 0`: argmax, ties → lower id; NaN never wins (all NaN → id 0).
-//! Otherwise: `l_i = logits_i / temperature`; candidates sorted by l descending (ties → lower
+//! Greedy — argmax, ties → lower id, NaN never wins (all NaN → id 0) — when `temperature <
+//! Sample::GREEDY_BELOW` (1e-5) or the highest logit `m` is ±∞. Otherwise:
+//! `l_i = (logits_i − m) / temperature` (≤ 0, `l = 0` for the argmax, so nothing overflows and
+//! no NaN arises but from NaN logits); candidates sorted by l descending (ties → lower
 //! id; NaN logits are not candidates); keep the first `top_k` (0 = all); softmax over the kept
 //! values in sorted order; if `top_p < 1` keep the shortest prefix whose running sum (in
 //! order, from +0.0) reaches top_p (at least one); `total` = running sum of the kept
@@ -32,10 +34,12 @@ pub(crate) fn run(op: &Sample, ins: &[In], outs: &mut [Out]) -> Result<()> {
 }
 
 fn sample_row(op: &Sample, logits: &[f32], uniform: f32) -> usize {
-    if op.temperature == 0.0 {
-        return argmax(logits);
+    let best = argmax(logits);
+    let max = logits.get(best).copied().unwrap_or(f32::NAN);
+    if op.is_greedy() || !max.is_finite() {
+        return best;
     }
-    let scaled: Vec<f32> = logits.iter().map(|&l| l / op.temperature).collect();
+    let scaled: Vec<f32> = logits.iter().map(|&l| (l - max) / op.temperature).collect();
     let mut order: Vec<usize> = (0..scaled.len()).filter(|&i| !scaled[i].is_nan()).collect();
     if order.is_empty() {
         return 0;
@@ -64,7 +68,7 @@ fn sample_row(op: &Sample, logits: &[f32], uniform: f32) -> usize {
         total += *p;
     }
     if total.is_nan() || total <= 0.0 {
-        // Every kept logit −∞ (all probabilities 0) or +∞ (NaN): the best-ranked one.
+        // Unreachable (the argmax is kept with probability > 0); kept as the documented rule.
         return order[0];
     }
     let target = uniform * total;

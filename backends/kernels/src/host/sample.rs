@@ -1,5 +1,5 @@
 //! Next-token choice, one work-item per row over scratch values, order and probabilities
-//! [B, V] (only allocated when sampling with a temperature).
+//! [B, V] (only allocated when the op is not greedy by its temperature).
 use concord_core::Result;
 use concord_ops::{Sample, TensorArg};
 
@@ -13,7 +13,7 @@ pub(super) fn launch<D: KernelDevice>(
 ) -> Result<()> {
     let (logits, uniform, ids) = (&ins[0], &ins[1], &outs[0]);
     let (b, v) = (logits.desc.shape[0], logits.desc.shape[1]);
-    let cells = if op.temperature == 0.0 { 1 } else { b * v };
+    let cells = if op.is_greedy() { 1 } else { b * v };
     let vals = cx.scratch(f32s(cells))?;
     let order = cx.scratch(f32s(cells))?;
     let probs = cx.scratch(f32s(cells))?;

@@ -50,3 +50,39 @@ fn sample_matches_cpu() {
         }
     }
 }
+
+#[test]
+fn tiny_temperatures_and_huge_logits_match_cpu() {
+    if opencl().is_none() {
+        return;
+    }
+    let v = 6;
+    // Rows: ties; all negative; ±1e30 with a tie; a difference that overflows; +∞ at the top;
+    // ordinary values.
+    let logits: Vec<f32> = [
+        [3.0, 7.0, 7.0, -1.0, 0.0, 6.5],
+        [-5.0, -3.0, -3.0, -4.0, -3.5, -9.0],
+        [1e30, -1e30, 1e30, 0.0, 5.0, -5.0],
+        [3.0e38, -3.0e38, 3.0e38, 0.0, 1.0, 2.0],
+        [0.0, f32::INFINITY, 5.0, f32::INFINITY, f32::NAN, 1.0],
+        [0.1, 0.2, 0.3, 0.4, 0.5, 0.6],
+    ]
+    .concat();
+    let b = logits.len() / v;
+    let uniform = [0.1, 0.5, 0.75, 0.9, 0.3, 0.99999994];
+    for temperature in [1e-45, 1e-40, 1e-38, 1e-37, 1e-30, 1e-6, 1e-5, 0.5, 1.0] {
+        for top_k in [0, 2] {
+            check(
+                &format!("sample tiny T={temperature:e} k={top_k}"),
+                Sample {
+                    temperature,
+                    top_k,
+                    top_p: 1.0,
+                    valid_vocab: v,
+                },
+                &[Data::f32(&[b, v], &logits), Data::f32(&[b], &uniform)],
+                &[Out::new(DType::U32, &[b])],
+            );
+        }
+    }
+}
