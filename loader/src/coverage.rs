@@ -33,7 +33,8 @@ fn min_expected_tensors(cfg: &ModelConfig) -> usize {
 
 /// Checks that every `model.layers.{l}` of `ckpt` is a layer the config describes
 /// (`l < num_hidden_layers + num_nextn_predict_layers`), every `experts.{e}` an expert it
-/// describes (`e < n_routed_experts`), and that the checkpoint holds at least as many tensors
+/// describes (`e < n_routed_experts`), that a layer in the MTP range holds an MTP module
+/// (`eh_proj`), and that the checkpoint holds at least as many tensors
 /// as the config requires. Errors name the field and an example tensor.
 pub fn check_checkpoint_extent(cfg: &ModelConfig, ckpt: &Checkpoint) -> Result<()> {
     let layers = cfg
@@ -41,8 +42,17 @@ pub fn check_checkpoint_extent(cfg: &ModelConfig, ckpt: &Checkpoint) -> Result<(
         .saturating_add(cfg.num_nextn_predict_layers);
     let mut extra_layer: Option<(usize, &str)> = None;
     let mut extra_expert: Option<(usize, &str)> = None;
+    // An MTP-numbered layer without the MTP projection is a plain decoder layer: the config
+    // declares fewer main layers than the checkpoint holds.
+    let mut mtp_layer_without_eh: Option<(usize, &str)> = None;
     for name in ckpt.names() {
         if let Some(l) = layer_index(name) {
+            if (cfg.num_hidden_layers..layers).contains(&l)
+                && mtp_layer_without_eh.is_none()
+                && !ckpt.contains(&format!("model.layers.{l}.eh_proj.weight"))
+            {
+                mtp_layer_without_eh = Some((l, name));
+            }
             if l >= layers && extra_layer.is_none_or(|(seen, _)| l > seen) {
                 extra_layer = Some((l, name));
             }
@@ -58,6 +68,17 @@ pub fn check_checkpoint_extent(cfg: &ModelConfig, ckpt: &Checkpoint) -> Result<(
             "checkpoint {} holds layer {l} (e.g. `{name}`), but config.json describes only \
              num_hidden_layers = {} + num_nextn_predict_layers = {} layers",
             ckpt.dir().display(),
+            cfg.num_hidden_layers,
+            cfg.num_nextn_predict_layers
+        )));
+    }
+    if let Some((l, name)) = mtp_layer_without_eh {
+        return Err(Error::model(format!(
+            "checkpoint {} holds layer {l} (e.g. `{name}`) without an MTP `eh_proj`: it is a \
+             decoder layer, but config.json describes only num_hidden_layers = {} (layers from \
+             {} on are the num_nextn_predict_layers = {} MTP modules)",
+            ckpt.dir().display(),
+            cfg.num_hidden_layers,
             cfg.num_hidden_layers,
             cfg.num_nextn_predict_layers
         )));
