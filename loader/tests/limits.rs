@@ -17,7 +17,8 @@ fn fixture_config() -> Value {
 /// Validation error for the fixture config with `pointer` (a JSON pointer) set to `value`.
 fn error_with(pointer: &str, value: Value) -> String {
     let mut cfg = fixture_config();
-    *cfg.pointer_mut(pointer).unwrap_or_else(|| panic!("{pointer}")) = value;
+    *cfg.pointer_mut(pointer)
+        .unwrap_or_else(|| panic!("{pointer}")) = value;
     let start = Instant::now();
     let result = ModelConfig::from_json_value(cfg).and_then(|c| c.validate());
     assert!(
@@ -38,7 +39,11 @@ fn fixture_config_is_within_limits() {
 fn each_field_over_its_limit_names_field_and_limit() {
     // (field, JSON pointer, limit) — the limits docs/limits.md documents.
     let cases: &[(&str, &str, u64)] = &[
-        ("max_position_embeddings", "/max_position_embeddings", 1 << 24),
+        (
+            "max_position_embeddings",
+            "/max_position_embeddings",
+            1 << 24,
+        ),
         ("num_hidden_layers", "/num_hidden_layers", 1024),
         ("num_nextn_predict_layers", "/num_nextn_predict_layers", 16),
         ("n_routed_experts", "/n_routed_experts", 1 << 16),
@@ -90,7 +95,10 @@ fn each_field_over_its_limit_names_field_and_limit() {
 #[test]
 fn counts_must_be_consistent() {
     let e = error_with("/num_experts_per_tok", json!(9));
-    assert!(e.contains("num_experts_per_tok = 9 must be in 1..=8"), "{e}");
+    assert!(
+        e.contains("num_experts_per_tok = 9 must be in 1..=8"),
+        "{e}"
+    );
     let e = error_with("/n_group", json!(3));
     assert!(e.contains("divisible by n_group = 3"), "{e}");
     let e = error_with("/topk_group", json!(5));
@@ -100,23 +108,59 @@ fn counts_must_be_consistent() {
 #[test]
 fn float_fields_must_be_finite_and_positive() {
     for (pointer, value, needle) in [
-        ("/rms_norm_eps", json!(0.0), "rms_norm_eps must be finite and > 0"),
-        ("/rms_norm_eps", json!(-1e-6), "rms_norm_eps must be finite and > 0"),
+        (
+            "/rms_norm_eps",
+            json!(0.0),
+            "rms_norm_eps must be finite and > 0",
+        ),
+        (
+            "/rms_norm_eps",
+            json!(-1e-6),
+            "rms_norm_eps must be finite and > 0",
+        ),
         // 1e300 is finite as f64 but infinite once stored as the f32 HF adds.
-        ("/rms_norm_eps", json!(1e300), "rms_norm_eps must be finite and > 0"),
+        (
+            "/rms_norm_eps",
+            json!(1e300),
+            "rms_norm_eps must be finite and > 0",
+        ),
         ("/rope_theta", json!(1e300), "rope_theta must be finite"),
-        ("/rope_scaling/factor", json!(0.0), "rope_scaling.factor must be finite and > 0"),
-        ("/rope_scaling/factor", json!(-2.0), "rope_scaling.factor must be finite and > 0"),
-        ("/rope_scaling/beta_fast", json!(-1.0), "beta_fast/beta_slow must be finite and > 0"),
-        ("/routed_scaling_factor", json!(0.0), "routed_scaling_factor must be finite and > 0"),
+        (
+            "/rope_scaling/factor",
+            json!(0.0),
+            "rope_scaling.factor must be finite and > 0",
+        ),
+        (
+            "/rope_scaling/factor",
+            json!(-2.0),
+            "rope_scaling.factor must be finite and > 0",
+        ),
+        (
+            "/rope_scaling/beta_fast",
+            json!(-1.0),
+            "beta_fast/beta_slow must be finite and > 0",
+        ),
+        (
+            "/routed_scaling_factor",
+            json!(0.0),
+            "routed_scaling_factor must be finite and > 0",
+        ),
     ] {
         let e = error_with(pointer, value.clone());
         assert!(e.contains(needle), "{pointer} = {value}: {e}");
     }
     // Fields the fixture does not have.
     for (key, value, needle) in [
-        ("attention_factor", json!(0.0), "rope_scaling.attention_factor must be > 0"),
-        ("attention_factor", json!(-1.0), "rope_scaling.attention_factor must be > 0"),
+        (
+            "attention_factor",
+            json!(0.0),
+            "rope_scaling.attention_factor must be > 0",
+        ),
+        (
+            "attention_factor",
+            json!(-1.0),
+            "rope_scaling.attention_factor must be > 0",
+        ),
     ] {
         let mut cfg = fixture_config();
         cfg["rope_scaling"][key] = value.clone();

@@ -11,7 +11,9 @@ use safetensors::tensor::TensorView;
 use safetensors::{Dtype, SafeTensors};
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures")
+        .join(name)
 }
 
 /// A scratch copy of a fixture model directory.
@@ -98,7 +100,9 @@ fn nan_in_a_bf16_weight_is_a_load_error_naming_tensor_and_index() {
     poke(&dir, name, 37, &BF16_NAN);
     // Both conversions a dense weight can take: upcast (bf16) and block quantization (fp8).
     for precision in [Precision::Bf16, Precision::Fp8] {
-        let e = load(&dir, Some(precision)).err().expect("NaN weight must not load");
+        let e = load(&dir, Some(precision))
+            .err()
+            .expect("NaN weight must not load");
         assert_names(&e, &[name, "index 37", "NaN"]);
     }
     std::fs::remove_dir_all(dir).unwrap();
@@ -121,7 +125,9 @@ fn inf_in_an_fp8_scale_is_a_load_error_naming_the_scale_and_index() {
     poke(&dir, scale, 4, &f32::INFINITY.to_le_bytes());
     // fp8 keeps the stored codes and scales; bf16 dequantizes them.
     for precision in [Precision::Fp8, Precision::Bf16] {
-        let e = load(&dir, Some(precision)).err().expect("Inf scale must not load");
+        let e = load(&dir, Some(precision))
+            .err()
+            .expect("Inf scale must not load");
         assert_names(&e, &[scale, "index 4", "inf"]);
     }
     std::fs::remove_dir_all(dir).unwrap();
@@ -134,7 +140,9 @@ fn e4m3_nan_code_is_a_load_error() {
     for code in [0x7fu8, 0xff] {
         poke(&dir, name, 101, &[code]);
         for precision in [Precision::Fp8, Precision::Bf16] {
-            let e = load(&dir, Some(precision)).err().expect("NaN code must not load");
+            let e = load(&dir, Some(precision))
+                .err()
+                .expect("NaN code must not load");
             assert_names(&e, &[name, "index 101"]);
         }
     }
@@ -150,8 +158,16 @@ fn a_layer_beyond_the_config_is_an_error() {
         let copy = t[name].clone();
         t.insert("model.layers.2.input_layernorm.weight".into(), copy);
     });
-    let e = load(&dir, None).err().expect("undescribed layer must not load");
-    assert_names(&e, &["model.layers.2.input_layernorm.weight", "num_hidden_layers = 2"]);
+    let e = load(&dir, None)
+        .err()
+        .expect("undescribed layer must not load");
+    assert_names(
+        &e,
+        &[
+            "model.layers.2.input_layernorm.weight",
+            "num_hidden_layers = 2",
+        ],
+    );
     std::fs::remove_dir_all(dir).unwrap();
 }
 
@@ -165,8 +181,32 @@ fn a_config_with_fewer_layers_than_the_checkpoint_is_an_error() {
         serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     cfg["num_hidden_layers"] = 1.into();
     std::fs::write(&path, cfg.to_string()).unwrap();
-    let e = load(&dir, None).err().expect("truncated config must not load");
+    let e = load(&dir, None)
+        .err()
+        .expect("truncated config must not load");
     assert_names(&e, &["layer", "num_hidden_layers = 1"]);
+    std::fs::remove_dir_all(dir).unwrap();
+
+    // dense_only_v3: 2 layers, no MTP. Declaring 1 layer + 1 MTP module puts decoder layer 1
+    // in the MTP range, where it must be recognised as a decoder layer (no eh_proj).
+    let dir = copy_fixture("dense_only_v3", "fewer-layers-mtp");
+    let path = dir.join("config.json");
+    let mut cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    cfg["num_hidden_layers"] = 1.into();
+    cfg["num_nextn_predict_layers"] = 1.into();
+    std::fs::write(&path, cfg.to_string()).unwrap();
+    let e = load(&dir, None)
+        .err()
+        .expect("truncated config must not load");
+    assert_names(
+        &e,
+        &[
+            "model.layers.1.",
+            "without an MTP `eh_proj`",
+            "num_hidden_layers = 1",
+        ],
+    );
     std::fs::remove_dir_all(dir).unwrap();
 }
 
@@ -177,7 +217,11 @@ fn the_mtp_layer_and_unknown_extra_tensors_still_load() {
     rewrite_shard(&dir, name, |t| {
         t.insert(
             "vision_tower.patch_embed.weight".into(),
-            (Dtype::F32, vec![2], [1.0f32, 2.0].iter().flat_map(|v| v.to_le_bytes()).collect()),
+            (
+                Dtype::F32,
+                vec![2],
+                [1.0f32, 2.0].iter().flat_map(|v| v.to_le_bytes()).collect(),
+            ),
         );
     });
     load(&dir, None).expect("extra tensors only warn; the MTP layer 2 is described");
