@@ -7,15 +7,23 @@
 #![no_main]
 
 use std::path::PathBuf;
+use std::sync::OnceLock;
 
 use concord_loader::Checkpoint;
 use libfuzzer_sys::fuzz_target;
 
-fn scratch_dir() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("concord-fuzz-index-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("scratch directory");
-    dir
+/// One scratch directory per process, on tmpfs when there is one: recreating it for every
+/// input cost more than the parsing under test.
+fn scratch_dir() -> &'static PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let shm = PathBuf::from("/dev/shm");
+        let base = if shm.is_dir() { shm } else { std::env::temp_dir() };
+        let dir = base.join(format!("concord-fuzz-index-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("scratch directory");
+        dir
+    })
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -27,10 +35,13 @@ fuzz_target!(|data: &[u8]| {
     let (index, shard) = rest.split_at(n.min(rest.len()));
     let dir = scratch_dir();
     std::fs::write(dir.join("model-00001-of-00001.safetensors"), shard).expect("write shard");
-    if !index.is_empty() {
-        std::fs::write(dir.join("model.safetensors.index.json"), index).expect("write index");
+    let index_path = dir.join("model.safetensors.index.json");
+    if index.is_empty() {
+        let _ = std::fs::remove_file(&index_path);
+    } else {
+        std::fs::write(&index_path, index).expect("write index");
     }
-    if let Ok(ckpt) = Checkpoint::open(&dir) {
+    if let Ok(ckpt) = Checkpoint::open(dir) {
         let root = dir.canonicalize().expect("canonical scratch directory");
         for f in ckpt.files() {
             let real = f.canonicalize().expect("opened shard exists");
