@@ -2,7 +2,7 @@
 //!
 //! A config is untrusted input: a single huge field (`max_position_embeddings = 2^40`,
 //! `n_routed_experts = 2^50`) used to size a table or drive a loop before anything else looked
-//! at it aborted the process or hung it. [`check_limits`] runs first in
+//! at it aborted the process or hung it. `check_limits` runs first in
 //! [`ModelConfig::validate`]; a field over its limit is reported with the field's name and the
 //! limit, and nothing sized from the config is computed until every field is within bounds.
 //! The limits are far above every released DeepSeek-V2/V3 checkpoint (V3: 61 layers, 256

@@ -28,7 +28,7 @@ pub struct LoadOptions {
     /// bf16 otherwise).
     pub precision: Option<Precision>,
     /// Longest sequence the RoPE tables cover; `None` = max_position_embeddings, capped at
-    /// [`DEFAULT_MAX_POSITIONS`] (docs/limits.md).
+    /// `DEFAULT_MAX_POSITIONS` = 2^18 (docs/limits.md).
     pub max_positions: Option<usize>,
 }
 
