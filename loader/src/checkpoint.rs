@@ -3,10 +3,12 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 use concord_core::convert::{bf16_to_f32, e4m3_to_f32, e5m2_to_f32, f16_to_f32};
 use concord_core::{DType, Error, Result};
+
+use crate::alloc::try_filled_vec;
 use memmap2::Mmap;
 use safetensors::SafeTensors;
 use serde_json::Value;
@@ -91,13 +93,15 @@ fn byte_table(decode: fn(u8) -> f32) -> [f32; 256] {
 impl TensorView<'_> {
     /// Number of elements (1 for a scalar).
     pub fn numel(&self) -> usize {
-        self.shape.iter().product()
+        // The safetensors header check already proved the product fits the file; saturate
+        // rather than wrap should a view be built by hand.
+        self.shape.iter().fold(1usize, |n, &d| n.saturating_mul(d))
     }
 
     /// Exact upcast to f32 of an F32, BF16, F16, F8_E4M3 or F8_E5M2 tensor (every value of
     /// these formats is representable in f32; NaN payloads as the core conversions give them).
     pub fn to_f32(&self) -> Result<Vec<f32>> {
-        let mut out = vec![0.0f32; self.numel()];
+        let mut out = try_filled_vec(self.numel(), 0.0f32, self.name)?;
         self.to_f32_into(&mut out)?;
         Ok(out)
     }
@@ -113,7 +117,7 @@ impl TensorView<'_> {
             )));
         }
         let size = self.dtype.size_in_bytes();
-        if self.data.len() != n * size {
+        if Some(self.data.len()) != n.checked_mul(size) {
             return Err(Error::model(format!(
                 "{} ({}): {} bytes for {n} {} elements",
                 self.name,
@@ -170,7 +174,7 @@ pub fn dequantize_block_fp8(
     scale_inv: &TensorView,
     block: [usize; 2],
 ) -> Result<Vec<f32>> {
-    let mut out = vec![0.0f32; weight.numel()];
+    let mut out = try_filled_vec(weight.numel(), 0.0f32, weight.name)?;
     dequantize_block_fp8_into(weight, scale_inv, block, &mut out)?;
     Ok(out)
 }
@@ -216,15 +220,21 @@ pub fn dequantize_block_fp8_into(
             scale_inv.shape
         )));
     }
-    if out.len() != rows * cols {
+    let Some(numel) = rows.checked_mul(cols) else {
+        return Err(Error::model(format!(
+            "{}: shape [{rows}, {cols}] overflows",
+            weight.name
+        )));
+    };
+    if out.len() != numel {
         return Err(Error::invalid(format!(
             "{}: output buffer holds {} values, weight has {}",
             weight.name,
             out.len(),
-            rows * cols
+            numel
         )));
     }
-    if weight.data.len() != rows * cols {
+    if weight.data.len() != numel {
         return Err(Error::model(format!(
             "{}: {} bytes for {rows}x{cols} F8_E4M3",
             weight.name,
@@ -241,6 +251,50 @@ pub fn dequantize_block_fp8_into(
         let srow = &scales[(i / bo) * sc..(i / bo + 1) * sc];
         for (j, (o, &b)) in orow.iter_mut().zip(wrow).enumerate() {
             *o = table[b as usize] * srow[j / bi];
+        }
+    }
+    Ok(())
+}
+
+/// Rejects a `weight_map` shard name that could point outside the model directory: an absolute
+/// path, or one with a `..` (or root / drive prefix) component.
+fn check_shard_name(index: &Path, shard: &str) -> Result<()> {
+    let path = Path::new(shard);
+    let escapes = path.is_absolute()
+        || path.has_root()
+        || path.components().any(|c| {
+            matches!(
+                c,
+                Component::ParentDir | Component::RootDir | Component::Prefix(_)
+            )
+        });
+    if escapes || shard.is_empty() {
+        return Err(Error::model(format!(
+            "{}: shard {shard:?} in weight_map must be a relative path inside the model directory \
+             (no absolute path, no `..`)",
+            index.display()
+        )));
+    }
+    Ok(())
+}
+
+/// After canonicalization (symlinks resolved), every shard must still lie inside `dir`.
+fn check_shards_inside(
+    dir: &Path,
+    index: &Path,
+    shards: &[String],
+    paths: &[PathBuf],
+) -> Result<()> {
+    let root = dir.canonicalize().map_err(|e| Error::io(dir, e))?;
+    for (shard, path) in shards.iter().zip(paths) {
+        let real = path.canonicalize().map_err(|e| Error::io(path, e))?;
+        if !real.starts_with(&root) {
+            return Err(Error::model(format!(
+                "{}: shard {shard:?} in weight_map resolves to {}, outside the model directory {}",
+                index.display(),
+                real.display(),
+                root.display()
+            )));
         }
     }
     Ok(())
@@ -314,6 +368,9 @@ impl Checkpoint {
             });
             wanted.push((tensor.as_str(), idx));
         }
+        for f in &file_names {
+            check_shard_name(index, f)?;
+        }
         // Every listed shard must exist; report all missing ones.
         let missing: Vec<&String> = file_names
             .iter()
@@ -335,6 +392,7 @@ impl Checkpoint {
             )));
         }
         let paths: Vec<PathBuf> = file_names.iter().map(|f| dir.join(f)).collect();
+        check_shards_inside(dir, index, &file_names, &paths)?;
         let weight_map: Vec<(String, usize)> = wanted
             .into_iter()
             .map(|(t, i)| (t.to_string(), i))

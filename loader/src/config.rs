@@ -18,6 +18,7 @@ use concord_core::{Error, Result};
 use serde_json::Value;
 
 use crate::json_fields::{Field, Obj};
+use crate::limits::check_limits;
 use crate::rope_config::parse_rope;
 pub use crate::rope_config::{RopeScaling, RopeScalingKind};
 
@@ -371,6 +372,16 @@ impl ModelConfig {
 
     /// Checks internal consistency and support; reports every problem found in one error.
     pub fn validate(&self) -> Result<()> {
+        // Bounds first: the consistency checks below loop over layers and form products of
+        // dimensions, which must not run on an unbounded field.
+        let over = check_limits(self);
+        if !over.is_empty() {
+            return Err(Error::model(format!(
+                "invalid model config ({} field(s) over their limits):\n  - {}",
+                over.len(),
+                over.join("\n  - ")
+            )));
+        }
         let mut p: Vec<String> = Vec::new();
         let mut need = |ok: bool, msg: String| {
             if !ok {
@@ -510,6 +521,21 @@ impl ModelConfig {
                 p.push(format!(
                     "rope_scaling.factor must be finite and > 0, got {}",
                     rs.factor
+                ));
+            }
+            for (field, value) in [
+                ("rope_scaling.mscale", Some(rs.mscale)),
+                ("rope_scaling.mscale_all_dim", Some(rs.mscale_all_dim)),
+                ("rope_scaling.attention_factor", rs.attention_factor),
+            ] {
+                if value.is_some_and(|v| !v.is_finite()) {
+                    p.push(format!("{field} must be finite, got {value:?}"));
+                }
+            }
+            if rs.attention_factor.is_some_and(|a| a <= 0.0) {
+                p.push(format!(
+                    "rope_scaling.attention_factor must be > 0, got {:?}",
+                    rs.attention_factor
                 ));
             }
             if rs.kind == RopeScalingKind::Yarn {

@@ -6,6 +6,7 @@ use concord_core::{DType, Error, Result};
 
 use crate::checkpoint::Checkpoint;
 use crate::config::ModelConfig;
+use crate::coverage::check_checkpoint_extent;
 
 /// What a tensor is, which decides the dtypes it may have.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -210,9 +211,11 @@ fn fmt_shape(s: &[usize]) -> String {
 /// Checks that `ckpt` holds every tensor [`expected_tensors`] lists, with the right shape and a
 /// supported dtype (F32/BF16/F16, or F8_E4M3 for quantizable weights, which then need an F32
 /// `<name>_scale_inv` of shape `[ceil(out/bo), ceil(in/bi)]`, block from `quantization_config`,
-/// default 128×128). Extra tensors are allowed (MTP layers are skipped unless `include_mtp`,
+/// default 128×128). Layers or experts the config does not describe are errors
+/// ([`crate::check_checkpoint_extent`]); other extra tensors are allowed (MTP layers are skipped unless `include_mtp`,
 /// `rotary_emb.inv_freq` is ignored). Every problem is counted; the first 20 are listed.
 pub fn validate_checkpoint(cfg: &ModelConfig, ckpt: &Checkpoint, include_mtp: bool) -> Result<()> {
+    check_checkpoint_extent(cfg, ckpt)?;
     let expected = expected_tensors(cfg, include_mtp);
     let [bo, bi] = cfg.weight_block_size();
     let mut problems: Vec<String> = Vec::new();
@@ -286,7 +289,8 @@ pub fn validate_checkpoint(cfg: &ModelConfig, ckpt: &Checkpoint, include_mtp: bo
         }
     }
 
-    // Extras: allowed, but counted for the log.
+    // Extras: allowed (the loader never reads them), but listed once so a mismatched
+    // checkpoint does not go unnoticed.
     let known: HashSet<&str> = expected.iter().map(|t| t.name.as_str()).collect();
     let mut unknown: Vec<&str> = Vec::new();
     for name in ckpt.names() {
@@ -302,7 +306,12 @@ pub fn validate_checkpoint(cfg: &ModelConfig, ckpt: &Checkpoint, include_mtp: bo
         unknown.push(name);
     }
     if !unknown.is_empty() {
-        tracing::debug!(count = unknown.len(), first = ?&unknown[..unknown.len().min(5)], "checkpoint has tensors the config does not use");
+        tracing::warn!(
+            checkpoint = %ckpt.dir().display(),
+            count = unknown.len(),
+            first = ?&unknown[..unknown.len().min(5)],
+            "checkpoint holds tensors the config does not use; they are ignored"
+        );
     }
 
     if total == 0 {

@@ -10,11 +10,14 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod alloc;
 pub mod checkpoint;
 pub mod config;
+pub mod coverage;
 pub mod generation;
 pub mod inventory;
 mod json_fields;
+pub mod limits;
 mod mmap;
 mod rope_config;
 mod torch_pow;
@@ -24,6 +27,7 @@ pub use config::{
     Architecture, ModelConfig, QuantizationConfig, RopeScaling, RopeScalingKind, ScoringFunc,
     TopkMethod,
 };
+pub use coverage::{check_checkpoint_extent, expert_index};
 pub use generation::{read_generation_config, GenerationConfig};
 pub use inventory::{
     expected_tensors, is_mtp_tensor, layer_index, validate_checkpoint, ExpectedTensor, TensorRole,

@@ -6,18 +6,75 @@ use concord_core::{DType, Error, Result};
 use concord_loader::TensorView;
 
 /// The weight of a projection as exact f32 values: F8 blocks dequantized with their scales.
+/// A non-finite scale, or a non-finite value in the result (a NaN/Inf weight, an e4m3fn NaN
+/// code, an overflowing scale product), is an error naming the tensor and the first bad index.
 pub fn weight_f32(
     weight: &TensorView,
     scale: Option<&TensorView>,
     block: [usize; 2],
 ) -> Result<Vec<f32>> {
-    match (weight.dtype, scale) {
-        (DType::F8E4M3, Some(s)) => concord_loader::dequantize_block_fp8(weight, s, block),
-        (DType::F8E4M3, None) => Err(Error::model(format!(
-            "{} is F8_E4M3 but has no {}_scale_inv tensor",
-            weight.name, weight.name
-        ))),
-        _ => weight.to_f32(),
+    let values = match (weight.dtype, scale) {
+        (DType::F8E4M3, Some(s)) => {
+            check_finite(s.name, s.shape, &s.to_f32()?)?;
+            concord_loader::dequantize_block_fp8(weight, s, block)?
+        }
+        (DType::F8E4M3, None) => {
+            return Err(Error::model(format!(
+                "{} is F8_E4M3 but has no {}_scale_inv tensor",
+                weight.name, weight.name
+            )))
+        }
+        _ => weight.to_f32()?,
+    };
+    check_finite(weight.name, weight.shape, &values)?;
+    Ok(values)
+}
+
+/// Row-major coordinates of flat index `flat` in `shape`.
+fn coordinates(mut flat: usize, shape: &[usize]) -> Vec<usize> {
+    let mut coords = vec![0; shape.len()];
+    for (c, &d) in coords.iter_mut().zip(shape).rev() {
+        if d > 0 {
+            *c = flat % d;
+            flat /= d;
+        }
+    }
+    coords
+}
+
+fn non_finite_error(name: &str, shape: &[usize], index: usize, what: String) -> Error {
+    Error::model(format!(
+        "tensor `{name}`: {what} at index {index} {:?}; the checkpoint is corrupt",
+        coordinates(index, shape)
+    ))
+}
+
+/// Errors on the first NaN or infinity of `values` (the converted tensor `name` of `shape`).
+pub fn check_finite(name: &str, shape: &[usize], values: &[f32]) -> Result<()> {
+    // Chunked so the common all-finite case runs as a branch-free reduction.
+    const CHUNK: usize = 4096;
+    for (c, chunk) in values.chunks(CHUNK).enumerate() {
+        if chunk.iter().all(|v| v.is_finite()) {
+            continue;
+        }
+        if let Some(i) = chunk.iter().position(|v| !v.is_finite()) {
+            let index = c * CHUNK + i;
+            let what = format!("non-finite value {}", chunk[i]);
+            return Err(non_finite_error(name, shape, index, what));
+        }
+    }
+    Ok(())
+}
+
+/// Errors on the first e4m3fn NaN code (`0x7F`, `0xFF`: the format has no infinities) of the
+/// F8_E4M3 tensor `name`.
+pub fn check_e4m3_codes(name: &str, shape: &[usize], codes: &[u8]) -> Result<()> {
+    match codes.iter().position(|&b| b & 0x7F == 0x7F) {
+        Some(index) => {
+            let what = format!("e4m3fn NaN code {:#04x}", codes[index]);
+            Err(non_finite_error(name, shape, index, what))
+        }
+        None => Ok(()),
     }
 }
 

@@ -2,6 +2,7 @@
 //! and `qk_rope_head_dim` rotated key values per token (spec §3.5), row = absolute position.
 
 use concord_core::{DType, Result};
+use concord_loader::alloc::{checked_size, try_filled_vec};
 use concord_ops::TensorDesc;
 
 use crate::exec::{DeviceTensor, Executor};
@@ -88,8 +89,13 @@ impl KvCache {
                 (&self.layers[l].latent, &grown.latent),
                 (&self.layers[l].k_pe, &grown.k_pe),
             ] {
-                let bytes = self.len * old.desc.shape[1] * self.dtype.size_in_bytes();
-                let mut host = vec![0u8; bytes];
+                let row_bytes = checked_size(
+                    old.desc.shape[1],
+                    self.dtype.size_in_bytes(),
+                    "KV cache row",
+                )?;
+                let bytes = checked_size(self.len, row_bytes, "KV cache copy")?;
+                let mut host = try_filled_vec(bytes, 0u8, "KV cache copy buffer")?;
                 backend.read(&old.buffer, 0, &mut host)?;
                 backend.write(&new.buffer, 0, &host)?;
             }

@@ -1,6 +1,8 @@
 //! RoPE cos/sin tables, computed once on the host (docs/numerics.md §RoPE tables) so that no
 //! device math library takes part in the rotation.
 
+use concord_core::Result;
+use concord_loader::alloc::{checked_size, try_vec_with_capacity};
 use concord_loader::ModelConfig;
 
 /// cos and sin of `f32(p) · inv_freq[i]`, times the YaRN magnitude factor, for p < positions.
@@ -16,13 +18,15 @@ pub struct RopeTable {
 }
 
 impl RopeTable {
-    /// Tables for positions `0..positions` of `cfg`'s rotary embedding.
-    pub fn new(cfg: &ModelConfig, positions: usize) -> Self {
+    /// Tables for positions `0..positions` of `cfg`'s rotary embedding; an impossible size is
+    /// an error naming the table, not an abort.
+    pub fn new(cfg: &ModelConfig, positions: usize) -> Result<Self> {
         let inv_freq = cfg.rope_inv_freq();
         let factor = cfg.rope_attention_factor();
         let pairs = inv_freq.len();
-        let mut cos = Vec::with_capacity(positions * pairs);
-        let mut sin = Vec::with_capacity(positions * pairs);
+        let len = checked_size(positions, pairs, "RoPE table [positions, pairs]")?;
+        let mut cos = try_vec_with_capacity(len, "RoPE cos table")?;
+        let mut sin = try_vec_with_capacity(len, "RoPE sin table")?;
         for p in 0..positions {
             for &f in &inv_freq {
                 // The references form the angle as one f32 product; cos/sin themselves are
@@ -32,11 +36,11 @@ impl RopeTable {
                 sin.push((angle.sin() as f32) * factor);
             }
         }
-        RopeTable {
+        Ok(RopeTable {
             cos,
             sin,
             positions,
             pairs,
-        }
+        })
     }
 }

@@ -27,9 +27,17 @@ pub struct LoadOptions {
     /// Compute precision; `None` means the checkpoint's native one (fp8 for FP8 checkpoints,
     /// bf16 otherwise).
     pub precision: Option<Precision>,
-    /// Longest sequence the RoPE tables cover; `None` = max_position_embeddings.
+    /// Longest sequence the RoPE tables cover; `None` = max_position_embeddings, capped at
+    /// `DEFAULT_MAX_POSITIONS` = 2^18 (docs/limits.md).
     pub max_positions: Option<usize>,
 }
+
+/// Positions the RoPE tables cover when [`LoadOptions::max_positions`] is not given: the
+/// config's `max_position_embeddings`, but at most 2^18 (every DeepSeek release advertises
+/// ≤ 163 840). The tables are built eagerly, so sizing them by an untrusted config field alone
+/// could demand gigabytes for a context nobody asked for; longer contexts are requested
+/// explicitly through `max_positions` (its tables are allocated fallibly).
+pub const DEFAULT_MAX_POSITIONS: usize = 1 << 18;
 
 /// A loaded model, ready to run on its backend.
 pub struct Model {
@@ -101,9 +109,9 @@ impl Model {
         .load(progress)?;
         let max_positions = options
             .max_positions
-            .unwrap_or(cfg.max_position_embeddings)
+            .unwrap_or(cfg.max_position_embeddings.min(DEFAULT_MAX_POSITIONS))
             .max(1);
-        let table = RopeTable::new(&cfg, max_positions);
+        let table = RopeTable::new(&cfg, max_positions)?;
         let rope_cos = exec.upload_f32(&[table.positions, table.pairs], &table.cos)?;
         let rope_sin = exec.upload_f32(&[table.positions, table.pairs], &table.sin)?;
         Ok(Model {

@@ -199,16 +199,14 @@ impl WeightLoader<'_> {
         let block = self.block();
         if view.dtype == DType::F8E4M3 {
             let scale = self.ckpt.tensor(&format!("{name}_scale_inv"))?;
-            return Ok((
-                rows,
-                cols,
-                BlockFp8 {
-                    codes: view.data.to_vec(),
-                    scales: scale.to_f32()?,
-                },
-            ));
+            let codes = view.data.to_vec();
+            host_convert::check_e4m3_codes(name, view.shape, &codes)?;
+            let scales = scale.to_f32()?;
+            host_convert::check_finite(scale.name, scale.shape, &scales)?;
+            return Ok((rows, cols, BlockFp8 { codes, scales }));
         }
         let values = view.to_f32()?;
+        host_convert::check_finite(name, view.shape, &values)?;
         Ok((
             rows,
             cols,
