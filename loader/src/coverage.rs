@@ -31,10 +31,23 @@ fn min_expected_tensors(cfg: &ModelConfig) -> usize {
         .saturating_add(1)
 }
 
+/// Whether layer `l` holds any tensor only an MTP module has.
+fn has_mtp_tensor(ckpt: &Checkpoint, l: usize) -> bool {
+    [
+        "eh_proj.weight",
+        "enorm.weight",
+        "hnorm.weight",
+        "shared_head.norm.weight",
+        "shared_head.head.weight",
+    ]
+    .iter()
+    .any(|t| ckpt.contains(&format!("model.layers.{l}.{t}")))
+}
+
 /// Checks that every `model.layers.{l}` of `ckpt` is a layer the config describes
 /// (`l < num_hidden_layers + num_nextn_predict_layers`), every `experts.{e}` an expert it
-/// describes (`e < n_routed_experts`), that a layer in the MTP range holds an MTP module
-/// (`eh_proj`), and that the checkpoint holds at least as many tensors
+/// describes (`e < n_routed_experts`), that a layer in the MTP range holds at least one
+/// MTP-only tensor (`eh_proj`, `enorm`, `hnorm`, `shared_head`), and that the checkpoint holds at least as many tensors
 /// as the config requires. Errors name the field and an example tensor.
 pub fn check_checkpoint_extent(cfg: &ModelConfig, ckpt: &Checkpoint) -> Result<()> {
     let layers = cfg
@@ -42,14 +55,15 @@ pub fn check_checkpoint_extent(cfg: &ModelConfig, ckpt: &Checkpoint) -> Result<(
         .saturating_add(cfg.num_nextn_predict_layers);
     let mut extra_layer: Option<(usize, &str)> = None;
     let mut extra_expert: Option<(usize, &str)> = None;
-    // An MTP-numbered layer without the MTP projection is a plain decoder layer: the config
-    // declares fewer main layers than the checkpoint holds.
+    // An MTP-numbered layer holding none of the MTP module's own tensors is a plain decoder
+    // layer: the config declares fewer main layers than the checkpoint holds. (One with some
+    // of them is a damaged MTP module, which only matters when MTP is asked for.)
     let mut mtp_layer_without_eh: Option<(usize, &str)> = None;
     for name in ckpt.names() {
         if let Some(l) = layer_index(name) {
             if (cfg.num_hidden_layers..layers).contains(&l)
                 && mtp_layer_without_eh.is_none()
-                && !ckpt.contains(&format!("model.layers.{l}.eh_proj.weight"))
+                && !has_mtp_tensor(ckpt, l)
             {
                 mtp_layer_without_eh = Some((l, name));
             }
@@ -74,7 +88,8 @@ pub fn check_checkpoint_extent(cfg: &ModelConfig, ckpt: &Checkpoint) -> Result<(
     }
     if let Some((l, name)) = mtp_layer_without_eh {
         return Err(Error::model(format!(
-            "checkpoint {} holds layer {l} (e.g. `{name}`) without an MTP `eh_proj`: it is a \
+            "checkpoint {} holds layer {l} (e.g. `{name}`) without any MTP tensor (`eh_proj`, \
+             `enorm`, `hnorm`, `shared_head`): it is a \
              decoder layer, but config.json describes only num_hidden_layers = {} (layers from \
              {} on are the num_nextn_predict_layers = {} MTP modules)",
             ckpt.dir().display(),

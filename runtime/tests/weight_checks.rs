@@ -203,7 +203,7 @@ fn a_config_with_fewer_layers_than_the_checkpoint_is_an_error() {
         &e,
         &[
             "model.layers.1.",
-            "without an MTP `eh_proj`",
+            "without any MTP tensor",
             "num_hidden_layers = 1",
         ],
     );
