@@ -4,6 +4,7 @@ use concord_core::{Error, Result};
 use concord_runtime::text::ChatMessage;
 
 use crate::common::{join_ids, ModelArgs};
+use crate::stdout::outln;
 
 /// Print token ids (comma-separated, last line of stdout).
 ///
@@ -46,6 +47,6 @@ pub fn run(args: Args) -> Result<()> {
         }
         (None, None) => return Err(Error::invalid("give --text or --chat")),
     };
-    println!("{}", join_ids(&ids));
+    outln!("{}", join_ids(&ids))?;
     Ok(())
 }
