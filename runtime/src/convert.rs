@@ -153,8 +153,12 @@ pub fn convert_checkpoint(
     let staging = StagedDir::create(output)?;
     let written = convert_into(&cfg, &ckpt, input, staging.path(), options, progress)?;
     verify_output(staging.path(), &written, options.target).map_err(|e| {
+        let why = match e {
+            Error::Model(m) => m,
+            other => other.to_string(),
+        };
         Error::model(format!(
-            "the converted checkpoint does not load, so {} was not written: {e}",
+            "the converted checkpoint does not load, so {} was not written: {why}",
             output.display()
         ))
     })?;

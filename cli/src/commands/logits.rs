@@ -87,6 +87,7 @@ fn write_safetensors(path: &Path, tensors: &BTreeMap<String, (Vec<usize>, Vec<u8
         file.write_all(head).map_err(|e| Error::io(path, e))?;
         // Half written, as a disk that fills up mid-write leaves it.
         fail_point::check("logits-write", path)?;
+        fail_point::stall("logits-write");
         file.write_all(tail).map_err(|e| Error::io(path, e))
     })
 }
