@@ -100,7 +100,9 @@ fn staging_builder(prefix: &OsStr, mode: u32) -> tempfile::Builder<'_, 'static> 
 
 /// What kind of thing an existing path is, for error messages.
 fn kind_name(ft: std::fs::FileType) -> &'static str {
-    if ft.is_dir() {
+    if ft.is_file() {
+        "a regular file"
+    } else if ft.is_dir() {
         "a directory"
     } else if ft.is_fifo() {
         "a FIFO"
@@ -113,7 +115,7 @@ fn kind_name(ft: std::fs::FileType) -> &'static str {
     } else if ft.is_symlink() {
         "a symbolic link"
     } else {
-        "not a regular file"
+        "of an unknown kind"
     }
 }
 
