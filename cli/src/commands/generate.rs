@@ -95,7 +95,7 @@ pub fn run(args: Args) -> Result<()> {
             if let Some(text) = stream.as_mut().and_then(|s| s.push(token)) {
                 write!(out, "{text}")
                     .and_then(|_| out.flush())
-                    .map_err(|e| stdout_error(e))?;
+                    .map_err(stdout_error)?;
             }
         }
     }
@@ -103,6 +103,6 @@ pub fn run(args: Args) -> Result<()> {
         Emit::Text => String::new(),
         Emit::Ids => join_ids(&generated),
     };
-    writeln!(out, "{tail}").map_err(|e| stdout_error(e))?;
+    writeln!(out, "{tail}").map_err(stdout_error)?;
     Ok(())
 }
