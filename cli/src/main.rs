@@ -3,6 +3,8 @@
 mod bandwidth;
 mod commands;
 mod common;
+mod fail_point;
+mod stdout;
 mod synthetic;
 
 use std::process::ExitCode;
@@ -49,8 +51,26 @@ enum Command {
     Conformance(commands::conformance::Args),
 }
 
+/// Exit status after SIGINT/SIGTERM, as shells report an interrupted command.
+const INTERRUPTED: u8 = 130;
+
+/// On SIGINT/SIGTERM, removes the outputs still being staged (so Ctrl-C leaves nothing behind)
+/// and exits 130.
+fn remove_staged_outputs_on_interrupt() {
+    let installed = ctrlc::set_handler(|| {
+        concord_runtime::staged_output::remove_all_staged();
+        std::process::exit(i32::from(INTERRUPTED));
+    });
+    if let Err(e) = installed {
+        tracing::warn!(
+            "no SIGINT/SIGTERM handler ({e}); an interrupted run may leave staging files"
+        );
+    }
+}
+
 fn main() -> ExitCode {
     common::init_logging();
+    remove_staged_outputs_on_interrupt();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Generate(a) => commands::generate::run(a),
@@ -66,6 +86,8 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader of our output is gone (`concord inspect | head -1`): a normal end.
+        Err(e) if stdout::is_closed_stdout(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE

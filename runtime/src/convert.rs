@@ -10,6 +10,7 @@ use concord_core::{DType, Error, Result};
 use concord_loader::{Checkpoint, ModelConfig, TensorRole};
 
 use crate::host_convert::{quantize_block_fp8, weight_f32};
+use crate::staged_output::{check_dir_target, StagedDir};
 
 /// Target format of a conversion.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +43,7 @@ struct ShardWriter {
     pending_bytes: usize,
     shards: Vec<(PathBuf, Vec<String>)>,
     total_bytes: usize,
+    written: Vec<WrittenTensor>,
 }
 
 impl ShardWriter {
@@ -51,6 +53,11 @@ impl ShardWriter {
         }
         self.pending_bytes += t.data.len();
         self.total_bytes += t.data.len();
+        self.written.push(WrittenTensor {
+            name: t.name.clone(),
+            dtype: t.dtype,
+            shape: t.shape.clone(),
+        });
         self.pending.push(t);
         Ok(())
     }
@@ -80,8 +87,9 @@ impl ShardWriter {
         Ok(())
     }
 
-    /// Renames shards to `model-0000i-of-0000n.safetensors` and writes the index.
-    fn finish(mut self) -> Result<()> {
+    /// Renames shards to `model-0000i-of-0000n.safetensors`, writes the index and returns
+    /// what was written.
+    fn finish(mut self) -> Result<Vec<WrittenTensor>> {
         self.flush()?;
         let n = self.shards.len();
         let mut weight_map = BTreeMap::new();
@@ -96,7 +104,8 @@ impl ShardWriter {
             "metadata": { "total_size": self.total_bytes },
             "weight_map": weight_map,
         });
-        write_json(&self.dir.join("model.safetensors.index.json"), &index)
+        write_json(&self.dir.join("model.safetensors.index.json"), &index)?;
+        Ok(self.written)
     }
 }
 
@@ -119,43 +128,146 @@ fn write_json(path: &Path, value: &serde_json::Value) -> Result<()> {
     std::fs::write(path, text + "\n").map_err(|e| Error::io(path, e))
 }
 
-/// Converts the checkpoint in `input` into a new directory `output` (which must not exist or
-/// be empty). Work happens in a sibling `.partial` directory renamed into place at the end, so
-/// a failure or cancellation leaves no half-written checkpoint. `progress(done, total)`
-/// counts tensors and returns false to cancel.
+/// Converts the checkpoint in `input` into a new directory `output`.
+///
+/// `output` must not exist, or be an empty directory, and its parent must exist; it may not be
+/// `input`, inside `input`, or contain `input` (compared after resolving links). The config is
+/// checked (every field a conversion divides by included) before anything is written. Work
+/// happens in a uniquely named staging directory beside `output`
+/// (`.{name}.concord-tmp-{pid}-{random}`, see [`crate::staged_output`]); the result is re-opened
+/// with the loader and checked tensor by tensor before one `rename` publishes it. On any error
+/// the staging directory is removed; nothing this run did not create is ever deleted.
+/// `progress(done, total)` counts tensors and returns false to cancel.
 pub fn convert_checkpoint(
     input: &Path,
     output: &Path,
     options: &ConvertOptions,
     progress: &mut dyn FnMut(usize, usize) -> bool,
 ) -> Result<()> {
-    if output.exists()
-        && std::fs::read_dir(output)
-            .map_err(|e| Error::io(output, e))?
-            .next()
-            .is_some()
-    {
-        return Err(Error::invalid(format!(
-            "{} exists and is not empty",
+    check_paths_apart(input, output)?;
+    check_dir_target(output)?;
+    let config_path = input.join("config.json");
+    let cfg = ModelConfig::from_file(&config_path)?;
+    check_config(&cfg, &config_path)?;
+    let ckpt = Checkpoint::open(input)?;
+    let staging = StagedDir::create(output)?;
+    let written = convert_into(&cfg, &ckpt, input, staging.path(), options, progress)?;
+    verify_output(staging.path(), &written, options.target).map_err(|e| {
+        let why = match e {
+            Error::Model(m) => m,
+            other => other.to_string(),
+        };
+        Error::model(format!(
+            "the converted checkpoint does not load, so {} was not written: {why}",
             output.display()
+        ))
+    })?;
+    staging.publish()
+}
+
+/// `path` resolved through links; a path that does not exist yet resolves through its parent.
+fn resolved(path: &Path) -> Result<PathBuf> {
+    if std::fs::symlink_metadata(path).is_ok() {
+        return std::fs::canonicalize(path).map_err(|e| Error::io(path, e));
+    }
+    let name = path.file_name().ok_or_else(|| {
+        Error::invalid(format!(
+            "{}: the output must end in a directory name",
+            path.display()
+        ))
+    })?;
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let parent = std::fs::canonicalize(parent).map_err(|e| {
+        Error::invalid(format!(
+            "{}: the output's parent directory {} cannot be used: {e}",
+            path.display(),
+            parent.display()
+        ))
+    })?;
+    Ok(parent.join(name))
+}
+
+/// Refuses an output that is the input, lies inside it, or contains it: writing it would
+/// read what is being written, or publish over the source.
+fn check_paths_apart(input: &Path, output: &Path) -> Result<()> {
+    let input_real = std::fs::canonicalize(input).map_err(|e| Error::io(input, e))?;
+    let output_real = resolved(output)?;
+    let problem = if output_real == input_real {
+        "is the input checkpoint"
+    } else if output_real.starts_with(&input_real) {
+        "is inside the input checkpoint"
+    } else if input_real.starts_with(&output_real) {
+        "contains the input checkpoint"
+    } else {
+        return Ok(());
+    };
+    Err(Error::invalid(format!(
+        "output {} {problem} {}; choose a directory outside it",
+        output.display(),
+        input.display()
+    )))
+}
+
+/// The loader's consistency checks plus what the conversion itself divides by.
+fn check_config(cfg: &ModelConfig, path: &Path) -> Result<()> {
+    let [rows, cols] = cfg.weight_block_size();
+    if rows == 0 || cols == 0 {
+        return Err(Error::model(format!(
+            "{}: quantization_config.weight_block_size must be two positive numbers, got [{rows}, {cols}]",
+            path.display()
         )));
     }
-    let cfg = ModelConfig::from_file(&input.join("config.json"))?;
-    let ckpt = Checkpoint::open(input)?;
-    let staging = output.with_extension("partial");
-    if staging.exists() {
-        std::fs::remove_dir_all(&staging).map_err(|e| Error::io(&staging, e))?;
+    cfg.validate()
+        .map_err(|e| Error::model(format!("{}: {e}", path.display())))
+}
+
+/// What the converter wrote for one tensor.
+struct WrittenTensor {
+    name: String,
+    dtype: DType,
+    shape: Vec<usize>,
+}
+
+/// Opens the converted checkpoint in `dir` the way a model load does (config, safetensors,
+/// tensor inventory) and checks that every tensor the converter wrote is there with its dtype
+/// and shape, and that the target format holds (no FP8 left in a BF16 conversion).
+fn verify_output(dir: &Path, written: &[WrittenTensor], target: ConvertTarget) -> Result<()> {
+    let cfg = ModelConfig::from_file(&dir.join("config.json"))?;
+    cfg.validate()?;
+    let ckpt = Checkpoint::open(dir)?;
+    concord_loader::validate_checkpoint(&cfg, &ckpt, false)?;
+    for t in written {
+        let dtype = ckpt.dtype_name(&t.name).ok_or_else(|| {
+            Error::model(format!("tensor `{}` is missing from the output", t.name))
+        })?;
+        let found = DType::from_safetensors_name(dtype);
+        if found != Some(t.dtype) || ckpt.shape(&t.name) != Some(t.shape.as_slice()) {
+            return Err(Error::model(format!(
+                "tensor `{}`: wrote {} {:?}, read back {dtype} {:?}",
+                t.name,
+                t.dtype,
+                t.shape,
+                ckpt.shape(&t.name).unwrap_or_default()
+            )));
+        }
+        if target == ConvertTarget::Bf16 && t.dtype == DType::F8E4M3 {
+            return Err(Error::model(format!(
+                "tensor `{}` is still F8_E4M3 in a BF16 conversion",
+                t.name
+            )));
+        }
     }
-    std::fs::create_dir_all(&staging).map_err(|e| Error::io(&staging, e))?;
-    let result = convert_into(&cfg, &ckpt, input, &staging, options, progress);
-    if let Err(e) = result {
-        let _ = std::fs::remove_dir_all(&staging);
-        return Err(e);
+    if ckpt.len() != written.len() {
+        return Err(Error::model(format!(
+            "the output holds {} tensors, the converter wrote {}",
+            ckpt.len(),
+            written.len()
+        )));
     }
-    if output.exists() {
-        std::fs::remove_dir(output).map_err(|e| Error::io(output, e))?;
-    }
-    std::fs::rename(&staging, output).map_err(|e| Error::io(output, e))
+    Ok(())
 }
 
 fn convert_into(
@@ -165,7 +277,7 @@ fn convert_into(
     out: &Path,
     options: &ConvertOptions,
     progress: &mut dyn FnMut(usize, usize) -> bool,
-) -> Result<()> {
+) -> Result<Vec<WrittenTensor>> {
     let block = cfg.weight_block_size();
     let quantizable: std::collections::HashSet<String> =
         concord_loader::expected_tensors(cfg, true)
@@ -185,6 +297,7 @@ fn convert_into(
         pending_bytes: 0,
         shards: Vec::new(),
         total_bytes: 0,
+        written: Vec::new(),
     };
     for (i, name) in names.iter().enumerate() {
         let view = ckpt.tensor(name)?;
@@ -252,7 +365,7 @@ fn convert_into(
             return Err(Error::Cancelled);
         }
     }
-    writer.finish()?;
+    let written = writer.finish()?;
 
     let mut config = cfg.raw.clone();
     if let Some(obj) = config.as_object_mut() {
@@ -275,7 +388,8 @@ fn convert_into(
         obj.insert("torch_dtype".into(), "bfloat16".into());
     }
     write_json(&out.join("config.json"), &config)?;
-    copy_side_files(input, out)
+    copy_side_files(input, out)?;
+    Ok(written)
 }
 
 /// Copies tokenizer, generation config and other small files that are not weights.

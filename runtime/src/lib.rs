@@ -11,6 +11,7 @@ mod kv_cache;
 pub mod model;
 mod precision;
 mod rope_table;
+pub mod staged_output;
 pub mod text;
 
 pub use backends::{open_backend, open_backend_mode, BACKEND_NAMES};

@@ -1,3 +1,4 @@
+use crate::stdout::outln;
 use concord_core::Result;
 
 /// Prints one line per backend: available with its device, or unavailable with the reason.
@@ -6,9 +7,9 @@ pub fn run() -> Result<()> {
         match concord_runtime::open_backend(name) {
             Ok(b) => {
                 let info = b.info();
-                println!("{name:8} available    {} ({})", info.device, info.driver);
+                outln!("{name:8} available    {} ({})", info.device, info.driver)?;
             }
-            Err(e) => println!("{name:8} unavailable  {e}"),
+            Err(e) => outln!("{name:8} unavailable  {e}")?,
         }
     }
     Ok(())

@@ -1,11 +1,12 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use concord_core::Result;
+use concord_core::{Error, Result};
 use concord_runtime::{LogitRows, Model, Precision};
 
 use crate::bandwidth;
 use crate::common::ModelArgs;
+use crate::stdout::outln;
 use crate::synthetic::SyntheticSpec;
 
 /// Measure prefill and decode throughput, beside the memory-bandwidth floor of decode.
@@ -106,9 +107,9 @@ fn activated_weight_bytes(model: &Model) -> f64 {
     total - moe_layers * unused * per_expert_params * bytes_per_param
 }
 
-fn report(name: &str, model: &Model, f: &Figures, bandwidth: Option<f64>) {
+fn report(name: &str, model: &Model, f: &Figures, bandwidth: Option<f64>) -> Result<()> {
     let floor = bandwidth.map(|b| b / f.bytes_per_token);
-    println!(
+    outln!(
         "{name:32} {:5} {:5} {:>10.1} prefill tok/s {:>9.2} decode tok/s   {:.1} MiB/token{}",
         model.precision().name(),
         model.backend().info().mode.name(),
@@ -122,34 +123,34 @@ fn report(name: &str, model: &Model, f: &Figures, bandwidth: Option<f64>) {
             ),
             None => "   (bandwidth floor: bandwidth not measured)".into(),
         }
-    );
+    )
 }
 
 pub fn run(args: Args) -> Result<()> {
     let model = args.model.load()?;
     let bandwidth = if args.model.backend == "cpu" {
         let b = bandwidth::host();
-        println!(
+        outln!(
             "host memory bandwidth {:.1} GB/s (copy), backend cpu",
             b / 1e9
-        );
+        )?;
         Some(b)
     } else {
         let backend = model.backend();
         match bandwidth::device(backend.as_ref(), 64 << 20) {
             Ok(b) => {
                 let info = backend.info();
-                println!(
+                outln!(
                     "device memory bandwidth {:.1} GB/s (add kernel), backend {} on {}, {} mode",
                     b / 1e9,
                     info.name,
                     info.device,
                     info.mode
-                );
+                )?;
                 Some(b)
             }
             Err(e) => {
-                println!("device memory bandwidth not measured: {e}");
+                outln!("device memory bandwidth not measured: {e}")?;
                 None
             }
         }
@@ -160,10 +161,14 @@ pub fn run(args: Args) -> Result<()> {
         &model,
         &f,
         bandwidth,
-    );
+    )?;
     if args.synthetic {
-        let dir: PathBuf =
-            std::env::temp_dir().join(format!("concord-bench-synthetic-{}", std::process::id()));
+        // A fresh, uniquely named directory that is removed when `scratch` drops.
+        let scratch = tempfile::Builder::new()
+            .prefix("concord-bench-synthetic-")
+            .tempdir()
+            .map_err(|e| Error::io(std::env::temp_dir(), e))?;
+        let dir: PathBuf = scratch.path().to_path_buf();
         let spec = SyntheticSpec {
             hidden: args.synthetic_hidden,
             layers: args.synthetic_layers,
@@ -180,10 +185,9 @@ pub fn run(args: Args) -> Result<()> {
                 &m,
                 &f,
                 bandwidth,
-            );
-            Ok(())
+            )
         });
-        let _ = std::fs::remove_dir_all(&dir);
+        drop(scratch);
         result?;
     }
     Ok(())

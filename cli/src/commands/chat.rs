@@ -1,3 +1,4 @@
+use crate::stdout::stdout_error;
 use std::io::{BufRead, Write};
 
 use concord_core::{Error, Result};
@@ -56,7 +57,7 @@ pub fn run(args: Args) -> Result<()> {
     }
     let stdin = std::io::stdin();
     let mut out = std::io::stdout();
-    let io = |e| Error::io("stdout", e);
+    let io = stdout_error;
     loop {
         write!(out, "> ").and_then(|_| out.flush()).map_err(io)?;
         let mut line = String::new();

@@ -7,6 +7,7 @@ use concord_conformance::{split_list, Config};
 use concord_core::{Error, Result};
 
 use crate::common::demo_model_dir;
+use crate::stdout::outln;
 
 /// Run every op and the whole model on every backend against the CPU reference.
 ///
@@ -116,16 +117,16 @@ pub fn run(args: Args) -> Result<()> {
         )));
     }
     for b in &report.backends {
-        println!("{}", b.summary_line());
+        outln!("{}", b.summary_line())?;
         if b.fast_mode.available {
-            println!("{:8} fast mode: {}", "", b.fast_mode.note);
+            outln!("{:8} fast mode: {}", "", b.fast_mode.note)?;
         }
     }
     let (json, html) = report.write(&args.out).map_err(|source| Error::Io {
         path: args.out.clone(),
         source,
     })?;
-    println!("report: {} {}", json.display(), html.display());
+    outln!("report: {} {}", json.display(), html.display())?;
     if report.failed() {
         for f in report.failures().iter().take(20) {
             eprintln!("FAIL {f}");
@@ -145,9 +146,9 @@ pub fn run(args: Args) -> Result<()> {
             report.failures().len()
         )));
     }
-    println!(
+    outln!(
         "conformance: pass ({} cases per backend)",
         report.cases_per_backend
-    );
+    )?;
     Ok(())
 }

@@ -17,8 +17,16 @@ pub enum Target {
 /// Convert a checkpoint to BF16 or FP8, tensor by tensor (a checkpoint larger than RAM works).
 ///
 /// Writes a Hugging Face checkpoint: sharded safetensors, model.safetensors.index.json,
-/// config.json (with or without quantization_config) and the tokenizer files. OUT_DIR must not
-/// exist or be empty; nothing is left behind on failure.
+/// config.json (with or without quantization_config) and the tokenizer files.
+///
+/// OUT_DIR must not exist, or be an empty directory (which is replaced); its parent must
+/// exist. A non-empty directory, a file or a symbolic link there is refused, never overwritten,
+/// and so is an OUT_DIR that is IN_DIR, lies inside it or contains it. The checkpoint is built in
+/// a uniquely named hidden directory beside OUT_DIR (.NAME.concord-tmp-PID-RANDOM), re-opened
+/// and checked tensor by tensor (names, dtypes, shapes, the model's tensor inventory), and only
+/// then renamed to OUT_DIR. On any error, Ctrl-C or SIGTERM that directory is removed and the
+/// command exits non-zero (130 for a signal): nothing is left behind, and nothing this run did
+/// not create is deleted.
 ///
 /// Examples:
 ///   concord convert --to bf16 ./DeepSeek-V3 ./DeepSeek-V3-bf16

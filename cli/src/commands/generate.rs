@@ -1,3 +1,4 @@
+use crate::stdout::stdout_error;
 use std::io::Write;
 
 use clap::ValueEnum;
@@ -94,7 +95,7 @@ pub fn run(args: Args) -> Result<()> {
             if let Some(text) = stream.as_mut().and_then(|s| s.push(token)) {
                 write!(out, "{text}")
                     .and_then(|_| out.flush())
-                    .map_err(|e| Error::io("stdout", e))?;
+                    .map_err(stdout_error)?;
             }
         }
     }
@@ -102,6 +103,6 @@ pub fn run(args: Args) -> Result<()> {
         Emit::Text => String::new(),
         Emit::Ids => join_ids(&generated),
     };
-    writeln!(out, "{tail}").map_err(|e| Error::io("stdout", e))?;
+    writeln!(out, "{tail}").map_err(stdout_error)?;
     Ok(())
 }

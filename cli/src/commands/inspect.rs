@@ -5,6 +5,7 @@ use concord_loader::{Checkpoint, ModelConfig};
 use concord_runtime::Precision;
 
 use crate::common::ModelArgs;
+use crate::stdout::outln;
 
 /// Summarise a checkpoint without loading it: configuration, total and activated parameters,
 /// tensor dtypes, and the memory its weights need at each precision.
@@ -22,9 +23,9 @@ pub fn run(args: Args) -> Result<()> {
     let dir = args.model.dir()?;
     let cfg = ModelConfig::from_file(&dir.join("config.json"))?;
     let ckpt = Checkpoint::open(&dir)?;
-    println!("model            {}", dir.display());
-    println!("architecture     {:?}", cfg.architecture);
-    println!(
+    outln!("model            {}", dir.display())?;
+    outln!("architecture     {:?}", cfg.architecture)?;
+    outln!(
         "layers           {} ({} dense, {} MoE), hidden {}, heads {}, vocab {}",
         cfg.num_hidden_layers,
         (0..cfg.num_hidden_layers)
@@ -36,16 +37,16 @@ pub fn run(args: Args) -> Result<()> {
         cfg.hidden_size,
         cfg.num_attention_heads,
         cfg.vocab_size
-    );
-    println!(
+    )?;
+    outln!(
         "attention        MLA: q_lora {:?}, kv_lora {}, nope {}, rope {}, v {}",
         cfg.q_lora_rank,
         cfg.kv_lora_rank,
         cfg.qk_nope_head_dim,
         cfg.qk_rope_head_dim,
         cfg.v_head_dim
-    );
-    println!(
+    )?;
+    outln!(
         "experts          {} routed (top {}) + {} shared, {} groups keep {}, {:?}/{:?}, scale {}",
         cfg.n_routed_experts,
         cfg.num_experts_per_tok,
@@ -55,15 +56,15 @@ pub fn run(args: Args) -> Result<()> {
         cfg.topk_method,
         cfg.scoring_func,
         cfg.routed_scaling_factor
-    );
-    println!(
+    )?;
+    outln!(
         "rope scaling     {:?}",
         cfg.rope_scaling.as_ref().map(|r| (&r.kind, r.factor))
-    );
-    println!(
+    )?;
+    outln!(
         "MTP layers       {} (skipped)",
         cfg.num_nextn_predict_layers
-    );
+    )?;
 
     let expected = concord_loader::expected_tensors(&cfg, false);
     let total: usize = expected
@@ -76,14 +77,14 @@ pub fn run(args: Args) -> Result<()> {
     let per_expert = 3 * cfg.hidden_size * cfg.moe_intermediate_size;
     let inactive =
         moe_layers * cfg.n_routed_experts.saturating_sub(cfg.num_experts_per_tok) * per_expert;
-    println!(
+    outln!(
         "parameters       {} total, {} activated per token",
         human(total),
         human(total - inactive)
-    );
-    println!(
+    )?;
+    outln!(
         "                 (activated = all weights minus the routed experts a token does not use)"
-    );
+    )?;
 
     let mut dtypes: BTreeMap<String, (usize, usize)> = BTreeMap::new();
     for name in ckpt.names() {
@@ -94,7 +95,7 @@ pub fn run(args: Args) -> Result<()> {
         }
     }
     for (dtype, (count, bytes)) in &dtypes {
-        println!("tensors {dtype:8} {count} tensors, {}", human_bytes(*bytes));
+        outln!("tensors {dtype:8} {count} tensors, {}", human_bytes(*bytes))?;
     }
 
     let quantizable: usize = expected
@@ -114,18 +115,18 @@ pub fn run(args: Args) -> Result<()> {
         .filter(|t| t.name.ends_with(".kv_b_proj.weight"))
         .map(|t| t.shape.iter().product::<usize>())
         .sum();
-    println!(
+    outln!(
         "weights memory   f32 {}",
         human_bytes(total * DType::F32.size_in_bytes())
-    );
-    println!(
+    )?;
+    outln!(
         "                 bf16 {}",
         human_bytes(total * DType::BF16.size_in_bytes())
-    );
-    println!(
+    )?;
+    outln!(
         "                 fp8 {} (F8_E4M3 projections + f32 block scales, BF16 elsewhere and kv_b_proj for decode)",
         human_bytes(quantizable + scales * 4 + (total - quantizable) * 2 + kv_b * 2)
-    );
+    )?;
     if args.measure {
         for precision in [Precision::F32, Precision::Bf16, Precision::Fp8] {
             let model = ModelArgs {
@@ -133,11 +134,11 @@ pub fn run(args: Args) -> Result<()> {
                 ..args.model.clone()
             }
             .load()?;
-            println!(
+            outln!(
                 "measured         {precision:5} {} of weights on {}",
                 human_bytes(model.weight_bytes()),
                 args.model.backend
-            );
+            )?;
         }
     }
     Ok(())

@@ -1,3 +1,4 @@
+use crate::stdout::outln;
 use clap::Subcommand;
 use concord_core::{Error, Result};
 
@@ -77,16 +78,16 @@ pub fn run(args: Args) -> Result<()> {
     let failed = results.iter().filter(|(_, ok, _)| !ok).count();
     for (op, ok, message) in &results {
         if *ok {
-            println!("ok     {op}");
+            outln!("ok     {op}")?;
         } else {
-            println!("FAILED {op}: {}", message.trim());
+            outln!("FAILED {op}: {}", message.trim())?;
         }
     }
-    println!(
+    outln!(
         "{} kernels, {} compiled, {failed} failed",
         results.len(),
         results.len() - failed
-    );
+    )?;
     if failed > 0 {
         return Err(Error::Backend {
             backend: backend.clone(),

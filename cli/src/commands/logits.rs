@@ -1,10 +1,13 @@
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 
 use concord_core::{Error, Result};
+use concord_runtime::staged_output::{resolve_file_target, write_file_atomically};
 use concord_runtime::LogitRows;
 
 use crate::common::{parse_ids, ModelArgs};
+use crate::fail_point;
 
 /// Write the f32 logits of every position to a safetensors file.
 ///
@@ -25,12 +28,16 @@ pub struct Args {
     /// Prompt text instead of ids (tokenized with a leading BOS).
     #[arg(long, conflicts_with = "ids")]
     pub prompt: Option<String>,
-    /// Output file (safetensors); written whole or not at all.
+    /// Output file (safetensors); written whole or not at all, through a uniquely named
+    /// staging file in the same directory that is renamed over it. An existing regular file is
+    /// replaced; a device, FIFO, socket or directory is refused.
     #[arg(long)]
     pub out: PathBuf,
 }
 
 pub fn run(args: Args) -> Result<()> {
+    // Refuse a device/FIFO/directory target before spending the forward pass on it.
+    resolve_file_target(&args.out)?;
     let sequences: Vec<Vec<u32>> = match &args.prompt {
         Some(text) => vec![args.model.tokenizer()?.encode(text, true)?],
         None => args
@@ -61,11 +68,11 @@ pub fn run(args: Args) -> Result<()> {
     write_safetensors(&args.out, &tensors)
 }
 
-/// Writes F32 tensors to `path` through a temporary file, so a failure leaves nothing behind.
-fn write_safetensors(
-    path: &PathBuf,
-    tensors: &BTreeMap<String, (Vec<usize>, Vec<u8>)>,
-) -> Result<()> {
+/// Writes F32 tensors to `path` whole or not at all: serialized into a uniquely named staging
+/// file beside it, renamed over it once written and flushed (see
+/// [`concord_runtime::staged_output`]). A `path` that is a device, FIFO, socket or directory
+/// (or a link to one) is refused, never replaced.
+fn write_safetensors(path: &Path, tensors: &BTreeMap<String, (Vec<usize>, Vec<u8>)>) -> Result<()> {
     let views = tensors
         .iter()
         .map(|(name, (shape, bytes))| {
@@ -75,10 +82,12 @@ fn write_safetensors(
         })
         .collect::<Result<Vec<_>>>()?;
     let data = safetensors::serialize(views, None).map_err(|e| Error::invalid(e.to_string()))?;
-    let tmp = path.with_extension("safetensors.partial");
-    std::fs::write(&tmp, data).map_err(|e| Error::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        Error::io(path, e)
+    write_file_atomically(path, |file| {
+        let (head, tail) = data.split_at(data.len() / 2);
+        file.write_all(head).map_err(|e| Error::io(path, e))?;
+        // Half written, as a disk that fills up mid-write leaves it.
+        fail_point::check("logits-write", path)?;
+        fail_point::stall("logits-write");
+        file.write_all(tail).map_err(|e| Error::io(path, e))
     })
 }

@@ -4,6 +4,7 @@ use concord_core::{Error, Result};
 use concord_runtime::text::{ChatMessage, ChatOptions};
 
 use crate::common::{join_ids, ModelArgs};
+use crate::stdout::outln;
 
 /// Print token ids (comma-separated, last line of stdout).
 ///
@@ -57,6 +58,6 @@ pub fn run(args: Args) -> Result<()> {
         }
         (None, None) => return Err(Error::invalid("give --text or --chat")),
     };
-    println!("{}", join_ids(&ids));
+    outln!("{}", join_ids(&ids))?;
     Ok(())
 }
