@@ -1,5 +1,5 @@
 //! Concord device kernels: every op of the catalogue written once, in a small portable C
-//! dialect, and assembled into a complete program for OpenCL C, CUDA (NVRTC) or HIP (hiprtc).
+//! dialect, and assembled into a complete program for OpenCL C, CUDA (NVRTC), HIP (hiprtc) or Ascend C (aclrtc).
 //!
 //! A program is `prelude/<target>.h` (the dialect: kernel and address-space qualifiers, ids,
 //! barriers, bit casts, `FP_CONTRACT OFF` for OpenCL), then the shared headers in
@@ -29,6 +29,10 @@ pub enum Target {
     Cuda,
     /// HIP through hiprtc (built with `-ffp-contract=off`).
     Hip,
+    /// Ascend C through aclrtc (CANN's runtime compiler). Every kernel becomes a per-item
+    /// device function; the Ascend backend adds the `__global__ __aicore__` entry points that
+    /// spread the 1-D range over block index and block dim (prelude/ascend.h).
+    Ascend,
 }
 
 /// Activation dtype codes the kernels take (`DT_F32`, `DT_BF16` in common/convert.h).
@@ -89,6 +93,7 @@ fn prelude(target: Target) -> (&'static str, &'static str) {
         Target::OpenCl => file!("prelude/opencl.h"),
         Target::Cuda => file!("prelude/cuda.h"),
         Target::Hip => file!("prelude/hip.h"),
+        Target::Ascend => file!("prelude/ascend.h"),
     }
 }
 
@@ -128,7 +133,7 @@ fn op_file(op: OpKind) -> (&'static str, &'static str) {
 fn fast_prelude(target: Target) -> Option<(&'static str, &'static str)> {
     match target {
         Target::Cuda => Some(file!("prelude/cuda_mma.h")),
-        Target::OpenCl | Target::Hip => None,
+        Target::OpenCl | Target::Hip | Target::Ascend => None,
     }
 }
 

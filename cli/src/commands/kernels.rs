@@ -14,20 +14,23 @@ pub enum KernelsCommand {
     /// Compile every kernel for a target without running anything; one line per kernel.
     ///
     /// cuda compiles with NVRTC (found on the library search path, or CONCORD_NVRTC_PATH) for
-    /// an sm_XX architecture, rocm with hiprtc for a gfxXXXX target, opencl builds the programs
+    /// an sm_XX architecture, rocm with hiprtc for a gfxXXXX target, ascend with CANN's aclrtc
+    /// for a dav-XXXX NPU architecture (found through ASCEND_HOME_PATH), opencl builds the programs
     /// on the OpenCL device that would be used. No GPU is needed for cuda and rocm.
     ///
     /// Examples:
     ///   concord kernels check --backend cuda --arch sm_90
     ///   concord kernels check --backend rocm --arch gfx90a
+    ///   concord kernels check --backend ascend --arch dav-2201
     ///   concord kernels check --backend opencl
     #[command(verbatim_doc_comment)]
     Check {
-        /// cuda, rocm or opencl.
+        /// cuda, rocm, ascend or opencl.
         #[arg(long)]
         backend: String,
         /// Target architecture: sm_80, sm_90 (cuda, default sm_80); gfx90a, gfx908, gfx1030
-        /// (rocm, default gfx90a); ignored for opencl.
+        /// (rocm, default gfx90a); dav-2201 (ascend, the default: Atlas A2/A3); ignored for
+        /// opencl.
         #[arg(long)]
         arch: Option<String>,
     },
@@ -59,6 +62,15 @@ pub fn run(args: Args) -> Result<()> {
                 .map(|k| (k.op, k.ok, k.message))
                 .collect()
         }
+        "ascend" => {
+            // Without CANN this is `Error::Unavailable` naming where libascendcl was looked
+            // for: printed by main, exit status non-zero.
+            let arch = arch.unwrap_or_else(|| "dav-2201".into());
+            concord_backend_ascend::check_kernels(&arch)?
+                .into_iter()
+                .map(|k| (k.op, k.ok, k.message))
+                .collect()
+        }
         "opencl" => concord_backend_opencl::check_kernels()?
             .into_iter()
             .map(|(op, r)| {
@@ -71,7 +83,7 @@ pub fn run(args: Args) -> Result<()> {
             .collect(),
         other => {
             return Err(Error::invalid(format!(
-                "kernels check takes cuda, rocm or opencl, not '{other}'"
+                "kernels check takes cuda, rocm, ascend or opencl, not '{other}'"
             )))
         }
     };
