@@ -16,9 +16,13 @@ under a timeout and a virtual-memory limit, and classifies the outcome:
     other    any other exit status
 
 Every panic/abort/hang/other is kept (directory + mutation log) under --keep for reproduction.
-Not part of CI; a smoke run is `--runs 50`.
+Not part of CI; a smoke run is `--runs 50`. `--via ffi` runs `concord_model_load` in a small C
+host instead (tools/fuzz/load_model.c), where an abort would kill the embedding process:
 
     python3 tools/fuzz/mutate_model_dirs.py --runs 2000 --seed 1
+    gcc -std=c11 -Iffi/include tools/fuzz/load_model.c -Ltarget/release -lconcord \
+        -Wl,-rpath,$PWD/target/release -o target/load_model
+    python3 tools/fuzz/mutate_model_dirs.py --via ffi --runs 2000 --seed 2
 """
 
 import argparse
@@ -249,8 +253,12 @@ def classify(proc_rc, stderr, timed_out):
     return "other"
 
 
-def run_one(binary, d, timeout, mem):
-    cmd = [binary, "logits", "--model", d, "--ids", "0,1,2", "--out", os.path.join(d, "out.json")]
+def run_one(binary, d, timeout, mem, via):
+    if via == "ffi":
+        cmd = [binary, d]  # tools/fuzz/load_model.c: concord_model_load in a C host
+    else:
+        cmd = [binary, "logits", "--model", d, "--ids", "0,1,2", "--out",
+               os.path.join(d, "out.json")]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             preexec_fn=limit_memory(mem))
     try:
@@ -266,7 +274,11 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--runs", type=int, default=200)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--binary", default="target/release/concord")
+    ap.add_argument("--via", choices=["cli", "ffi"], default="cli",
+                    help="cli: `concord logits`; ffi: concord_model_load from a C host "
+                         "(--binary is then the compiled tools/fuzz/load_model.c)")
+    ap.add_argument("--binary", default=None,
+                    help="default: target/release/concord (cli), target/load_model (ffi)")
     ap.add_argument("--fixtures", nargs="+",
                     default=["models/demo", "tests/fixtures/fp8_block_scaled",
                              "tests/fixtures/v2_group_limited", "tests/fixtures/qlora_null"])
@@ -274,6 +286,8 @@ def main():
     ap.add_argument("--mem-gib", type=float, default=8.0)
     ap.add_argument("--keep", default="target/fuzz-model-dirs", help="where failures are kept")
     args = ap.parse_args()
+    if args.binary is None:
+        args.binary = "target/release/concord" if args.via == "cli" else "target/load_model"
 
     rng = random.Random(args.seed)
     counts = collections.Counter()
@@ -293,7 +307,7 @@ def main():
                     mutate(rng, d, log)
                 except (ValueError, KeyError, TypeError, struct.error, OSError) as e:
                     log.append(f"(mutation skipped: {e})")
-            outcome, err = run_one(args.binary, d, args.timeout, mem)
+            outcome, err = run_one(args.binary, d, args.timeout, mem, args.via)
             counts[outcome] += 1
             if outcome in ("panic", "abort", "hang", "other"):
                 kept = os.path.join(args.keep, f"{outcome}-{args.seed}-{run}")
@@ -307,7 +321,7 @@ def main():
                 print(f"{run + 1} runs: {dict(counts)}", flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    print(json.dumps({"runs": args.runs, "seed": args.seed, **counts}))
+    print(json.dumps({"via": args.via, "runs": args.runs, "seed": args.seed, **counts}))
     return 0 if not (counts["panic"] or counts["abort"] or counts["hang"] or counts["other"]) else 1
 
 
