@@ -2,7 +2,7 @@
 //! progress bar, parsing id lists.
 
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::Args;
 use concord_core::{Error, Result};
@@ -44,11 +44,7 @@ pub fn init_logging() {
 
 /// The bundled demo model's directory.
 pub fn demo_model_dir() -> PathBuf {
-    let built_in = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/demo");
-    if built_in.join("config.json").is_file() {
-        return built_in;
-    }
-    PathBuf::from("models/demo")
+    concord_runtime::demo_model_dir()
 }
 
 impl ModelArgs {

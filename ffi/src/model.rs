@@ -1,7 +1,7 @@
 //! Models: load parameters, loading, freeing, and what a loaded model reports.
 
 use std::ffi::{c_char, c_void, CString};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
 use concord_runtime::text::Tokenizer;
@@ -105,9 +105,10 @@ fn precision_from(raw: u32) -> FfiResult<Option<concord_runtime::Precision>> {
     }
 }
 
-/// The bundled demo model's directory (config.json, BF16 weights, tokenizer): the path compiled
-/// in when the library was built (canonicalised), or `"models/demo"` if that directory no longer
-/// exists. A static string, never freed.
+/// The bundled demo model's directory (config.json, BF16 weights, tokenizer): `$CONCORD_DEMO_MODEL`,
+/// else `models/demo` beside the host executable or its ancestors, else the checkout the library
+/// was built from, else `"models/demo"` (canonicalised when it exists). Resolved once; a static
+/// string, never freed.
 ///
 /// Thread safety: any thread, any time.
 #[no_mangle]
@@ -116,12 +117,7 @@ pub extern "C" fn concord_demo_model_path() -> *const c_char {
     guard_value("concord_demo_model_path", c"models/demo".as_ptr(), || {
         Ok(PATH
             .get_or_init(|| {
-                let built_in = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/demo");
-                let dir = if built_in.join("config.json").is_file() {
-                    built_in.canonicalize().unwrap_or(built_in)
-                } else {
-                    PathBuf::from("models/demo")
-                };
+                let dir = concord_runtime::demo_model_dir();
                 CString::new(dir.to_string_lossy().into_owned())
                     .unwrap_or_else(|_| c"models/demo".to_owned())
             })

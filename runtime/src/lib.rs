@@ -4,6 +4,7 @@
 
 pub mod backends;
 pub mod convert;
+mod demo_model;
 mod exec;
 pub mod generate;
 mod host_convert;
@@ -15,6 +16,7 @@ pub mod staged_output;
 pub mod text;
 
 pub use backends::{open_backend, open_backend_mode, BACKEND_NAMES};
+pub use demo_model::{demo_model_dir, DEMO_MODEL_ENV};
 pub use exec::{DeviceTensor, Executor};
 pub use generate::{GenerateParams, Generation};
 pub use host_convert::{quantize_block_fp8, BlockFp8};
