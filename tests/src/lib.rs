@@ -90,3 +90,42 @@ pub fn max_abs_diff(a: &[f32], b: &[f64]) -> f64 {
 pub fn max_abs(b: &[f64]) -> f64 {
     b.iter().map(|v| v.abs()).fold(0.0, f64::max)
 }
+
+/// Loads `dir` on a fresh CPU backend at `precision` (None: the checkpoint's own); panics
+/// naming the directory on failure.
+pub fn load_cpu(
+    dir: &Path,
+    precision: Option<concord_runtime::Precision>,
+) -> concord_runtime::Model {
+    let backend = concord_runtime::open_backend("cpu").expect("cpu backend");
+    let options = concord_runtime::LoadOptions {
+        precision,
+        max_positions: None,
+    };
+    concord_runtime::Model::load(dir, backend, &options, &mut |_, _| true)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+}
+
+/// The prompts of a fixture's references (`input_ids.{i}`), in index order.
+pub fn prompts(refs: &HashMap<String, Reference>) -> Vec<(usize, Vec<u32>)> {
+    let mut out: Vec<(usize, Vec<u32>)> = refs
+        .iter()
+        .filter_map(|(k, v)| {
+            k.strip_prefix("input_ids.")
+                .and_then(|i| i.parse().ok())
+                .map(|i| (i, v.ids()))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// The f32 logits of every position of `ids`, as one prefill of a new sequence.
+pub fn prefill_logits(model: &concord_runtime::Model, ids: &[u32]) -> Vec<f32> {
+    let mut seq = model.new_sequence(ids.len()).expect("new sequence");
+    model
+        .forward(&mut [&mut seq], &[ids], concord_runtime::LogitRows::All)
+        .expect("forward")
+        .per_sequence
+        .remove(0)
+}

@@ -2,45 +2,11 @@
 //! (docs/numerics.md §Tolerances): bf16 within BF16 tolerance of transformers' float32 logits on
 //! every fixture; fp8 against the independent W8A8 reference of the FP8 checkpoint.
 
-use std::collections::HashMap;
-use std::path::Path;
-use std::sync::Arc;
-
-use concord_runtime::{GenerateParams, LoadOptions, LogitRows, Model, Precision};
+use concord_runtime::{GenerateParams, LogitRows, Precision};
 use concord_tests::{
-    fixture_models, fixtures_dir, max_abs, max_abs_diff, read_references, Reference,
+    fixture_models, fixtures_dir, load_cpu, max_abs, max_abs_diff, prefill_logits, prompts,
+    read_references,
 };
-
-fn load(dir: &Path, precision: Option<Precision>) -> Model {
-    let backend = concord_runtime::open_backend("cpu").expect("cpu backend");
-    let options = LoadOptions {
-        precision,
-        max_positions: None,
-    };
-    Model::load(dir, Arc::clone(&backend), &options, &mut |_, _| true)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-}
-
-fn prompts(refs: &HashMap<String, Reference>) -> Vec<(usize, Vec<u32>)> {
-    let mut out: Vec<(usize, Vec<u32>)> = refs
-        .iter()
-        .filter_map(|(k, v)| {
-            k.strip_prefix("input_ids.")
-                .map(|i| (i.parse().unwrap(), v.ids()))
-        })
-        .collect();
-    out.sort();
-    out
-}
-
-fn logits(model: &Model, ids: &[u32]) -> Vec<f32> {
-    let mut seq = model.new_sequence(ids.len()).unwrap();
-    model
-        .forward(&mut [&mut seq], &[ids], LogitRows::All)
-        .unwrap()
-        .per_sequence
-        .remove(0)
-}
 
 /// Per-position bound of bf16 mode against transformers float32: 0.025·max|logit| + 0.025.
 /// Measured (2026-12-03, every fixture and prompt, positions whose routing agrees): worst
@@ -72,10 +38,10 @@ fn bf16_mode_stays_within_bf16_tolerance_of_transformers_f32() {
     let mut flips = 0;
     for dir in fixture_models() {
         let refs = read_references(&dir);
-        let model = load(&dir, Some(Precision::Bf16));
+        let model = load_cpu(&dir, Some(Precision::Bf16));
         for (i, ids) in prompts(&refs) {
             let want = &refs[&format!("logits.{i}")].values;
-            let got = logits(&model, &ids);
+            let got = prefill_logits(&model, &ids);
             let vocab = model.config().vocab_size;
             let tol = bf16_tolerance(want);
             // Per position: a router whose top-k margin is below BF16's resolution can pick
@@ -117,10 +83,10 @@ fn bf16_mode_stays_within_bf16_tolerance_of_transformers_f32() {
 fn bf16_mode_matches_the_independent_bf16_reference_of_the_fp8_checkpoint() {
     let dir = fixtures_dir().join("fp8_block_scaled");
     let refs = read_references(&dir);
-    let model = load(&dir, Some(Precision::Bf16));
+    let model = load_cpu(&dir, Some(Precision::Bf16));
     for (i, ids) in prompts(&refs) {
         let want = &refs[&format!("logits_bf16.{i}")].values;
-        let diff = max_abs_diff(&logits(&model, &ids), want);
+        let diff = max_abs_diff(&prefill_logits(&model, &ids), want);
         let tol = SAME_ARITHMETIC_ATOL;
         println!("bf16 vs bf16 reference, prompt {i}: max |Δ| {diff:.3e} (tolerance {tol:.1e})");
         assert!(diff <= tol, "prompt {i}: max |Δ| {diff} > {tol}");
@@ -131,7 +97,7 @@ fn bf16_mode_matches_the_independent_bf16_reference_of_the_fp8_checkpoint() {
 fn fp8_checkpoint_runs_fp8_by_default_and_matches_the_w8a8_reference() {
     let dir = fixtures_dir().join("fp8_block_scaled");
     let refs = read_references(&dir);
-    let model = load(&dir, None);
+    let model = load_cpu(&dir, None);
     assert_eq!(
         model.precision(),
         Precision::Fp8,
@@ -139,7 +105,7 @@ fn fp8_checkpoint_runs_fp8_by_default_and_matches_the_w8a8_reference() {
     );
     for (i, ids) in prompts(&refs) {
         let want = &refs[&format!("logits_w8a8.{i}")].values;
-        let diff = max_abs_diff(&logits(&model, &ids), want);
+        let diff = max_abs_diff(&prefill_logits(&model, &ids), want);
         let tol = SAME_ARITHMETIC_ATOL;
         println!("fp8 vs W8A8 reference, prompt {i}: max |Δ| {diff:.3e} (tolerance {tol:.1e})");
         assert!(diff <= tol, "prompt {i}: max |Δ| {diff} > {tol}");
@@ -168,7 +134,7 @@ fn fp8_checkpoint_runs_fp8_by_default_and_matches_the_w8a8_reference() {
 fn fp8_decode_steps_match_the_absorbed_w8a8_reference() {
     let dir = fixtures_dir().join("fp8_block_scaled");
     let refs = read_references(&dir);
-    let model = load(&dir, None);
+    let model = load_cpu(&dir, None);
     for (i, ids) in prompts(&refs) {
         let greedy = refs[&format!("greedy_w8a8_absorbed.{i}")].ids();
         let want = &refs[&format!("decode_logits_w8a8.{i}")];
@@ -202,10 +168,10 @@ fn fp8_decode_steps_match_the_absorbed_w8a8_reference() {
 fn fp8_mode_on_a_bf16_checkpoint_quantizes_at_load_within_quantization_error() {
     let dir = fixtures_dir().join("dense_only_v3");
     let refs = read_references(&dir);
-    let model = load(&dir, Some(Precision::Fp8));
+    let model = load_cpu(&dir, Some(Precision::Fp8));
     for (i, ids) in prompts(&refs) {
         let want = &refs[&format!("logits.{i}")].values;
-        let diff = max_abs_diff(&logits(&model, &ids), want);
+        let diff = max_abs_diff(&prefill_logits(&model, &ids), want);
         // Weights and activations both carry e4m3's 2^-4 relative step: allow 0.15·max + 0.15
         // (0.80 here). Measured 0.283 and 0.255 (2026-12-03): the bound is 2.9× the worst; a
         // quantization error that is not there (fp8 mode silently running bf16) is caught by

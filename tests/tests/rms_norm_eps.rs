@@ -14,33 +14,13 @@
 //! the logits move. The fixture is `dense_only_v3` (rms_norm_eps 1e-5, F32 weights, q-LoRA).
 
 use std::path::Path;
-use std::sync::Arc;
 
-use concord_runtime::{LoadOptions, LogitRows, Model, Precision};
-use concord_tests::{fixtures_dir, read_references};
+use concord_runtime::Precision;
+use concord_tests::{fixtures_dir, load_cpu, prefill_logits, read_references};
 use safetensors::tensor::TensorView;
 
 /// The activation scale: a power of two, so scaling is exact.
 const SCALE: f32 = 1.0 / 16.0;
-
-fn load(dir: &Path, precision: Precision) -> Model {
-    let backend = concord_runtime::open_backend("cpu").expect("cpu backend");
-    let options = LoadOptions {
-        precision: Some(precision),
-        max_positions: None,
-    };
-    Model::load(dir, Arc::clone(&backend), &options, &mut |_, _| true)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-}
-
-fn logits(model: &Model, ids: &[u32]) -> Vec<f32> {
-    let mut seq = model.new_sequence(ids.len()).unwrap();
-    model
-        .forward(&mut [&mut seq], &[ids], LogitRows::All)
-        .unwrap()
-        .per_sequence
-        .remove(0)
-}
 
 /// How many leading f32 values of tensor `name` (of `numel`) the invariance scales by s.
 fn scaled_prefix(name: &str, numel: usize) -> usize {
@@ -132,8 +112,8 @@ fn rms_norm_eps_scales_with_the_activations_at_every_norm() {
     let scale2 = f64::from(SCALE) * f64::from(SCALE);
     let scaled = modified_copy(&src, eps * scale2, true);
     for precision in [Precision::F32, Precision::Bf16] {
-        let want = logits(&load(&src, precision), &ids);
-        let got = logits(&load(scaled.path(), precision), &ids);
+        let want = prefill_logits(&load_cpu(&src, Some(precision)), &ids);
+        let got = prefill_logits(&load_cpu(scaled.path(), Some(precision)), &ids);
         println!(
             "{precision}: scaled model max |Δ| {:.3e}",
             max_abs_change(&got, &want)
@@ -154,8 +134,8 @@ fn rms_norm_eps_changes_the_logits_of_the_fixture() {
     let refs = read_references(&src);
     let ids = refs["input_ids.0"].ids();
     let changed = modified_copy(&src, 1e-2, false);
-    let base = logits(&load(&src, Precision::F32), &ids);
-    let moved = logits(&load(changed.path(), Precision::F32), &ids);
+    let base = prefill_logits(&load_cpu(&src, Some(Precision::F32)), &ids);
+    let moved = prefill_logits(&load_cpu(changed.path(), Some(Precision::F32)), &ids);
     let change = max_abs_change(&base, &moved);
     println!("eps 1e-5 → 1e-2: max |Δlogit| {change:.3e}");
     assert!(change > 1e-3, "eps 1e-2 moved the logits by only {change}");

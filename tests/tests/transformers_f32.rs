@@ -1,40 +1,14 @@
 //! `--precision f32` on CPU against transformers' float32 logits and greedy continuations, on
 //! every fixture model (each a different configuration; see tools/fixtures/README.md).
 
-use std::sync::Arc;
-
-use concord_runtime::{GenerateParams, LoadOptions, LogitRows, Model, Precision};
-use concord_tests::{fixture_models, max_abs_diff, read_references};
+use concord_runtime::{GenerateParams, LogitRows, Precision};
+use concord_tests::{fixture_models, load_cpu, max_abs_diff, prompts, read_references};
 
 /// f32 mode vs transformers float32 (docs/numerics.md §Tolerances). Measured 2026-12-03 over
 /// every fixture, prefill, decode and batch: worst 2.4e-6 (only the summation order differs
 /// from torch's); the bound is 4× that. Giving the latent norms the config's eps instead of
 /// transformers' 1e-6 moves dense_only_v3 (eps 1e-5) by 2.2e-5 and fails here.
 const F32_LOGITS_ATOL: f64 = 1e-5;
-
-fn load(dir: &std::path::Path, precision: Precision) -> Model {
-    let backend = concord_runtime::open_backend("cpu").expect("cpu backend");
-    let options = LoadOptions {
-        precision: Some(precision),
-        max_positions: None,
-    };
-    Model::load(dir, Arc::clone(&backend), &options, &mut |_, _| true)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-}
-
-fn prompts(
-    refs: &std::collections::HashMap<String, concord_tests::Reference>,
-) -> Vec<(usize, Vec<u32>)> {
-    let mut out: Vec<(usize, Vec<u32>)> = refs
-        .iter()
-        .filter_map(|(k, v)| {
-            k.strip_prefix("input_ids.")
-                .map(|i| (i.parse().unwrap(), v.ids()))
-        })
-        .collect();
-    out.sort();
-    out
-}
 
 #[test]
 fn fixtures_exist() {
@@ -49,7 +23,7 @@ fn fixtures_exist() {
 fn f32_logits_match_transformers_at_every_position() {
     for dir in fixture_models() {
         let refs = read_references(&dir);
-        let model = load(&dir, Precision::F32);
+        let model = load_cpu(&dir, Some(Precision::F32));
         for (i, ids) in prompts(&refs) {
             let want = &refs[&format!("logits.{i}")];
             let mut seq = model.new_sequence(ids.len()).unwrap();
@@ -75,7 +49,7 @@ fn f32_logits_match_transformers_at_every_position() {
 fn f32_greedy_continuation_matches_transformers() {
     for dir in fixture_models() {
         let refs = read_references(&dir);
-        let model = load(&dir, Precision::F32);
+        let model = load_cpu(&dir, Some(Precision::F32));
         for (i, ids) in prompts(&refs) {
             let Some(want) = refs.get(&format!("greedy.{i}")) else {
                 continue;
@@ -108,7 +82,7 @@ fn batch_of_prompts_is_bit_identical_to_each_alone() {
         if prompts.len() < 2 {
             continue;
         }
-        let model = load(&dir, Precision::F32);
+        let model = load_cpu(&dir, Some(Precision::F32));
         let alone: Vec<Vec<f32>> = prompts
             .iter()
             .map(|(_, ids)| {
@@ -146,7 +120,7 @@ fn left_padded_transformers_batch_matches_our_batch() {
         if !refs.keys().any(|k| k.starts_with("batch_logits.")) {
             continue;
         }
-        let model = load(&dir, Precision::F32);
+        let model = load_cpu(&dir, Some(Precision::F32));
         let prompts = prompts(&refs);
         let mut seqs: Vec<_> = prompts
             .iter()
@@ -173,7 +147,7 @@ fn decode_one_token_at_a_time_matches_prefill_logits() {
     // The absorbed (decode) and naive (prefill) MLA forms agree to rounding (spec §3.5).
     for dir in fixture_models().into_iter().take(2) {
         let refs = read_references(&dir);
-        let model = load(&dir, Precision::F32);
+        let model = load_cpu(&dir, Some(Precision::F32));
         let (i, ids) = prompts(&refs).remove(0);
         let want = &refs[&format!("logits.{i}")];
         let vocab = model.config().vocab_size;

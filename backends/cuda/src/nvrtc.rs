@@ -269,6 +269,21 @@ fn forbidden_instruction(ptx: &str) -> Option<&str> {
 mod tests {
     use super::*;
 
+    /// NVRTC, or None after printing why the test skips (a failure when
+    /// CONCORD_REQUIRE_NVRTC=1, as in CI).
+    fn nvrtc_or_skip() -> Option<Nvrtc> {
+        match load() {
+            Ok(n) => Some(n),
+            Err(e) if std::env::var("CONCORD_REQUIRE_NVRTC").is_ok_and(|v| v == "1") => {
+                panic!("cuda nvrtc: {e}")
+            }
+            Err(e) => {
+                println!("SKIP cuda nvrtc: {e}");
+                None
+            }
+        }
+    }
+
     #[test]
     fn arch_names_are_validated() {
         assert_eq!(arch_digits("sm_80"), Some(("80", true)));
@@ -298,15 +313,8 @@ mod tests {
     /// the ones it does (sm_99 is well-formed but no real GPU; sm_90 is the H100/H200).
     #[test]
     fn unknown_architectures_are_refused_up_front() {
-        let nvrtc = match load() {
-            Ok(n) => n,
-            Err(e) if std::env::var("CONCORD_REQUIRE_NVRTC").is_ok_and(|v| v == "1") => {
-                panic!("cuda nvrtc: {e}")
-            }
-            Err(e) => {
-                println!("SKIP cuda nvrtc: {e}");
-                return;
-            }
+        let Some(nvrtc) = nvrtc_or_skip() else {
+            return;
         };
         let Some(supported) = nvrtc.supported_archs() else {
             println!("SKIP cuda nvrtc: too old to list its architectures");
@@ -326,15 +334,8 @@ mod tests {
     /// the FMA NVRTC contracts it into by default.
     #[test]
     fn fmad_false_keeps_products_rounded() {
-        let nvrtc = match load() {
-            Ok(n) => n,
-            Err(e) if std::env::var("CONCORD_REQUIRE_NVRTC").is_ok_and(|v| v == "1") => {
-                panic!("cuda nvrtc: {e}")
-            }
-            Err(e) => {
-                println!("SKIP cuda nvrtc: {e}");
-                return;
-            }
+        let Some(nvrtc) = nvrtc_or_skip() else {
+            return;
         };
         let src = "extern \"C\" __global__ void k(float *p) { p[0] = p[1] * p[2] + p[3]; }";
         let ptx = |options: &[String]| match nvrtc.compile(src, "k.cu", options, false) {
