@@ -2,13 +2,13 @@
 //!
 //! Every output element is one call of the same sequential code (a canonical dot, or the
 //! block-scaled FP8 sum), so how the work is split across threads never changes a bit.
-//! One row of x (decode) is a GEMV (`gemv`). Otherwise work is split into tiles of weight
-//! rows; each tile is used for every row of x while it is in cache.
+//! Work is split into tiles of weight rows; each tile is used for every row of x while it
+//! is in cache. One row of x with FP8 weights (decode) goes to `gemv::gemv_fp8`.
 use rayon::prelude::*;
 
 use crate::canonical::{block_dot, dot, dot2};
 use crate::elem::{Elem, OutElem};
-use crate::gemv::{gemv, gemv_fp8};
+use crate::gemv::gemv_fp8;
 
 /// Weight rows per parallel task.
 const TILE: usize = 16;
@@ -20,11 +20,16 @@ pub(crate) fn gemm<W: Elem, O: OutElem>(x: &[f32], k: usize, w: &[W], n: usize, 
     if m == 0 || n == 0 {
         return;
     }
+    let row = |mi: usize| &x[mi * k..(mi + 1) * k];
     if m == 1 {
-        gemv(x, w, k, out);
+        out.par_chunks_mut(TILE).enumerate().for_each(|(t, o)| {
+            for (i, v) in o.iter_mut().enumerate() {
+                let j = t * TILE + i;
+                *v = O::store(dot(row(0), &w[j * k..(j + 1) * k]));
+            }
+        });
         return;
     }
-    let row = |mi: usize| &x[mi * k..(mi + 1) * k];
     // Column tiles; inside a tile, rows of x two at a time against each weight row.
     let tiles: Vec<Vec<O>> = (0..n.div_ceil(TILE))
         .into_par_iter()

@@ -39,7 +39,13 @@ fn gemv_speed() {
     let be = backend();
     let mut rng = Rng::new(50);
     println!("threads {}", rayon::current_num_threads());
-    for (n, k) in [(64, 1792), (512, 1792), (1792, 512), (2048, 7168)] {
+    for (n, k) in [
+        (64, 1792),
+        (512, 1792),
+        (1792, 512),
+        (2048, 7168),
+        (12288, 7168),
+    ] {
         let x = f32s(&be, &[1, k], &rng.vec(k));
         let w = bf16s(&be, &[n, k], &rng.vec_bf16(n * k));
         let op: Op = Matmul { out: DType::BF16 }.into();

@@ -8,9 +8,6 @@ use rayon::prelude::*;
 use crate::elem::{dispatch, Act, ActMut, Elem, OutElem};
 use crate::storage::{In, Out};
 
-/// Output elements below which rope runs on the calling thread.
-const SERIAL_ELEMS: usize = 1 << 14;
-
 pub(crate) fn run(op: &Rope, ins: &[In], outs: &mut [Out]) -> Result<()> {
     let (h, w) = (ins[0].desc.shape[1], ins[0].desc.shape[2]);
     let rows = ins[1].desc.shape[0];
@@ -53,7 +50,7 @@ impl Tables<'_> {
             return;
         }
         // One output row per (token, head).
-        let row_of = |(row, o): (usize, &mut [O])| {
+        out.par_chunks_mut(dim).enumerate().for_each(|(row, o)| {
             let t = row / self.heads;
             let p = self.pos[t] as usize;
             let (c, s) = (
@@ -66,12 +63,6 @@ impl Tables<'_> {
                 o[2 * i] = O::store(x0 * c[i] - x1 * s[i]);
                 o[2 * i + 1] = O::store(x0 * s[i] + x1 * c[i]);
             }
-        };
-        // A decode step's few rows cost less than handing them to rayon.
-        if out.len() <= SERIAL_ELEMS {
-            out.chunks_mut(dim).enumerate().for_each(row_of);
-        } else {
-            out.par_chunks_mut(dim).enumerate().for_each(row_of);
-        }
+        });
     }
 }
