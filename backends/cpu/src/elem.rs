@@ -1,10 +1,10 @@
 //! Typed views of operand bytes and the element traits the kernels are generic over.
 //!
-//! BF16 is carried as its `u16` bit pattern; [`Elem::f`] widens it exactly to f32 and
+//! BF16 is carried as its `u16` bit pattern and e4m3fn as its `u8` code; [`Elem::f`] widens it exactly to f32 and
 //! [`OutElem::store`] rounds an f32 to the output dtype (the contract's `A(v)`).
 use std::borrow::Cow;
 
-use concord_core::convert::{bf16_to_f32, f32_to_bf16, round_to_bf16};
+use concord_core::convert::{bf16_to_f32, e4m3_to_f32, f32_to_bf16, round_to_bf16};
 use concord_core::{DType, Error, Result};
 use wide::f32x4;
 
@@ -36,6 +36,19 @@ impl Elem for u16 {
     }
     #[inline(always)]
     fn load4(s: &[u16]) -> f32x4 {
+        f32x4::from([s[0].f(), s[1].f(), s[2].f(), s[3].f()])
+    }
+}
+
+/// An e4m3fn code (spec §6.1), decoded exactly by `e4m3_to_f32` (branch-free, so the
+/// kernels' lane loops vectorize it; the NaN codes 0x7F and 0xFF give its NaN bits).
+impl Elem for u8 {
+    #[inline(always)]
+    fn f(self) -> f32 {
+        e4m3_to_f32(self)
+    }
+    #[inline(always)]
+    fn load4(s: &[u8]) -> f32x4 {
         f32x4::from([s[0].f(), s[1].f(), s[2].f(), s[3].f()])
     }
 }

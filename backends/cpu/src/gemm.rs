@@ -3,14 +3,14 @@
 //! Every output element is one call of the same sequential code (a canonical dot, or the
 //! block-scaled FP8 sum), so how the work is split across threads never changes a bit.
 //! Work is split into tiles of weight rows; each tile is used for every row of x while it
-//! is in cache.
+//! is in cache. One row of x with FP8 weights (decode) goes to `gemv::gemv_fp8`.
 use std::sync::OnceLock;
 
-use concord_core::convert::e4m3_to_f32;
 use rayon::prelude::*;
 
 use crate::canonical::{block_dot, dot, dot2};
 use crate::elem::{Elem, OutElem};
+use crate::gemv::gemv_fp8;
 
 /// Weight rows per parallel task.
 const TILE: usize = 16;
@@ -68,16 +68,18 @@ fn scatter_tiles<O: OutElem>(tiles: &[Vec<O>], m: usize, n: usize, out: &mut [O]
     }
 }
 
-/// The 256 e4m3fn codes decoded by `concord_core::convert::e4m3_to_f32`.
-pub(crate) fn e4m3_table() -> &'static [f32; 256] {
+/// The 256 e4m3fn codes decoded by `concord_core::convert::e4m3_to_f32`: a lookup is the
+/// fastest scalar decode where a whole tile is widened once and reused for many rows of x
+/// (the one-row path decodes in registers instead, `gemv::gemv_fp8`).
+fn e4m3_table() -> &'static [f32; 256] {
     static TABLE: OnceLock<[f32; 256]> = OnceLock::new();
-    TABLE.get_or_init(|| std::array::from_fn(|b| e4m3_to_f32(b as u8)))
+    TABLE.get_or_init(|| std::array::from_fn(|b| (b as u8).f()))
 }
 
-/// Decodes e4m3fn codes into f32.
+/// Decodes e4m3fn codes into f32 (exact; the same values as `Elem for u8`).
 pub(crate) fn decode_e4m3(codes: &[u8]) -> Vec<f32> {
-    let t = e4m3_table();
-    codes.iter().map(|&b| t[b as usize]).collect()
+    let table = e4m3_table();
+    codes.iter().map(|&b| table[b as usize]).collect()
 }
 
 /// A block-scaled FP8 weight [n, k] (spec §6.2).
@@ -94,9 +96,11 @@ pub(crate) struct Fp8Weight<'a> {
 /// `y[m,j] = A(Σ_kb (blocksum_kb(xq[m]·w[j]) · xs[m,kb]) · ws[j/bn, kb])`, each block sum in
 /// the canonical within-block order, the outer sum in kb order from +0.0.
 ///
-/// `xq` is already decoded to f32 [M, k], `xs` [M, ⌈k/128⌉] its scales; out [M, n].
+/// `xq` holds the activations' e4m3 codes [M, k], `xs` [M, ⌈k/128⌉] their scales; out
+/// [M, n]. One row (decode) goes to `gemv_fp8`; several rows decode a tile of weight rows
+/// once per task and use it for every row of x.
 pub(crate) fn gemm_fp8<O: OutElem>(
-    xq: &[f32],
+    xq: &[u8],
     xs: &[f32],
     k: usize,
     w: &Fp8Weight,
@@ -107,7 +111,14 @@ pub(crate) fn gemm_fp8<O: OutElem>(
     let m = out.len().checked_div(n).unwrap_or(0);
     let kb = k.div_ceil(B);
     debug_assert!(xq.len() == m * k && xs.len() == m * kb && w.codes.len() == n * k);
-    let table = e4m3_table();
+    if m == 0 || n == 0 {
+        return;
+    }
+    if m == 1 {
+        gemv_fp8(xq, xs, k, w, out);
+        return;
+    }
+    let xq = decode_e4m3(xq);
     let elem = |mi: usize, j: usize, wrow: &[f32]| -> f32 {
         let x = &xq[mi * k..(mi + 1) * k];
         let srow = &w.scales[(j / w.block_rows) * kb..(j / w.block_rows + 1) * kb];
@@ -117,15 +128,13 @@ pub(crate) fn gemm_fp8<O: OutElem>(
         }
         acc
     };
-    if m == 0 || n == 0 {
-        return;
-    }
     // Decode one tile of weight rows at a time, then use it for every row of x.
     let tiles: Vec<Vec<O>> = (0..n.div_ceil(TILE))
         .into_par_iter()
         .map_init(Vec::new, |dec: &mut Vec<f32>, t| {
             let cols = t * TILE..((t + 1) * TILE).min(n);
             dec.clear();
+            let table = e4m3_table();
             dec.extend(
                 w.codes[cols.start * k..cols.end * k]
                     .iter()

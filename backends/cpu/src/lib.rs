@@ -12,6 +12,8 @@ mod backend;
 mod canonical;
 mod elem;
 mod gemm;
+mod gemv;
+mod lanes;
 mod ops;
 mod storage;
 

@@ -5,12 +5,12 @@ use concord_core::Result;
 use concord_ops::BlockFp8Matmul;
 
 use crate::elem::{dispatch, ActMut};
-use crate::gemm::{decode_e4m3, gemm_fp8, Fp8Weight};
+use crate::gemm::{gemm_fp8, Fp8Weight};
 use crate::storage::{In, Out};
 
 pub(crate) fn run(op: &BlockFp8Matmul, ins: &[In], outs: &mut [Out]) -> Result<()> {
     let k = ins[0].desc.shape[1];
-    let xq = decode_e4m3(ins[0].u8s());
+    let xq = ins[0].u8s();
     let xs = ins[1].f32s()?;
     let n = ins[2].desc.shape[0];
     let ws = ins[3].f32s()?;
@@ -20,7 +20,7 @@ pub(crate) fn run(op: &BlockFp8Matmul, ins: &[In], outs: &mut [Out]) -> Result<(
         block_rows: op.block[0],
     };
     dispatch!(outs[0].act()?, ActMut, |out| gemm_fp8(
-        &xq, &xs, k, &w, n, out
+        xq, &xs, k, &w, n, out
     ));
     Ok(())
 }

@@ -13,7 +13,7 @@ use rayon::prelude::*;
 use super::quantize_row;
 use super::swiglu::swiglu_elem;
 use crate::elem::{dispatch, Act, ActMut, Elem, OutElem};
-use crate::gemm::{decode_e4m3, gemm, gemm_fp8, Fp8Weight};
+use crate::gemm::{gemm, gemm_fp8, Fp8Weight};
 use crate::storage::{In, Out};
 
 /// Tokens whose expert outputs are held at once.
@@ -179,7 +179,7 @@ impl Experts<'_> {
                     scales: &scales[ex * per_expert..(ex + 1) * per_expert],
                     block_rows: self.block_rows,
                 };
-                gemm_fp8(&decode_e4m3(&q), &xs, cols, &w, rows, &mut y);
+                gemm_fp8(&q, &xs, cols, &w, rows, &mut y);
             }
         }
         y.iter().map(|v| v.f()).collect()
