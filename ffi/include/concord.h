@@ -287,9 +287,10 @@ enum concord_status concord_backend_probe(const char *name, char *reason_buf, si
 struct concord_model_params concord_model_default_params(void);
 
 /**
- * The bundled demo model's directory (config.json, BF16 weights, tokenizer): the path compiled
- * in when the library was built (canonicalised), or `"models/demo"` if that directory no longer
- * exists. A static string, never freed.
+ * The bundled demo model's directory (config.json, BF16 weights, tokenizer): `$CONCORD_DEMO_MODEL`,
+ * else `models/demo` beside the host executable or its ancestors, else the checkout the library
+ * was built from, else `"models/demo"` (canonicalised when it exists). Resolved once; a static
+ * string, never freed.
  *
  * Thread safety: any thread, any time.
  */
