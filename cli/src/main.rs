@@ -25,6 +25,10 @@ use clap::{Parser, Subcommand};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// CPU threads to compute with (the cpu backend and host-side work). Default: every core.
+    /// Results are bit-identical whatever the count.
+    #[arg(long, global = true, value_name = "N")]
+    threads: Option<usize>,
 }
 
 #[derive(Subcommand)]
@@ -72,6 +76,12 @@ fn main() -> ExitCode {
     common::init_logging();
     remove_staged_outputs_on_interrupt();
     let cli = Cli::parse();
+    if let Some(n) = cli.threads {
+        if let Err(e) = concord_runtime::set_cpu_threads(n) {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
     let result = match cli.command {
         Command::Generate(a) => commands::generate::run(a),
         Command::Chat(a) => commands::chat::run(a),

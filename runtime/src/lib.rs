@@ -16,6 +16,7 @@ pub mod staged_output;
 pub mod text;
 
 pub use backends::{open_backend, open_backend_mode, BACKEND_NAMES};
+pub use concord_backend_cpu::set_threads as set_cpu_threads;
 pub use demo_model::{demo_model_dir, DEMO_MODEL_ENV};
 pub use exec::{DeviceTensor, Executor};
 pub use generate::{GenerateParams, Generation};

@@ -19,6 +19,22 @@ mod storage;
 
 pub use backend::{probe, CpuBackend};
 
+/// Sets how many threads the CPU backend computes with (rayon's global pool): once per
+/// process, before the first op runs. Results never depend on it (docs/numerics.md §4).
+pub fn set_threads(n: usize) -> concord_core::Result<()> {
+    if n == 0 {
+        return Err(concord_core::Error::invalid("--threads must be at least 1"));
+    }
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(n)
+        .build_global()
+        .map_err(|e| {
+            concord_core::Error::invalid(format!(
+                "cannot use {n} CPU threads ({e}); set the thread count once, before any model runs"
+            ))
+        })
+}
+
 /// Kernels exposed for the crate's tests (bit-identity with `concord_core::numerics`).
 #[doc(hidden)]
 pub mod testing {
