@@ -7,7 +7,7 @@
 use std::path::Path;
 
 use concord_runtime::{GenerateParams, LoadOptions, LogitRows, Model, Precision};
-use concord_tests::{fixture_models, read_references};
+use concord_tests::{fixture_models, prompts, read_references};
 
 fn load(dir: &Path, backend: &str, precision: Precision) -> Model {
     let backend = concord_runtime::open_backend(backend).expect("backend");
@@ -37,6 +37,15 @@ fn batch_logits(model: &Model, prompts: &[Vec<u32>]) -> Vec<Vec<f32>> {
 /// each alone passes), so the tests of this file take turns.
 static ONE_OPENCL_TEST_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
+/// This test's turn on OpenCL (tests take turns: see `ONE_OPENCL_TEST_AT_A_TIME`), or None
+/// after printing why OpenCL is skipped (a failure when CONCORD_REQUIRE_BACKENDS names it).
+fn opencl_turn() -> Option<std::sync::MutexGuard<'static, ()>> {
+    let turn = ONE_OPENCL_TEST_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    opencl_available().then_some(turn)
+}
+
 fn opencl_available() -> bool {
     match concord_runtime::open_backend("opencl") {
         Ok(_) => true,
@@ -58,24 +67,13 @@ fn bits(v: &[f32]) -> Vec<u32> {
 
 #[test]
 fn opencl_logits_are_byte_identical_to_cpu_for_every_fixture_and_precision() {
-    let _turn = ONE_OPENCL_TEST_AT_A_TIME
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
-    if !opencl_available() {
+    let Some(_turn) = opencl_turn() else {
         return;
-    }
+    };
     let mut compared = 0;
     for dir in fixture_models() {
         let refs = read_references(&dir);
-        let mut prompts: Vec<(usize, Vec<u32>)> = refs
-            .iter()
-            .filter_map(|(k, v)| {
-                k.strip_prefix("input_ids.")
-                    .map(|i| (i.parse::<usize>().unwrap(), v.ids()))
-            })
-            .collect();
-        prompts.sort();
-        let prompts: Vec<Vec<u32>> = prompts.into_iter().map(|(_, p)| p).collect();
+        let prompts: Vec<Vec<u32>> = prompts(&refs).into_iter().map(|(_, p)| p).collect();
         for precision in [Precision::F32, Precision::Bf16, Precision::Fp8] {
             let cpu = load(&dir, "cpu", precision);
             let ocl = load(&dir, "opencl", precision);
@@ -146,12 +144,9 @@ fn generate(model: &Model, prompt: &[u32], params: GenerateParams) -> Vec<u32> {
 
 #[test]
 fn opencl_decode_steps_and_generation_are_byte_identical_to_cpu() {
-    let _turn = ONE_OPENCL_TEST_AT_A_TIME
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
-    if !opencl_available() {
+    let Some(_turn) = opencl_turn() else {
         return;
-    }
+    };
     let mut compared = 0;
     for (dir, prompt) in first_prompts() {
         for precision in [Precision::F32, Precision::Bf16, Precision::Fp8] {
