@@ -339,7 +339,9 @@ aclError aclrtcCompileProg(void *prog, int num_options, const char **options) {
     unlink(log);
     rmdir(dir);
     if (status != 0 || !p->bin) {
-        return fail(ACL_ERROR_RTC_COMPILATION, "stand-in: the host C compiler failed");
+        return fail(ACL_ERROR_RTC_COMPILATION,
+                    "stand-in: the host C compiler failed (system() status %d, binary %s)", status,
+                    p->bin ? "read" : "missing");
     }
     return ACL_SUCCESS;
 }

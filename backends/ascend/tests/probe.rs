@@ -2,10 +2,16 @@
 //! lacking a symbol, a failed aclInit and zero devices each give `Error::Unavailable` with a
 //! reason naming what is wrong and where — never a panic. The last three run on the test-only
 //! ACL stand-in (a plumbing test, not Ascend hardware). One test function: the cases set
-//! process-wide environment variables, so they run in sequence.
+//! process-wide environment variables, so they run in sequence. The kernels check takes the
+//! same lock: the stand-in compiles through `system()`, and a `setenv` on another thread while
+//! it forks can hand the child a freed environment (seen once in CI as a compiler failure).
 mod common;
 
 use std::path::Path;
+use std::sync::Mutex;
+
+/// Held by every test in this file: they mutate or read the process environment.
+static ENVIRONMENT: Mutex<()> = Mutex::new(());
 
 use concord_core::Error;
 
@@ -22,6 +28,7 @@ fn reason(r: concord_core::Result<std::sync::Arc<dyn concord_ops::Backend>>) -> 
 
 #[test]
 fn every_failure_to_open_is_unavailable_with_a_reason() {
+    let _environment = ENVIRONMENT.lock().unwrap_or_else(|e| e.into_inner());
     let tmp = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("probe-{}", std::process::id()));
     // A text file named libascendcl.so under $ASCEND_HOME_PATH/lib64.
     let lib64 = tmp.join("home/lib64");
@@ -104,6 +111,7 @@ fn every_failure_to_open_is_unavailable_with_a_reason() {
 
 #[test]
 fn kernels_check_compiles_every_exact_program_on_the_standin() {
+    let _environment = ENVIRONMENT.lock().unwrap_or_else(|e| e.into_inner());
     let checks =
         concord_backend_ascend::check_kernels_library(common::standin_library(), "dav-2201")
             .expect("check runs");
