@@ -76,6 +76,7 @@ impl ModelArgs {
         let options = LoadOptions {
             precision: self.precision,
             max_positions: None,
+            mtp: false,
         };
         let bar = std::io::stderr().is_terminal().then(|| {
             let bar = indicatif::ProgressBar::new(0);

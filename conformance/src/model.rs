@@ -55,6 +55,7 @@ fn load(dir: &Path, backend: &Arc<dyn Backend>, p: Precision) -> Result<Model, E
     let options = LoadOptions {
         precision: Some(p),
         max_positions: Some(64),
+        mtp: false,
     };
     Model::load(dir, backend.clone(), &options, &mut |_, _| true)
 }

@@ -170,6 +170,7 @@ pub unsafe extern "C" fn concord_model_load(
         let options = LoadOptions {
             precision,
             max_positions: None,
+            mtp: false,
         };
         let (callback, user) = (params.progress_callback, params.progress_user_data);
         let mut progress = |done: usize, total: usize| match callback {

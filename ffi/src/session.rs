@@ -147,6 +147,7 @@ unsafe fn start(
         } else {
             model.model.config().eos_token_ids.clone()
         },
+        speculative: None,
     };
     Ok(OwnedGeneration::try_new(model, |m| {
         m.model.generate(prompt, params)

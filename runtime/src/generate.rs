@@ -1,11 +1,14 @@
 //! Token generation: greedy or seeded sampling, stop tokens, a token budget; tokens come out
 //! of an iterator as they are produced.
 
+use std::collections::VecDeque;
+
 use concord_core::numerics::philox::sampling_uniform;
 use concord_core::{Error, Result};
 use concord_ops::{Op, Sample};
 
 use crate::model::{LogitRows, Model, Sequence};
+use crate::speculative::{AcceptanceStats, Emitted, MtpDecoder, SpeculativeMtp};
 
 /// How to pick tokens and when to stop.
 #[derive(Debug, Clone)]
@@ -23,6 +26,10 @@ pub struct GenerateParams {
     pub seed: u64,
     /// Ids that end generation (emitted, then stop).
     pub stop_tokens: Vec<u32>,
+    /// Draft with the model's MTP module and verify (`None` = plain decoding). Greedy output
+    /// is identical either way; sampled output follows the same distribution (not the same
+    /// tokens for a seed). The model must be loaded with [`crate::LoadOptions::mtp`].
+    pub speculative: Option<SpeculativeMtp>,
 }
 
 impl Default for GenerateParams {
@@ -34,6 +41,7 @@ impl Default for GenerateParams {
             top_p: 1.0,
             seed: 0,
             stop_tokens: Vec::new(),
+            speculative: None,
         }
     }
 }
@@ -55,6 +63,9 @@ impl GenerateParams {
                 self.top_p
             )));
         }
+        if let Some(s) = &self.speculative {
+            s.validate()?;
+        }
         Ok(())
     }
 }
@@ -68,6 +79,12 @@ pub struct Generation<'m> {
     produced: usize,
     done: bool,
     last_logits: Vec<f32>,
+    /// Speculative decoding state, when asked for.
+    drafter: Option<MtpDecoder>,
+    /// The last token a speculative round decided (fed to the next round).
+    last_token: Option<u32>,
+    /// Tokens a speculative round decided that are not handed out yet.
+    decided: VecDeque<Emitted>,
 }
 
 impl Model {
@@ -78,7 +95,12 @@ impl Model {
             return Err(Error::invalid("the prompt has no tokens"));
         }
         self.check_ids(prompt)?;
-        let sequence = self.new_sequence(prompt.len() + params.max_new_tokens)?;
+        let capacity = prompt.len() + params.max_new_tokens;
+        let drafter = match params.speculative {
+            Some(config) => Some(MtpDecoder::new(self, config, capacity)?),
+            None => None,
+        };
+        let sequence = self.new_sequence(capacity)?;
         Ok(Generation {
             model: self,
             sequence,
@@ -87,6 +109,9 @@ impl Model {
             produced: 0,
             done: false,
             last_logits: Vec::new(),
+            drafter,
+            last_token: None,
+            decided: VecDeque::new(),
         })
     }
 
@@ -114,9 +139,71 @@ impl Generation<'_> {
         &self.last_logits
     }
 
+    /// Drafting statistics (speculative decoding only).
+    pub fn acceptance(&self) -> Option<AcceptanceStats> {
+        self.drafter.as_ref().map(MtpDecoder::stats)
+    }
+
+    /// Hands out one decided token, ending generation at a stop token or the budget.
+    fn emit(&mut self, e: Emitted) -> u32 {
+        self.last_logits = e.logits;
+        self.produced += 1;
+        if self.params.stop_tokens.contains(&e.token)
+            || self.produced >= self.params.max_new_tokens
+        {
+            self.done = true;
+            self.decided.clear();
+        }
+        e.token
+    }
+
+    fn speculative_step(&mut self) -> Result<Option<u32>> {
+        if let Some(e) = self.decided.pop_front() {
+            return Ok(Some(self.emit(e)));
+        }
+        let Some(drafter) = self.drafter.as_mut() else {
+            return Ok(None);
+        };
+        // Tokens that may follow this round's first.
+        let room = self.params.max_new_tokens - self.produced - 1;
+        let index = self.produced as u64;
+        let round = match self.pending.take() {
+            Some(prompt) => drafter.prefill(
+                self.model,
+                &mut self.sequence,
+                &prompt,
+                &self.params,
+                index,
+                room,
+            )?,
+            None => {
+                let last = self.last_token.ok_or_else(|| {
+                    Error::invalid("speculative generation lost its last token")
+                })?;
+                drafter.round(
+                    self.model,
+                    &mut self.sequence,
+                    last,
+                    &self.params,
+                    index,
+                    room,
+                )?
+            }
+        };
+        self.last_token = round.back().map(|e| e.token);
+        self.decided = round;
+        match self.decided.pop_front() {
+            Some(e) => Ok(Some(self.emit(e))),
+            None => Ok(None),
+        }
+    }
+
     fn step(&mut self) -> Result<Option<u32>> {
         if self.done || self.produced >= self.params.max_new_tokens {
             return Ok(None);
+        }
+        if self.drafter.is_some() {
+            return self.speculative_step();
         }
         let feed = self.pending.take().unwrap_or_default();
         let logits = self

@@ -12,6 +12,7 @@ mod kv_cache;
 pub mod model;
 mod precision;
 mod rope_table;
+pub mod speculative;
 pub mod staged_output;
 pub mod text;
 
@@ -21,5 +22,6 @@ pub use demo_model::{demo_model_dir, DEMO_MODEL_ENV};
 pub use exec::{DeviceTensor, Executor};
 pub use generate::{GenerateParams, Generation};
 pub use host_convert::{quantize_block_fp8, BlockFp8};
+pub use speculative::{AcceptanceStats, SpeculativeMtp};
 pub use model::{native_precision, BatchLogits, LoadOptions, LogitRows, Model, Sequence};
 pub use precision::Precision;

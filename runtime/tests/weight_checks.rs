@@ -33,6 +33,7 @@ fn load(dir: &Path, precision: Option<Precision>) -> Result<Model, String> {
     let options = LoadOptions {
         precision,
         max_positions: Some(64),
+        mtp: false,
     };
     Model::load(dir, Arc::clone(&backend), &options, &mut |_, _| true).map_err(|e| e.to_string())
 }

@@ -101,6 +101,7 @@ pub fn load_cpu(
     let options = concord_runtime::LoadOptions {
         precision,
         max_positions: None,
+        mtp: false,
     };
     concord_runtime::Model::load(dir, backend, &options, &mut |_, _| true)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))

@@ -14,6 +14,7 @@ fn load(dir: &Path, backend: &str, precision: Precision) -> Model {
     let options = LoadOptions {
         precision: Some(precision),
         max_positions: Some(256),
+        mtp: false,
     };
     Model::load(dir, backend, &options, &mut |_, _| true)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))

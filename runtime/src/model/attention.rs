@@ -17,8 +17,9 @@ pub(crate) const LATENT_NORM_EPS: f32 = 1e-6;
 impl Model {
     /// MLA for all tokens of the batch: `a` [T, H] normalised input, `positions` [T].
     /// Sequences with one new token use the weight-absorbed form over the latent cache, longer
-    /// spans the naive form (both per docs/numerics.md); the choice depends only on the
-    /// sequence itself, so batching never changes its bits. Every precision decodes absorbed
+    /// spans the naive form (both per docs/numerics.md) unless the span asks for the absorbed
+    /// form ([`super::forward::MlaForm::Absorbed`], speculative verification); the choice
+    /// depends only on the sequence itself, so batching never changes its bits. Every precision decodes absorbed
     /// (fp8 with kv_b_proj dequantized to BF16, as DeepSeek's `absorb` mode does), so decode
     /// reads the latent cache once per token and costs O(context), not O(context²).
     pub(crate) fn attention(
@@ -117,7 +118,7 @@ impl Model {
                 .rows(span.first, span.count)
                 .reshaped([span.count, n, dv]);
             let (q_rows, qpe_rows) = (q3.rows(first, count), q_pe.rows(first, count));
-            if span.count == 1 {
+            if span.absorbed() {
                 let op = MlaDecode {
                     nope_dim: dn,
                     v_dim: dv,

@@ -1,10 +1,12 @@
 //! The forward pass over a batch of sequences of different lengths.
 
 use concord_core::{DType, Error, Result};
-use concord_ops::{Add, Embedding, Matmul, RmsNorm};
+use concord_ops::{Add, Embedding, Matmul, RmsNorm, TensorArg};
 
+use super::weights::LayerWeights;
 use super::{Model, Sequence};
 use crate::exec::DeviceTensor;
+use crate::kv_cache::LayerCache;
 
 /// Which rows of logits a forward pass returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,6 +25,16 @@ pub struct BatchLogits {
     pub vocab: usize,
 }
 
+/// Which MLA form a span's tokens use (docs/numerics.md §2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum MlaForm {
+    /// One new token: absorbed over the latent cache; several: the naive (prefill) form.
+    ByLength,
+    /// Every token absorbed, row by row: each row's bits equal what single-token decode gives
+    /// at its position (speculative verification relies on this to match plain decoding).
+    Absorbed,
+}
+
 /// Where one sequence's new tokens sit in the batch.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Span {
@@ -32,6 +44,29 @@ pub(crate) struct Span {
     pub count: usize,
     /// Position of the first new token.
     pub start: usize,
+    /// The MLA form of its tokens.
+    pub form: MlaForm,
+}
+
+impl Span {
+    /// True when this span's attention reads the latent cache in the absorbed form.
+    pub fn absorbed(&self) -> bool {
+        self.count == 1 || self.form == MlaForm::Absorbed
+    }
+}
+
+/// A batch laid out for one pass: spans and the positions of every row, uploaded.
+pub(crate) struct BatchPlan {
+    pub spans: Vec<Span>,
+    pub positions: DeviceTensor,
+}
+
+/// The main model's output before the head: final hidden states (after `model.norm`) of every
+/// new token, batch-ordered, with the spans that locate each sequence's rows.
+pub(crate) struct Hidden {
+    /// [rows, H] in the activation dtype.
+    pub h: DeviceTensor,
+    pub spans: Vec<Span>,
 }
 
 impl Model {
@@ -43,21 +78,31 @@ impl Model {
         tokens: &[&[u32]],
         rows: LogitRows,
     ) -> Result<BatchLogits> {
-        if sequences.len() != tokens.len() || tokens.is_empty() {
+        let hidden = self.forward_hidden(sequences, tokens, MlaForm::ByLength)?;
+        self.head_logits(&hidden.h, &hidden.spans, rows, &self.weights.lm_head)
+    }
+
+    /// Checks the batch, makes room in each sequence's cache for its new tokens and lays out
+    /// spans and positions (each sequence continues at its cache's length).
+    pub(crate) fn plan_batch(
+        &self,
+        sequences: &mut [&mut Sequence],
+        lengths: &[usize],
+        form: MlaForm,
+    ) -> Result<BatchPlan> {
+        if sequences.len() != lengths.len() || lengths.is_empty() {
             return Err(Error::invalid(
                 "forward: one token list per sequence, at least one sequence",
             ));
         }
-        let mut ids = Vec::new();
         let mut positions = Vec::new();
-        let mut spans = Vec::with_capacity(tokens.len());
-        for (seq, toks) in sequences.iter_mut().zip(tokens) {
-            if toks.is_empty() {
+        let mut spans = Vec::with_capacity(lengths.len());
+        for (seq, &count) in sequences.iter_mut().zip(lengths) {
+            if count == 0 {
                 return Err(Error::invalid("forward: a sequence was given no tokens"));
             }
-            self.check_ids(toks)?;
             let start = seq.len();
-            let end = start + toks.len();
+            let end = start + count;
             if end > self.max_positions {
                 return Err(Error::invalid(format!(
                     "sequence of {end} tokens exceeds the supported {} positions",
@@ -66,63 +111,111 @@ impl Model {
             }
             seq.cache.reserve(&self.exec, end)?;
             spans.push(Span {
-                first: ids.len(),
-                count: toks.len(),
+                first: positions.len(),
+                count,
                 start,
+                form,
             });
-            ids.extend_from_slice(toks);
             positions.extend((start..end).map(|p| p as u32));
         }
+        let positions = self.exec.upload_u32(&positions)?;
+        Ok(BatchPlan { spans, positions })
+    }
+
+    /// Embeds `tokens` and runs every main layer, leaving the final hidden states (after
+    /// `model.norm`); each sequence's cache advances by its tokens.
+    pub(crate) fn forward_hidden(
+        &self,
+        sequences: &mut [&mut Sequence],
+        tokens: &[&[u32]],
+        form: MlaForm,
+    ) -> Result<Hidden> {
+        for toks in tokens {
+            self.check_ids(toks)?;
+        }
+        let lengths: Vec<usize> = tokens.iter().map(|t| t.len()).collect();
+        let plan = self.plan_batch(sequences, &lengths, form)?;
         let act = self.activation();
-        let eps = self.cfg.rms_norm_eps;
+        let ids: Vec<u32> = tokens.concat();
         let ids_t = self.exec.upload_u32(&ids)?;
-        let pos_t = self.exec.upload_u32(&positions)?;
         let mut x = self.exec.apply1(
             Embedding { out: act },
             &[ids_t.arg(), self.weights.embed.arg()],
         )?;
-
         for (l, layer) in self.weights.layers.iter().enumerate() {
-            let a = self.exec.apply1(
-                RmsNorm { eps, out: act },
-                &[x.arg(), layer.input_norm.arg()],
-            )?;
             let mut caches: Vec<_> = sequences
                 .iter_mut()
                 .map(|s| &mut s.cache.layers[l])
                 .collect();
-            let attn = self.attention(&a.arg(), &pos_t, &layer.attn, &spans, &mut caches)?;
-            x = self.exec.apply1(Add { out: act }, &[x.arg(), attn.arg()])?;
-            let b = self
-                .exec
-                .apply1(RmsNorm { eps, out: act }, &[x.arg(), layer.post_norm.arg()])?;
-            let ffn = self.feed_forward(&b.arg(), &layer.ffn)?;
-            x = self.exec.apply1(Add { out: act }, &[x.arg(), ffn.arg()])?;
+            x = self.decoder_layer(x, layer, &plan, &mut caches)?;
         }
-        for (seq, span) in sequences.iter_mut().zip(&spans) {
+        for (seq, span) in sequences.iter_mut().zip(&plan.spans) {
             seq.cache.advance(span.count);
         }
-
         let h = self.exec.apply1(
-            RmsNorm { eps, out: act },
+            RmsNorm {
+                eps: self.cfg.rms_norm_eps,
+                out: act,
+            },
             &[x.arg(), self.weights.norm.arg()],
         )?;
-        let vocab = self.cfg.vocab_size;
+        Ok(Hidden {
+            h,
+            spans: plan.spans,
+        })
+    }
+
+    /// One pre-norm decoder block: `x + attn(norm(x))`, then `+ ffn(norm(·))`.
+    pub(crate) fn decoder_layer(
+        &self,
+        x: DeviceTensor,
+        layer: &LayerWeights,
+        plan: &BatchPlan,
+        caches: &mut [&mut LayerCache],
+    ) -> Result<DeviceTensor> {
+        let act = self.activation();
+        let eps = self.cfg.rms_norm_eps;
+        let a = self.exec.apply1(
+            RmsNorm { eps, out: act },
+            &[x.arg(), layer.input_norm.arg()],
+        )?;
+        let attn = self.attention(&a.arg(), &plan.positions, &layer.attn, &plan.spans, caches)?;
+        let x = self.exec.apply1(Add { out: act }, &[x.arg(), attn.arg()])?;
+        let b = self.exec.apply1(
+            RmsNorm { eps, out: act },
+            &[x.arg(), layer.post_norm.arg()],
+        )?;
+        let ffn = self.feed_forward(&b.arg(), &layer.ffn)?;
+        self.exec.apply1(Add { out: act }, &[x.arg(), ffn.arg()])
+    }
+
+    /// `rows` of each span of `h` through `head` [V, H] as f32 logits.
+    pub(crate) fn head_logits(
+        &self,
+        h: &DeviceTensor,
+        spans: &[Span],
+        rows: LogitRows,
+        head: &DeviceTensor,
+    ) -> Result<BatchLogits> {
         let mut per_sequence = Vec::with_capacity(spans.len());
-        for span in &spans {
+        for span in spans {
             let (first, count) = match rows {
                 LogitRows::All => (span.first, span.count),
                 LogitRows::Last => (span.first + span.count - 1, 1),
             };
-            let logits: DeviceTensor = self.exec.apply1(
-                Matmul { out: DType::F32 },
-                &[h.rows(first, count), self.weights.lm_head.arg()],
-            )?;
-            per_sequence.push(self.exec.read_f32(&logits.arg())?);
+            per_sequence.push(self.logits_of(&h.rows(first, count), head)?);
         }
         Ok(BatchLogits {
             per_sequence,
-            vocab,
+            vocab: self.cfg.vocab_size,
         })
+    }
+
+    /// f32 logits of hidden rows `h` through `head`.
+    pub(crate) fn logits_of(&self, h: &TensorArg, head: &DeviceTensor) -> Result<Vec<f32>> {
+        let logits: DeviceTensor = self
+            .exec
+            .apply1(Matmul { out: DType::F32 }, &[h.clone(), head.arg()])?;
+        self.exec.read_f32(&logits.arg())
     }
 }

@@ -4,6 +4,7 @@
 mod attention;
 mod feed_forward;
 mod forward;
+mod mtp;
 mod weights;
 
 use std::path::Path;
@@ -14,7 +15,9 @@ use concord_loader::{Checkpoint, ModelConfig};
 use concord_ops::{Backend, TensorArg};
 
 pub use forward::{BatchLogits, LogitRows};
+pub use mtp::{greedy_token, MtpWeights};
 pub use weights::{Ffn, Linear, ModelWeights};
+pub(crate) use forward::MlaForm;
 
 use crate::exec::{DeviceTensor, Executor};
 use crate::kv_cache::KvCache;
@@ -30,6 +33,10 @@ pub struct LoadOptions {
     /// Longest sequence the RoPE tables cover; `None` = max_position_embeddings, capped at
     /// `DEFAULT_MAX_POSITIONS` = 2^18 (docs/limits.md).
     pub max_positions: Option<usize>,
+    /// Also load the Multi-Token Prediction module (`model.layers.{num_hidden_layers}`), for
+    /// `forward_with_mtp` and speculative decoding. An error when the config declares none
+    /// (`num_nextn_predict_layers = 0`) or its tensors are missing or mis-shaped.
+    pub mtp: bool,
 }
 
 /// Positions the RoPE tables cover when [`LoadOptions::max_positions`] is not given: the
@@ -44,6 +51,7 @@ pub struct Model {
     pub(crate) cfg: ModelConfig,
     pub(crate) exec: Executor,
     pub(crate) weights: ModelWeights,
+    pub(crate) mtp: Option<MtpWeights>,
     pub(crate) precision: Precision,
     pub(crate) rope_cos: DeviceTensor,
     pub(crate) rope_sin: DeviceTensor,
@@ -88,8 +96,15 @@ impl Model {
     ) -> Result<Model> {
         let cfg = ModelConfig::from_file(&dir.join("config.json"))?;
         cfg.validate()?;
+        if options.mtp && cfg.num_nextn_predict_layers == 0 {
+            return Err(Error::invalid(format!(
+                "{} has no MTP module: num_nextn_predict_layers is 0 in its config.json \
+                 (speculative decoding with MTP and `logits --mtp` need one)",
+                dir.display()
+            )));
+        }
         let ckpt = Checkpoint::open(dir)?;
-        concord_loader::validate_checkpoint(&cfg, &ckpt, false)?;
+        concord_loader::validate_checkpoint(&cfg, &ckpt, options.mtp)?;
         let precision = options.precision.unwrap_or_else(|| native_precision(&cfg));
         let exec = Executor::new(backend);
         tracing::info!(
@@ -100,13 +115,18 @@ impl Model {
             backend = exec.backend().info().name,
             "loading model"
         );
-        let weights = weights::WeightLoader {
+        let loader = weights::WeightLoader {
             cfg: &cfg,
             ckpt: &ckpt,
             exec: &exec,
             precision,
-        }
-        .load(progress)?;
+        };
+        let weights = loader.load(progress)?;
+        let mtp = if options.mtp {
+            Some(loader.mtp()?)
+        } else {
+            None
+        };
         let max_positions = options
             .max_positions
             .unwrap_or(cfg.max_position_embeddings.min(DEFAULT_MAX_POSITIONS))
@@ -118,6 +138,7 @@ impl Model {
             cfg,
             exec,
             weights,
+            mtp,
             precision,
             rope_cos,
             rope_sin,
@@ -140,9 +161,15 @@ impl Model {
         self.exec.backend()
     }
 
-    /// Backend memory held by the weights, in bytes (measured from the allocations).
+    /// Backend memory held by the weights (the MTP module's included), in bytes (measured
+    /// from the allocations).
     pub fn weight_bytes(&self) -> usize {
-        self.weights.bytes()
+        self.weights.bytes() + self.mtp.as_ref().map_or(0, MtpWeights::bytes)
+    }
+
+    /// The loaded MTP module, if any.
+    pub fn mtp_module(&self) -> Option<&MtpWeights> {
+        self.mtp.as_ref()
     }
 
     /// Longest sequence supported.
@@ -152,9 +179,18 @@ impl Model {
 
     /// A fresh, empty sequence with room for `capacity_hint` tokens.
     pub fn new_sequence(&self, capacity_hint: usize) -> Result<Sequence> {
+        self.sequence_with_layers(self.cfg.num_hidden_layers, capacity_hint)
+    }
+
+    /// An empty sequence whose cache has `layers` layers.
+    pub(crate) fn sequence_with_layers(
+        &self,
+        layers: usize,
+        capacity_hint: usize,
+    ) -> Result<Sequence> {
         let cache = KvCache::new(
             &self.exec,
-            self.cfg.num_hidden_layers,
+            layers,
             self.cfg.kv_lora_rank,
             self.cfg.qk_rope_head_dim,
             self.activation(),

@@ -371,11 +371,7 @@ impl WeightLoader<'_> {
             }
         }
         let norm = self.dense("model.norm.weight")?;
-        let lm_head = if self.cfg.tie_word_embeddings && self.ckpt.get("lm_head.weight").is_none() {
-            self.dense("model.embed_tokens.weight")?
-        } else {
-            self.dense("lm_head.weight")?
-        };
+        let lm_head = self.dense(super::mtp::main_head_name(self.cfg, self.ckpt))?;
         Ok(ModelWeights {
             embed,
             layers,
@@ -386,7 +382,8 @@ impl WeightLoader<'_> {
 }
 
 impl Linear {
-    fn bytes(&self) -> usize {
+    /// Bytes of backend memory the projection occupies.
+    pub fn bytes(&self) -> usize {
         match self {
             Linear::Dense(w) => w.buffer.len(),
             Linear::BlockFp8 { weight, scale, .. } => weight.buffer.len() + scale.buffer.len(),
@@ -400,38 +397,44 @@ impl MlpWeights {
     }
 }
 
+impl LayerWeights {
+    /// Bytes of backend memory the layer's weights occupy.
+    pub fn bytes(&self) -> usize {
+        let mut total = self.input_norm.buffer.len() + self.post_norm.buffer.len();
+        let a = &self.attn;
+        if let Some((qa, n, qb)) = &a.q_lora {
+            total += qa.bytes() + n.buffer.len() + qb.bytes();
+        }
+        total += a.q_proj.as_ref().map_or(0, Linear::bytes);
+        total += a.kv_a.bytes() + a.kv_a_norm.buffer.len() + a.kv_b.bytes() + a.o_proj.bytes();
+        total += a.kv_b_dequantized.as_ref().map_or(0, |t| t.buffer.len());
+        total += match &self.ffn {
+            Ffn::Dense(m) => m.bytes(),
+            Ffn::Moe(m) => {
+                let e = &m.experts;
+                let scales = e
+                    .scales
+                    .as_ref()
+                    .map_or(0, |(s, _)| s.iter().map(|t| t.buffer.len()).sum());
+                m.router.buffer.len()
+                    + m.bias.as_ref().map_or(0, |b| b.buffer.len())
+                    + e.gate.buffer.len()
+                    + e.up.buffer.len()
+                    + e.down.buffer.len()
+                    + scales
+                    + m.shared.as_ref().map_or(0, MlpWeights::bytes)
+            }
+        };
+        total
+    }
+}
+
 impl ModelWeights {
     /// Bytes of backend memory the weights occupy (measured from the allocated buffers).
     pub fn bytes(&self) -> usize {
-        let mut total =
-            self.embed.buffer.len() + self.norm.buffer.len() + self.lm_head.buffer.len();
-        for l in &self.layers {
-            total += l.input_norm.buffer.len() + l.post_norm.buffer.len();
-            let a = &l.attn;
-            if let Some((qa, n, qb)) = &a.q_lora {
-                total += qa.bytes() + n.buffer.len() + qb.bytes();
-            }
-            total += a.q_proj.as_ref().map_or(0, Linear::bytes);
-            total += a.kv_a.bytes() + a.kv_a_norm.buffer.len() + a.kv_b.bytes() + a.o_proj.bytes();
-            total += a.kv_b_dequantized.as_ref().map_or(0, |t| t.buffer.len());
-            total += match &l.ffn {
-                Ffn::Dense(m) => m.bytes(),
-                Ffn::Moe(m) => {
-                    let e = &m.experts;
-                    let scales = e
-                        .scales
-                        .as_ref()
-                        .map_or(0, |(s, _)| s.iter().map(|t| t.buffer.len()).sum());
-                    m.router.buffer.len()
-                        + m.bias.as_ref().map_or(0, |b| b.buffer.len())
-                        + e.gate.buffer.len()
-                        + e.up.buffer.len()
-                        + e.down.buffer.len()
-                        + scales
-                        + m.shared.as_ref().map_or(0, MlpWeights::bytes)
-                }
-            };
-        }
-        total
+        self.embed.buffer.len()
+            + self.norm.buffer.len()
+            + self.lm_head.buffer.len()
+            + self.layers.iter().map(LayerWeights::bytes).sum::<usize>()
     }
 }
