@@ -8,7 +8,7 @@ use clap::Args;
 use concord_core::{Error, Result};
 use concord_ops::KernelMode;
 use concord_runtime::text::Tokenizer;
-use concord_runtime::{LoadOptions, Model, Precision};
+use concord_runtime::{LoadOptions, Model, Precision, SpeculativeMtp};
 
 /// `--model`, `--backend`, `--precision`: where the model is and how it runs.
 #[derive(Args, Debug, Clone)]
@@ -62,6 +62,11 @@ impl ModelArgs {
 
     /// Loads the model, with a progress bar when stderr is a terminal.
     pub fn load(&self) -> Result<Model> {
+        self.load_with_mtp(false)
+    }
+
+    /// Loads the model and, with `mtp`, its Multi-Token Prediction module.
+    pub fn load_with_mtp(&self, mtp: bool) -> Result<Model> {
         let dir = self.dir()?;
         let backend = concord_runtime::open_backend_mode(&self.backend, self.mode)?;
         if backend.info().mode != self.mode {
@@ -76,7 +81,7 @@ impl ModelArgs {
         let options = LoadOptions {
             precision: self.precision,
             max_positions: None,
-            mtp: false,
+            mtp,
         };
         let bar = std::io::stderr().is_terminal().then(|| {
             let bar = indicatif::ProgressBar::new(0);
@@ -107,6 +112,42 @@ impl ModelArgs {
     /// The tokenizer of the model directory.
     pub fn tokenizer(&self) -> Result<Tokenizer> {
         Tokenizer::from_dir(&self.dir()?)
+    }
+}
+
+/// Speculative decoding methods.
+#[derive(Clone, Copy, Debug, clap::ValueEnum, PartialEq, Eq)]
+pub enum SpeculativeMethod {
+    /// Draft with the model's own Multi-Token Prediction module (`num_nextn_predict_layers`).
+    Mtp,
+}
+
+/// `--speculative`, `--draft-tokens`: how generation drafts and verifies.
+#[derive(Args, Debug, Clone)]
+pub struct SpeculativeArgs {
+    /// Speculative decoding: `mtp` drafts with the model's MTP module and verifies the drafts
+    /// in one forward of the main model. Greedy output is token-for-token the same as without
+    /// it; sampled output has the same distribution (not the same tokens for a seed).
+    #[arg(long, value_enum, value_name = "METHOD")]
+    pub speculative: Option<SpeculativeMethod>,
+    /// Tokens drafted per step (1 = the MTP module once; more re-apply it to its own output).
+    #[arg(long, value_name = "N", default_value_t = 1, requires = "speculative")]
+    pub draft_tokens: usize,
+}
+
+impl SpeculativeArgs {
+    /// The runtime setting, checked (`--draft-tokens` 1..=16).
+    pub fn config(&self) -> Result<Option<SpeculativeMtp>> {
+        match self.speculative {
+            None => Ok(None),
+            Some(SpeculativeMethod::Mtp) => {
+                let config = SpeculativeMtp {
+                    draft_tokens: self.draft_tokens,
+                };
+                config.validate()?;
+                Ok(Some(config))
+            }
+        }
     }
 }
 

@@ -148,8 +148,7 @@ impl Generation<'_> {
     fn emit(&mut self, e: Emitted) -> u32 {
         self.last_logits = e.logits;
         self.produced += 1;
-        if self.params.stop_tokens.contains(&e.token)
-            || self.produced >= self.params.max_new_tokens
+        if self.params.stop_tokens.contains(&e.token) || self.produced >= self.params.max_new_tokens
         {
             self.done = true;
             self.decided.clear();
@@ -177,9 +176,9 @@ impl Generation<'_> {
                 room,
             )?,
             None => {
-                let last = self.last_token.ok_or_else(|| {
-                    Error::invalid("speculative generation lost its last token")
-                })?;
+                let last = self
+                    .last_token
+                    .ok_or_else(|| Error::invalid("speculative generation lost its last token"))?;
                 drafter.round(
                     self.model,
                     &mut self.sequence,

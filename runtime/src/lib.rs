@@ -22,6 +22,6 @@ pub use demo_model::{demo_model_dir, DEMO_MODEL_ENV};
 pub use exec::{DeviceTensor, Executor};
 pub use generate::{GenerateParams, Generation};
 pub use host_convert::{quantize_block_fp8, BlockFp8};
-pub use speculative::{AcceptanceStats, SpeculativeMtp};
 pub use model::{native_precision, BatchLogits, LoadOptions, LogitRows, Model, Sequence};
 pub use precision::Precision;
+pub use speculative::{AcceptanceStats, SpeculativeMtp};

@@ -5,7 +5,7 @@ use concord_core::{Error, Result};
 use concord_runtime::text::{ChatMessage, ChatOptions};
 use concord_runtime::GenerateParams;
 
-use crate::common::ModelArgs;
+use crate::common::{ModelArgs, SpeculativeArgs};
 
 /// Chat with the model: type a message, get the reply streamed; an empty line or Ctrl-D ends.
 ///
@@ -33,6 +33,8 @@ pub struct Args {
     /// token, as transformers does. Off: messages are plain text and cannot forge turns.
     #[arg(long)]
     pub allow_special_tokens_in_content: bool,
+    #[command(flatten)]
+    pub speculative: SpeculativeArgs,
 }
 
 pub fn run(args: Args) -> Result<()> {
@@ -41,6 +43,7 @@ pub fn run(args: Args) -> Result<()> {
         temperature: args.temperature,
         top_p: args.top_p,
         seed: args.seed,
+        speculative: args.speculative.config()?,
         ..GenerateParams::default()
     };
     // Bad sampling parameters fail before the model loads, not after the first message.
@@ -50,7 +53,9 @@ pub fn run(args: Args) -> Result<()> {
         allow_special_tokens_in_content: args.allow_special_tokens_in_content,
     };
     let tokenizer = args.model.tokenizer()?;
-    let model = args.model.load()?;
+    let model = args
+        .model
+        .load_with_mtp(base_params.speculative.is_some())?;
     let mut messages = Vec::new();
     if let Some(system) = &args.system {
         messages.push(ChatMessage::new("system", system));

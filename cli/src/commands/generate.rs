@@ -5,7 +5,7 @@ use clap::ValueEnum;
 use concord_core::{Error, Result};
 use concord_runtime::GenerateParams;
 
-use crate::common::{join_ids, parse_ids, ModelArgs};
+use crate::common::{join_ids, parse_ids, ModelArgs, SpeculativeArgs};
 
 /// What `generate` prints on stdout.
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
@@ -22,6 +22,7 @@ pub enum Emit {
 ///   concord generate --prompt "The capital of France is" --max-new-tokens 20
 ///   concord generate --model ./DeepSeek-V3 --ids 0,1234,99 --temperature 0 --emit ids
 ///   concord generate --prompt "Hi" --temperature 0.7 --top-p 0.9 --seed 42
+///   concord generate --prompt "It was the best of times," --speculative mtp --verbose
 #[derive(clap::Args, Debug)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
@@ -54,9 +55,16 @@ pub struct Args {
     /// Print the text (streamed) or the ids (last line, comma-separated).
     #[arg(long, value_enum, default_value_t = Emit::Text)]
     pub emit: Emit,
+    #[command(flatten)]
+    pub speculative: SpeculativeArgs,
+    /// After generating, print timing (and the drafts' acceptance with --speculative) to
+    /// stderr.
+    #[arg(long)]
+    pub verbose: bool,
 }
 
 pub fn run(args: Args) -> Result<()> {
+    let speculative = args.speculative.config()?;
     let needs_tokenizer = args.prompt.is_some() || args.emit == Emit::Text;
     let tokenizer = if needs_tokenizer {
         Some(args.model.tokenizer()?)
@@ -71,7 +79,7 @@ pub fn run(args: Args) -> Result<()> {
         (None, Some(ids)) => parse_ids(ids)?,
         (None, None) => return Err(Error::invalid("give --prompt or --ids")),
     };
-    let model = args.model.load()?;
+    let model = args.model.load_with_mtp(speculative.is_some())?;
     let stop_tokens = if args.ignore_eos {
         Vec::new()
     } else {
@@ -84,12 +92,17 @@ pub fn run(args: Args) -> Result<()> {
         top_p: args.top_p,
         seed: args.seed,
         stop_tokens,
+        speculative,
     };
     let mut out = std::io::stdout().lock();
     let mut generated = Vec::new();
     let mut stream = tokenizer.as_ref().map(|t| t.decoder_stream());
-    for token in model.generate(&prompt, params)? {
+    let started = std::time::Instant::now();
+    let mut first_token_at = None;
+    let mut generation = model.generate(&prompt, params)?;
+    for token in generation.by_ref() {
         let token = token?;
+        first_token_at.get_or_insert_with(std::time::Instant::now);
         generated.push(token);
         if args.emit == Emit::Text {
             if let Some(text) = stream.as_mut().and_then(|s| s.push(token)) {
@@ -104,5 +117,29 @@ pub fn run(args: Args) -> Result<()> {
         Emit::Ids => join_ids(&generated),
     };
     writeln!(out, "{tail}").map_err(stdout_error)?;
+    if args.verbose {
+        let total = started.elapsed().as_secs_f64();
+        let first = first_token_at.map_or(total, |t| (t - started).as_secs_f64());
+        let decode = total - first;
+        eprintln!(
+            "{} prompt tokens, {} generated in {total:.2} s (first token after {first:.2} s; \
+             {} more at {:.1} tok/s)",
+            prompt.len(),
+            generated.len(),
+            generated.len().saturating_sub(1),
+            generated.len().saturating_sub(1) as f64 / decode.max(1e-9)
+        );
+        if let Some(a) = generation.acceptance() {
+            eprintln!(
+                "speculative mtp: {} drafted, {} accepted ({:.1}%), mean accepted length {:.2} \
+                 tokens per main-model step over {} steps",
+                a.drafted,
+                a.accepted,
+                100.0 * a.acceptance_rate(),
+                a.mean_accepted_length(),
+                a.steps
+            );
+        }
+    }
     Ok(())
 }

@@ -13,10 +13,14 @@ use crate::fail_point;
 ///
 /// One sequence gives tensor `logits` [tokens, vocab_size]. Several --ids run as one batch and
 /// give `logits.0`, `logits.1`, … one per sequence (each bit-identical to running it alone).
+/// With --mtp the file also holds `mtp_logits` (or `mtp_logits.{i}`) [tokens, vocab_size]: row
+/// r is the MTP module's prediction of token r+2, from the main model's hidden state at r and
+/// token r+1 (for the last row, the main model's greedy next token).
 ///
 /// Examples:
 ///   concord logits --model DIR --ids 0,5,17 --out logits.safetensors
 ///   concord logits --model DIR --ids 0,5,17 --ids 0,9 --precision f32 --out batch.safetensors
+///   concord logits --model DIR --ids 0,5,17 --mtp --precision f32 --out mtp.safetensors
 #[derive(clap::Args, Debug)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
@@ -33,6 +37,10 @@ pub struct Args {
     /// replaced; a device, FIFO, socket or directory is refused.
     #[arg(long)]
     pub out: PathBuf,
+    /// Also write the MTP module's logits (`mtp_logits`); the model must have one
+    /// (`num_nextn_predict_layers` ≥ 1).
+    #[arg(long)]
+    pub mtp: bool,
 }
 
 pub fn run(args: Args) -> Result<()> {
@@ -46,24 +54,43 @@ pub fn run(args: Args) -> Result<()> {
             .map(|s| parse_ids(s))
             .collect::<Result<_>>()?,
     };
-    let model = args.model.load()?;
+    let model = args.model.load_with_mtp(args.mtp)?;
     let mut seqs = sequences
         .iter()
         .map(|s| model.new_sequence(s.len()))
         .collect::<Result<Vec<_>>>()?;
     let mut seq_refs: Vec<_> = seqs.iter_mut().collect();
     let token_refs: Vec<&[u32]> = sequences.iter().map(Vec::as_slice).collect();
-    let logits = model.forward(&mut seq_refs, &token_refs, LogitRows::All)?;
+    let (logits, mtp_logits) = if args.mtp {
+        let mut mtp_seqs = sequences
+            .iter()
+            .map(|s| model.new_mtp_sequence(s.len()))
+            .collect::<Result<Vec<_>>>()?;
+        let mut mtp_refs: Vec<_> = mtp_seqs.iter_mut().collect();
+        let (logits, mtp) = model.forward_with_mtp(&mut seq_refs, &mut mtp_refs, &token_refs)?;
+        (logits, Some(mtp))
+    } else {
+        (
+            model.forward(&mut seq_refs, &token_refs, LogitRows::All)?,
+            None,
+        )
+    };
     let vocab = logits.vocab;
     let mut tensors = BTreeMap::new();
-    for (i, (rows, toks)) in logits.per_sequence.iter().zip(&sequences).enumerate() {
-        let name = if sequences.len() == 1 {
-            "logits".to_string()
-        } else {
-            format!("logits.{i}")
-        };
-        let bytes: Vec<u8> = rows.iter().flat_map(|v| v.to_le_bytes()).collect();
-        tensors.insert(name, (vec![toks.len(), vocab], bytes));
+    let mut add = |base: &str, per_sequence: &[Vec<f32>]| {
+        for (i, (rows, toks)) in per_sequence.iter().zip(&sequences).enumerate() {
+            let name = if sequences.len() == 1 {
+                base.to_string()
+            } else {
+                format!("{base}.{i}")
+            };
+            let bytes: Vec<u8> = rows.iter().flat_map(|v| v.to_le_bytes()).collect();
+            tensors.insert(name, (vec![toks.len(), vocab], bytes));
+        }
+    };
+    add("logits", &logits.per_sequence);
+    if let Some(mtp) = &mtp_logits {
+        add("mtp_logits", &mtp.per_sequence);
     }
     write_safetensors(&args.out, &tensors)
 }

@@ -181,10 +181,9 @@ impl Model {
         )?;
         let attn = self.attention(&a.arg(), &plan.positions, &layer.attn, &plan.spans, caches)?;
         let x = self.exec.apply1(Add { out: act }, &[x.arg(), attn.arg()])?;
-        let b = self.exec.apply1(
-            RmsNorm { eps, out: act },
-            &[x.arg(), layer.post_norm.arg()],
-        )?;
+        let b = self
+            .exec
+            .apply1(RmsNorm { eps, out: act }, &[x.arg(), layer.post_norm.arg()])?;
         let ffn = self.feed_forward(&b.arg(), &layer.ffn)?;
         self.exec.apply1(Add { out: act }, &[x.arg(), ffn.arg()])
     }

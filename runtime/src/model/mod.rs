@@ -14,10 +14,10 @@ use concord_core::{DType, Error, Result};
 use concord_loader::{Checkpoint, ModelConfig};
 use concord_ops::{Backend, TensorArg};
 
+pub(crate) use forward::MlaForm;
 pub use forward::{BatchLogits, LogitRows};
 pub use mtp::{greedy_token, MtpWeights};
 pub use weights::{Ffn, Linear, ModelWeights};
-pub(crate) use forward::MlaForm;
 
 use crate::exec::{DeviceTensor, Executor};
 use crate::kv_cache::KvCache;

@@ -76,7 +76,10 @@ impl WeightLoader<'_> {
             eh_proj: Linear::Dense(self.dense(&format!("{p}.eh_proj.weight"))?),
             layer: self.layer(l)?,
             head_norm: self.dense(&format!("{p}.shared_head.norm.weight"))?,
-            embed: own_copy(format!("{p}.embed_tokens.weight"), "model.embed_tokens.weight")?,
+            embed: own_copy(
+                format!("{p}.embed_tokens.weight"),
+                "model.embed_tokens.weight",
+            )?,
             head: own_copy(
                 format!("{p}.shared_head.head.weight"),
                 main_head_name(self.cfg, self.ckpt),
@@ -197,11 +200,7 @@ impl Model {
     }
 
     /// The MTP module's logits for `rows` of each span of its output `y`.
-    pub(crate) fn mtp_head_logits(
-        &self,
-        out: &MtpHidden,
-        rows: LogitRows,
-    ) -> Result<BatchLogits> {
+    pub(crate) fn mtp_head_logits(&self, out: &MtpHidden, rows: LogitRows) -> Result<BatchLogits> {
         let w = self.mtp_weights()?;
         let normed = self.exec.apply1(
             RmsNorm {

@@ -74,7 +74,11 @@ impl TokenDistribution {
     /// The probability of `id` (0 for ids outside the kept set).
     pub fn prob(&self, id: u32) -> f64 {
         if !(self.total > 0.0) {
-            return if self.ids.first() == Some(&id) { 1.0 } else { 0.0 };
+            return if self.ids.first() == Some(&id) {
+                1.0
+            } else {
+                0.0
+            };
         }
         self.ids
             .iter()
@@ -240,15 +244,18 @@ mod tests {
             }
         }
         // Rejection mass, spread by the residual distribution (computed independently here).
-        let residual: Vec<f64> = (0..5)
-            .map(|i| (p.prob(i) - q.prob(i)).max(0.0))
-            .collect();
+        let residual: Vec<f64> = (0..5).map(|i| (p.prob(i) - q.prob(i)).max(0.0)).collect();
         let rtotal: f64 = residual.iter().sum();
         let accepted_mass: f64 = got.iter().sum();
         for i in 0..5 {
             got[i] += (1.0 - accepted_mass) * residual[i] / rtotal;
             // Grid error of the acceptance integral ≤ q(d)/grid per draft: 5e-4 bounds it.
-            assert!((got[i] - p.prob(i as u32)).abs() < 5e-4, "{i}: {} vs {}", got[i], p.prob(i as u32));
+            assert!(
+                (got[i] - p.prob(i as u32)).abs() < 5e-4,
+                "{i}: {} vs {}",
+                got[i],
+                p.prob(i as u32)
+            );
         }
         // And the residual branch itself samples by the residual: a uniform just below the
         // first residual id's share picks it.

@@ -62,7 +62,8 @@ impl SpeculativeMtp {
 pub struct AcceptanceStats {
     /// Verification forwards of the main model.
     pub steps: u64,
-    /// Tokens drafted and checked.
+    /// Tokens drafted and sent to verification (a rejection also discards the drafts after it:
+    /// they count as drafted, not accepted).
     pub drafted: u64,
     /// Drafted tokens kept.
     pub accepted: u64,
@@ -143,7 +144,12 @@ impl MtpDecoder {
     ) -> Result<Round> {
         let hidden = model.forward_hidden(&mut [&mut *main], &[prompt], MlaForm::ByLength)?;
         let logits = model
-            .head_logits(&hidden.h, &hidden.spans, LogitRows::Last, &model.weights.lm_head)?
+            .head_logits(
+                &hidden.h,
+                &hidden.spans,
+                LogitRows::Last,
+                &model.weights.lm_head,
+            )?
             .per_sequence
             .swap_remove(0);
         let token = model.sample(&logits, params, index)?;
@@ -176,7 +182,12 @@ impl MtpDecoder {
         feed.extend(self.drafts[..usable].iter().map(|d| d.token));
         let hidden = model.forward_hidden(&mut [&mut *main], &[&feed], MlaForm::Absorbed)?;
         let all = model
-            .head_logits(&hidden.h, &hidden.spans, LogitRows::All, &model.weights.lm_head)?
+            .head_logits(
+                &hidden.h,
+                &hidden.spans,
+                LogitRows::All,
+                &model.weights.lm_head,
+            )?
             .per_sequence
             .swap_remove(0);
         let vocab = model.config().vocab_size;
@@ -185,6 +196,7 @@ impl MtpDecoder {
         let mut round = VecDeque::new();
         let mut kept = 0;
         self.stats.steps += 1;
+        self.stats.drafted += usable as u64;
         for (j, draft) in self.drafts[..usable].iter().enumerate() {
             let at = index + j as u64;
             let logits = row(j);
@@ -196,7 +208,6 @@ impl MtpDecoder {
                 sampling_uniform(seed, at, ACCEPT_STREAM),
                 sampling_uniform(seed, at, RESIDUAL_STREAM),
             );
-            self.stats.drafted += 1;
             round.push_back(Emitted {
                 token: verdict.token,
                 logits,
@@ -253,7 +264,11 @@ impl MtpDecoder {
                 .per_sequence
                 .swap_remove(0);
             let drafter = TokenDistribution::new(&logits, params);
-            let token = drafter.sample(sampling_uniform(params.seed, index + k as u64, DRAFT_STREAM));
+            let token = drafter.sample(sampling_uniform(
+                params.seed,
+                index + k as u64,
+                DRAFT_STREAM,
+            ));
             self.drafts.push(Draft { token, drafter });
             if k + 1 == wanted || self.mtp.len() + 1 > model.max_positions() {
                 break;
@@ -261,7 +276,12 @@ impl MtpDecoder {
             // The next draft: the module again, on its own output and the token it drafted.
             let rows = out.y.desc.shape[0];
             let y_last = out.y.rows(rows - 1, 1);
-            out = model.mtp_hidden(&mut [&mut self.mtp], &y_last, &[&[token]], MlaForm::ByLength)?;
+            out = model.mtp_hidden(
+                &mut [&mut self.mtp],
+                &y_last,
+                &[&[token]],
+                MlaForm::ByLength,
+            )?;
         }
         Ok(())
     }
