@@ -225,7 +225,8 @@ impl Generation<'_> {
 impl Iterator for Generation<'_> {
     type Item = Result<u32>;
     fn next(&mut self) -> Option<Self::Item> {
-        match self.step() {
+        let model = self.model;
+        match model.hosted(|| self.step()) {
             Ok(Some(t)) => Some(Ok(t)),
             Ok(None) => None,
             Err(e) => {

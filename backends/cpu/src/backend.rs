@@ -94,4 +94,10 @@ impl Backend for CpuBackend {
     fn synchronize(&self) -> Result<()> {
         Ok(())
     }
+
+    fn host_scope(&self, work: &mut (dyn FnMut() + Send)) {
+        // On a pool worker already (nested use) this runs inline; from outside it hands the
+        // whole pass to one worker, once, and waits.
+        rayon::scope(|_| work());
+    }
 }

@@ -2,10 +2,10 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use concord_core::{Error, Result};
-use concord_runtime::{LogitRows, Model, Precision};
+use concord_runtime::{GenerateParams, LogitRows, Model, Precision, SpeculativeMtp};
 
 use crate::bandwidth;
-use crate::common::ModelArgs;
+use crate::common::{ModelArgs, SpeculativeArgs};
 use crate::stdout::outln;
 use crate::synthetic::SyntheticSpec;
 
@@ -21,6 +21,12 @@ use crate::synthetic::SyntheticSpec;
 ///   concord bench
 ///   concord bench --synthetic --synthetic-hidden 1792 --synthetic-layers 4 --precision fp8
 ///   concord bench --backend cuda --mode fast --synthetic --synthetic-hidden 7168 --precision fp8
+///   concord bench --speculative mtp --decode-tokens 64
+///
+/// With --speculative mtp it also decodes greedily from a text prompt (--prompt; default: the
+/// opening of A Tale of Two Cities) with and without MTP drafts in the same run and prints
+/// both rates, the speed-up, the drafts' acceptance and whether the outputs are identical
+/// (they must be).
 #[derive(clap::Args, Debug)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
@@ -41,7 +47,15 @@ pub struct Args {
     /// Layers of the synthetic model (V3: 61).
     #[arg(long, default_value_t = 4)]
     pub synthetic_layers: usize,
+    #[command(flatten)]
+    pub speculative: SpeculativeArgs,
+    /// Prompt text of the speculative comparison.
+    #[arg(long, default_value = SPECULATIVE_PROMPT, requires = "speculative")]
+    pub prompt: String,
 }
+
+/// A prompt any English model continues confidently (and the demo model has memorised).
+const SPECULATIVE_PROMPT: &str = "It was the best of times, it was the worst of times,";
 
 struct Figures {
     prefill_tps: f64,
@@ -126,8 +140,66 @@ fn report(name: &str, model: &Model, f: &Figures, bandwidth: Option<f64>) -> Res
     )
 }
 
+/// Greedy decode of `tokens` new tokens after `prompt`: the tokens, the decode rate (tokens
+/// after the first over the time after the first, so prefill is excluded) and the drafts'
+/// acceptance.
+fn timed_generation(
+    model: &Model,
+    prompt: &[u32],
+    tokens: usize,
+    speculative: Option<SpeculativeMtp>,
+) -> Result<(Vec<u32>, f64, Option<concord_runtime::AcceptanceStats>)> {
+    let params = GenerateParams {
+        max_new_tokens: tokens,
+        speculative,
+        ..GenerateParams::default()
+    };
+    let mut generation = model.generate(prompt, params)?;
+    let mut ids = Vec::with_capacity(tokens);
+    let mut first = None;
+    for token in generation.by_ref() {
+        ids.push(token?);
+        first.get_or_insert_with(Instant::now);
+    }
+    let decode = first.map_or(0.0, |t| t.elapsed().as_secs_f64());
+    let rate = ids.len().saturating_sub(1) as f64 / decode.max(1e-9);
+    Ok((ids, rate, generation.acceptance()))
+}
+
+/// Decode with and without MTP drafts in one run, side by side.
+fn compare_speculative(args: &Args, model: &Model, config: SpeculativeMtp) -> Result<()> {
+    let prompt = args.model.tokenizer()?.encode(&args.prompt, true)?;
+    let tokens = args.decode_tokens.max(2);
+    // Warm-up: prepares every op of both paths.
+    timed_generation(model, &prompt, 4, None)?;
+    timed_generation(model, &prompt, 4, Some(config))?;
+    let (plain_ids, plain_rate, _) = timed_generation(model, &prompt, tokens, None)?;
+    let (spec_ids, spec_rate, stats) = timed_generation(model, &prompt, tokens, Some(config))?;
+    let stats = stats.unwrap_or_default();
+    outln!(
+        "speculative mtp ({} draft token{}): greedy decode {plain_rate:.1} tok/s plain, \
+         {spec_rate:.1} tok/s with MTP ({:.2}x); acceptance {:.1}% ({} of {} drafts), mean \
+         accepted length {:.2}; outputs identical: {}",
+        config.draft_tokens,
+        if config.draft_tokens == 1 { "" } else { "s" },
+        spec_rate / plain_rate.max(1e-9),
+        100.0 * stats.acceptance_rate(),
+        stats.accepted,
+        stats.drafted,
+        stats.mean_accepted_length(),
+        if plain_ids == spec_ids { "yes" } else { "NO" }
+    )?;
+    if plain_ids != spec_ids {
+        return Err(Error::model(
+            "speculative greedy decoding changed the output: please report this",
+        ));
+    }
+    Ok(())
+}
+
 pub fn run(args: Args) -> Result<()> {
-    let model = args.model.load()?;
+    let speculative = args.speculative.config()?;
+    let model = args.model.load_with_mtp(speculative.is_some())?;
     let bandwidth = if args.model.backend == "cpu" {
         let b = bandwidth::host();
         outln!(
@@ -162,6 +234,9 @@ pub fn run(args: Args) -> Result<()> {
         &f,
         bandwidth,
     )?;
+    if let Some(config) = speculative {
+        compare_speculative(&args, &model, config)?;
+    }
     if args.synthetic {
         // A fresh, uniquely named directory that is removed when `scratch` drops.
         let scratch = tempfile::Builder::new()
@@ -178,6 +253,7 @@ pub fn run(args: Args) -> Result<()> {
             model: Some(dir.clone()),
             ..args.model.clone()
         };
+        // The synthetic model has no MTP module: it is benchmarked plainly.
         let result = synthetic.load().and_then(|m| {
             let f = measure(&m, args.prompt_tokens, args.decode_tokens)?;
             report(

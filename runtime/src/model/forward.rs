@@ -78,8 +78,10 @@ impl Model {
         tokens: &[&[u32]],
         rows: LogitRows,
     ) -> Result<BatchLogits> {
-        let hidden = self.forward_hidden(sequences, tokens, MlaForm::ByLength)?;
-        self.head_logits(&hidden.h, &hidden.spans, rows, &self.weights.lm_head)
+        self.hosted(|| {
+            let hidden = self.forward_hidden(sequences, tokens, MlaForm::ByLength)?;
+            self.head_logits(&hidden.h, &hidden.spans, rows, &self.weights.lm_head)
+        })
     }
 
     /// Checks the batch, makes room in each sequence's cache for its new tokens and lays out

@@ -199,6 +199,24 @@ impl Model {
         Ok(Sequence { cache })
     }
 
+    /// Runs `pass` (one forward pass or generation step) through the backend's
+    /// [`Backend::host_scope`], where its many launches start cheapest.
+    pub(crate) fn hosted<R: Send>(&self, pass: impl FnOnce() -> R + Send) -> R {
+        let mut pass = Some(pass);
+        let mut result = None;
+        self.exec.backend().host_scope(&mut || {
+            if let Some(p) = pass.take() {
+                result = Some(p());
+            }
+        });
+        match (result, pass) {
+            (Some(r), _) => r,
+            // A backend that did not run the work: run it here.
+            (None, Some(p)) => p(),
+            (None, None) => unreachable!("the pass ran but left no result"),
+        }
+    }
+
     pub(crate) fn activation(&self) -> DType {
         self.precision.activation()
     }

@@ -224,6 +224,15 @@ impl Model {
         mtp_sequences: &mut [&mut Sequence],
         tokens: &[&[u32]],
     ) -> Result<(BatchLogits, BatchLogits)> {
+        self.hosted(|| self.forward_with_mtp_here(sequences, mtp_sequences, tokens))
+    }
+
+    fn forward_with_mtp_here(
+        &self,
+        sequences: &mut [&mut Sequence],
+        mtp_sequences: &mut [&mut Sequence],
+        tokens: &[&[u32]],
+    ) -> Result<(BatchLogits, BatchLogits)> {
         self.mtp_weights()?;
         if mtp_sequences.len() != sequences.len()
             || sequences
