@@ -1,7 +1,10 @@
 use std::collections::BTreeMap;
 
 use concord_core::{DType, Result};
-use concord_loader::{Checkpoint, ModelConfig};
+use concord_loader::{
+    Architecture, Checkpoint, ExpectedTensor, ModelConfig, RopeScalingKind, ScoringFunc,
+    TensorRole, TopkMethod,
+};
 use concord_runtime::Precision;
 
 use crate::common::ModelArgs;
@@ -24,7 +27,13 @@ pub fn run(args: Args) -> Result<()> {
     let cfg = ModelConfig::from_file(&dir.join("config.json"))?;
     let ckpt = Checkpoint::open(&dir)?;
     outln!("model            {}", dir.display())?;
-    outln!("architecture     {:?}", cfg.architecture)?;
+    outln!(
+        "architecture     {}",
+        match cfg.architecture {
+            Architecture::DeepseekV3 => "DeepseekV3ForCausalLM",
+            Architecture::DeepseekV2 => "DeepseekV2ForCausalLM",
+        }
+    )?;
     outln!(
         "layers           {} ({} dense, {} MoE), hidden {}, heads {}, vocab {}",
         cfg.num_hidden_layers,
@@ -39,32 +48,48 @@ pub fn run(args: Args) -> Result<()> {
         cfg.vocab_size
     )?;
     outln!(
-        "attention        MLA: q_lora {:?}, kv_lora {}, nope {}, rope {}, v {}",
-        cfg.q_lora_rank,
+        "attention        MLA: q_lora {}, kv_lora {}, nope {}, rope {}, v {}",
+        cfg.q_lora_rank
+            .map_or("none (direct q_proj)".to_string(), |r| r.to_string()),
         cfg.kv_lora_rank,
         cfg.qk_nope_head_dim,
         cfg.qk_rope_head_dim,
         cfg.v_head_dim
     )?;
     outln!(
-        "experts          {} routed (top {}) + {} shared, {} groups keep {}, {:?}/{:?}, scale {}",
+        "experts          {} routed (top {}) + {} shared, {} groups keep {}, {} routing with {} scores, scale {}",
         cfg.n_routed_experts,
         cfg.num_experts_per_tok,
         cfg.n_shared_experts,
         cfg.n_group,
         cfg.topk_group,
-        cfg.topk_method,
-        cfg.scoring_func,
+        match cfg.topk_method {
+            TopkMethod::NoauxTc => "noaux_tc",
+            TopkMethod::Greedy => "greedy",
+            TopkMethod::GroupLimitedGreedy => "group_limited_greedy",
+        },
+        match cfg.scoring_func {
+            ScoringFunc::Sigmoid => "sigmoid",
+            ScoringFunc::Softmax => "softmax",
+        },
         cfg.routed_scaling_factor
     )?;
     outln!(
-        "rope scaling     {:?}",
-        cfg.rope_scaling.as_ref().map(|r| (&r.kind, r.factor))
+        "rope scaling     {}",
+        match &cfg.rope_scaling {
+            None => "none".to_string(),
+            Some(r) => format!(
+                "{} x{}",
+                match &r.kind {
+                    RopeScalingKind::Yarn => "yarn",
+                    RopeScalingKind::Linear => "linear",
+                    RopeScalingKind::Other(kind) => kind.as_str(),
+                },
+                r.factor
+            ),
+        }
     )?;
-    outln!(
-        "MTP layers       {} (skipped)",
-        cfg.num_nextn_predict_layers
-    )?;
+    mtp_summary(&cfg, &ckpt)?;
 
     let expected = concord_loader::expected_tensors(&cfg, false);
     let total: usize = expected
@@ -142,6 +167,93 @@ pub fn run(args: Args) -> Result<()> {
         }
     }
     Ok(())
+}
+
+fn elements(tensors: &[&ExpectedTensor]) -> usize {
+    tensors.iter().map(|t| t.shape.iter().product::<usize>()).sum()
+}
+
+/// The MTP module(s): where they are, whether the checkpoint holds them, their parameters and
+/// memory, and whether their embedding/head copies share the main model's memory.
+fn mtp_summary(cfg: &ModelConfig, ckpt: &Checkpoint) -> Result<()> {
+    let k = cfg.num_nextn_predict_layers;
+    if k == 0 {
+        return outln!("MTP              none (num_nextn_predict_layers 0)");
+    }
+    let first = cfg.num_hidden_layers;
+    let all = concord_loader::expected_tensors(cfg, true);
+    let prefix = format!("model.layers.{first}.");
+    let module: Vec<&ExpectedTensor> = all.iter().filter(|t| t.name.starts_with(&prefix)).collect();
+    let missing: Vec<&str> = module
+        .iter()
+        .filter(|t| !ckpt.contains(&t.name))
+        .map(|t| t.name.as_str())
+        .collect();
+    outln!(
+        "MTP              {k} module{} at model.layers.{first}{} (num_nextn_predict_layers {k}); \
+         loaded by --speculative mtp and logits --mtp{}",
+        if k == 1 { "" } else { "s" },
+        if k == 1 {
+            String::new()
+        } else {
+            format!("..{}", first + k - 1)
+        },
+        if k > 1 {
+            "; drafts re-apply the first"
+        } else {
+            ""
+        }
+    )?;
+    if !missing.is_empty() {
+        return outln!(
+            "                 {} of its {} tensors are missing (e.g. `{}`): it cannot be loaded",
+            missing.len(),
+            module.len(),
+            missing[0]
+        );
+    }
+    let copy_of = |suffix: &str, main: &str| {
+        let copy = format!("{prefix}{suffix}");
+        concord_runtime::model::is_identical_copy(ckpt, &copy, main)
+    };
+    let embed_shared = copy_of("embed_tokens.weight", "model.embed_tokens.weight");
+    let head_main = concord_runtime::model::main_head_name(cfg, ckpt);
+    let head_shared = copy_of("shared_head.head.weight", head_main);
+    let shared_note = |shared: bool, main: &str| {
+        if shared {
+            format!("identical to {main}: one copy in memory")
+        } else {
+            "differs from the main tensor: loaded separately".to_string()
+        }
+    };
+    outln!(
+        "                 embed_tokens {}; shared_head.head {}",
+        shared_note(embed_shared, "model.embed_tokens"),
+        shared_note(head_shared, head_main.trim_end_matches(".weight"))
+    )?;
+    let is_copy = |t: &&&ExpectedTensor| {
+        (embed_shared && t.name.ends_with(".embed_tokens.weight"))
+            || (head_shared && t.name.ends_with(".shared_head.head.weight"))
+    };
+    let held: Vec<&ExpectedTensor> = module.iter().filter(|t| !is_copy(t)).copied().collect();
+    let quantizable: Vec<&ExpectedTensor> = held
+        .iter()
+        .filter(|t| t.role == (TensorRole::Weight { quantizable: true }))
+        .copied()
+        .collect();
+    let kv_b: Vec<&ExpectedTensor> = held
+        .iter()
+        .filter(|t| t.name.ends_with(".kv_b_proj.weight"))
+        .copied()
+        .collect();
+    let (n_held, n_quant, n_kvb) = (elements(&held), elements(&quantizable), elements(&kv_b));
+    outln!(
+        "                 {} parameters ({} with its copies); memory bf16 {}, fp8 {}",
+        human(n_held),
+        human(elements(&module)),
+        human_bytes(n_held * 2),
+        human_bytes(n_quant + n_quant.div_ceil(128 * 128) * 4 + (n_held - n_quant) * 2 + n_kvb * 2)
+    )
 }
 
 fn human(n: usize) -> String {

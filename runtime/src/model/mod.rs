@@ -16,7 +16,7 @@ use concord_ops::{Backend, TensorArg};
 
 pub(crate) use forward::MlaForm;
 pub use forward::{BatchLogits, LogitRows};
-pub use mtp::{greedy_token, MtpWeights};
+pub use mtp::{greedy_token, is_identical_copy, main_head_name, MtpWeights};
 pub use weights::{Ffn, Linear, ModelWeights};
 
 use crate::exec::{DeviceTensor, Executor};
