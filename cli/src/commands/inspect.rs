@@ -170,7 +170,10 @@ pub fn run(args: Args) -> Result<()> {
 }
 
 fn elements(tensors: &[&ExpectedTensor]) -> usize {
-    tensors.iter().map(|t| t.shape.iter().product::<usize>()).sum()
+    tensors
+        .iter()
+        .map(|t| t.shape.iter().product::<usize>())
+        .sum()
 }
 
 /// The MTP module(s): where they are, whether the checkpoint holds them, their parameters and

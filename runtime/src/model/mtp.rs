@@ -282,7 +282,8 @@ pub fn greedy_token(logits: &[f32]) -> u32 {
         if l.is_nan() {
             continue;
         }
-        if best.is_none_or(|b| !(logits[b] >= l)) {
+        // A later id wins only when strictly greater (NaN never wins; a NaN best is replaced).
+        if best.is_none_or(|b| logits[b].is_nan() || logits[b] < l) {
             best = Some(i);
         }
     }

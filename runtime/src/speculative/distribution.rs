@@ -73,7 +73,7 @@ impl TokenDistribution {
 
     /// The probability of `id` (0 for ids outside the kept set).
     pub fn prob(&self, id: u32) -> f64 {
-        if !(self.total > 0.0) {
+        if !self.has_mass() {
             return if self.ids.first() == Some(&id) {
                 1.0
             } else {
@@ -89,7 +89,7 @@ impl TokenDistribution {
     /// The id whose cumulative probability first exceeds `uniform · total` — the `Sample`
     /// op's rule for the same uniform.
     pub fn sample(&self, uniform: f32) -> u32 {
-        if !(self.total > 0.0) {
+        if !self.has_mass() {
             return self.ids[0];
         }
         let target = uniform * self.total;
@@ -101,6 +101,11 @@ impl TokenDistribution {
             }
         }
         self.ids[self.ids.len() - 1]
+    }
+
+    /// Whether the kept probabilities sum to a positive number (NaN does not).
+    fn has_mass(&self) -> bool {
+        self.total > 0.0
     }
 
     /// Every id with a nonzero probability and that probability.
@@ -143,7 +148,7 @@ pub fn verify_draft(
         .map(|(id, pi)| (id, (pi - drafter.prob(id)).max(0.0)))
         .collect();
     let total: f64 = residual.iter().map(|r| r.1).sum();
-    if !(total > 0.0) {
+    if total.is_nan() || total <= 0.0 {
         // p ≤ q everywhere yet the draft was refused: only rounding gets here; p itself is
         // the right distribution to fall back on.
         return Verdict {

@@ -155,7 +155,16 @@ impl MtpDecoder {
         let token = model.sample(&logits, params, index)?;
         let mut pairs = prompt[1..].to_vec();
         pairs.push(token);
-        self.commit_and_draft(model, &hidden.h.arg(), &pairs, params, index + 1, room)?;
+        // The prompt's pairs in the prefill form; later rounds' few pairs absorbed (below).
+        self.commit_and_draft(
+            model,
+            &hidden.h.arg(),
+            &pairs,
+            params,
+            index + 1,
+            room,
+            MlaForm::ByLength,
+        )?;
         Ok(VecDeque::from([Emitted { token, logits }]))
     }
 
@@ -237,6 +246,9 @@ impl MtpDecoder {
             params,
             index + decided,
             room.saturating_sub(pairs.len()),
+            // A round's pairs read the whole MTP cache: absorbed, like decode, reads the latent
+            // rows once instead of expanding every one through kv_b_proj.
+            MlaForm::Absorbed,
         )?;
         Ok(round)
     }
@@ -244,6 +256,7 @@ impl MtpDecoder {
     /// Feeds the final pairs `(h[r], pairs[r])` to the MTP module at the committed positions,
     /// then drafts up to the configured count for output indices from `index` (fewer when
     /// `room` is smaller; none when it is 0).
+    #[allow(clippy::too_many_arguments)]
     fn commit_and_draft(
         &mut self,
         model: &Model,
@@ -252,10 +265,11 @@ impl MtpDecoder {
         params: &GenerateParams,
         index: u64,
         room: usize,
+        form: MlaForm,
     ) -> Result<()> {
         self.drafts.clear();
         self.mtp.truncate(self.mtp_committed);
-        let mut out = model.mtp_hidden(&mut [&mut self.mtp], h, &[pairs], MlaForm::ByLength)?;
+        let mut out = model.mtp_hidden(&mut [&mut self.mtp], h, &[pairs], form)?;
         self.mtp_committed = self.mtp.len();
         let wanted = self.config.draft_tokens.min(room);
         for k in 0..wanted {
