@@ -430,3 +430,30 @@ pub unsafe extern "C" fn concord_generate(
         })
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every field reaches C from its own source (the fixtures' drafts are never accepted, so
+    /// the end-to-end tests cannot tell `accepted` from 0).
+    #[test]
+    fn acceptance_stats_keep_each_count() {
+        let stats = AcceptanceStats::from(RtAcceptanceStats {
+            steps: 4,
+            drafted: 8,
+            accepted: 5,
+        });
+        assert_eq!(
+            stats,
+            AcceptanceStats {
+                steps: 4,
+                drafted: 8,
+                accepted: 5,
+                // 5 / 8, and (5 accepted + 4 own tokens) / 4 steps.
+                acceptance_rate: 0.625,
+                mean_accepted_length: 2.25,
+            }
+        );
+    }
+}
