@@ -169,6 +169,12 @@ typedef struct concord_model_params {
    * Passed unchanged to `progress_callback`.
    */
   void *progress_user_data;
+  /**
+   * Also load the multi-token-prediction (MTP) module, which speculative decoding
+   * (`concord_generate_params.speculative_draft_tokens`) drafts with. The model must have
+   * one (`num_nextn_predict_layers` ≥ 1 in its config.json). Default false.
+   */
+  bool load_mtp;
 } concord_model_params;
 
 /**
@@ -215,7 +221,44 @@ typedef struct concord_generate_params {
    * ends).
    */
   bool ignore_eos;
+  /**
+   * 0 = plain decoding. N in 1..=16 = speculative decoding: the model's MTP module drafts N
+   * tokens per step and the main model verifies them in one forward. Greedy output is
+   * token-for-token that of plain decoding; sampled output follows the same distribution
+   * (not the same tokens for a seed). Needs a model loaded with
+   * `concord_model_params.load_mtp`. `concord_session_acceptance` reports how the drafts
+   * did.
+   */
+  uint32_t speculative_draft_tokens;
 } concord_generate_params;
+
+/**
+ * How the drafts of a speculative session did so far (`concord_session_acceptance`).
+ */
+typedef struct concord_acceptance_stats {
+  /**
+   * Verification forwards of the main model (one per speculative step).
+   */
+  uint64_t steps;
+  /**
+   * Tokens drafted by the MTP module and sent to verification (drafts after a rejected one
+   * count as drafted, not accepted).
+   */
+  uint64_t drafted;
+  /**
+   * Drafted tokens kept (≤ `drafted`).
+   */
+  uint64_t accepted;
+  /**
+   * `accepted / drafted`; 0 before any draft.
+   */
+  double acceptance_rate;
+  /**
+   * Tokens produced per verification forward, `(accepted + steps) / steps`: 1 = no gain,
+   * 1 + `speculative_draft_tokens` = every draft kept; 0 before any step.
+   */
+  double mean_accepted_length;
+} concord_acceptance_stats;
 
 /**
  * Called with each generated token, the text it completes (NUL-terminated, valid only during
@@ -280,7 +323,7 @@ enum concord_status concord_backend_probe(const char *name, char *reason_buf, si
 
 /**
  * Default load parameters: the `cpu` backend, the checkpoint's native precision, no progress
- * callback.
+ * callback, no MTP module.
  *
  * Thread safety: any thread, any time.
  */
@@ -302,9 +345,11 @@ const char *concord_demo_model_path(void);
  * NULL.
  *
  * Errors: `CONCORD_ERR_INVALID_ARGUMENT` (NULL `dir`, `params` or `out`; non-UTF-8 strings;
- * unknown backend or precision), `CONCORD_ERR_UNAVAILABLE` (the backend cannot run here),
- * `CONCORD_ERR_CANCELLED` (the progress callback returned false), `CONCORD_ERR_MODEL`,
- * `CONCORD_ERR_IO`, `CONCORD_ERR_UNSUPPORTED`, `CONCORD_ERR_BACKEND`.
+ * unknown backend or precision; `load_mtp` on a model without an MTP module, the message
+ * naming `num_nextn_predict_layers`), `CONCORD_ERR_UNAVAILABLE` (the backend cannot run here),
+ * `CONCORD_ERR_CANCELLED` (the progress callback returned false), `CONCORD_ERR_MODEL` (also a
+ * missing or mis-shaped MTP tensor with `load_mtp`, named in the message), `CONCORD_ERR_IO`,
+ * `CONCORD_ERR_UNSUPPORTED`, `CONCORD_ERR_BACKEND`.
  *
  * Thread safety: any thread; loads may run concurrently. The callback runs on the calling
  * thread.
@@ -445,7 +490,8 @@ enum concord_status concord_chat_template_ex(const struct concord_model *model,
                                              size_t *n_out);
 
 /**
- * Default generation parameters: 64 new tokens, greedy, no top-k/top-p, seed 0, stop at EOS.
+ * Default generation parameters: 64 new tokens, greedy, no top-k/top-p, seed 0, stop at EOS,
+ * plain (not speculative) decoding.
  *
  * Thread safety: any thread, any time.
  */
@@ -458,7 +504,8 @@ struct concord_generate_params concord_generate_params_default(void);
  *
  * Errors: `CONCORD_ERR_INVALID_ARGUMENT` (NULL pointer, `n_prompt` 0, an id outside the
  * vocabulary, `max_new_tokens` 0, prompt plus `max_new_tokens` over the model's positions,
- * negative or non-finite temperature, `top_p` outside (0, 1]), `CONCORD_ERR_INVALID_HANDLE`,
+ * negative or non-finite temperature, `top_p` outside (0, 1], `speculative_draft_tokens` over
+ * 16 or non-zero on a model loaded without its MTP module), `CONCORD_ERR_INVALID_HANDLE`,
  * `CONCORD_ERR_BACKEND` (out of device memory).
  *
  * Thread safety: concurrent calls on one model are safe.
@@ -504,6 +551,23 @@ enum concord_status concord_session_next(struct concord_session *session, uint32
 enum concord_status concord_session_logits(struct concord_session *session,
                                            const float **logits,
                                            size_t *n_vocab);
+
+/**
+ * Stores in `*out` how the drafts of a speculative session (`speculative_draft_tokens` ≥ 1)
+ * did so far: all counts are 0 before the first `concord_session_next`, and they stop
+ * changing once the session is done. `*out` is left unchanged on failure.
+ *
+ * Errors: `CONCORD_ERR_INVALID_ARGUMENT` (NULL pointer; the session does not decode
+ * speculatively, i.e. it was created with `speculative_draft_tokens` 0),
+ * `CONCORD_ERR_INVALID_HANDLE`.
+ *
+ * Thread safety: not concurrently with another call on the same session.
+ *
+ * # Safety
+ * `out` must be writable.
+ */
+enum concord_status concord_session_acceptance(const struct concord_session *session,
+                                               struct concord_acceptance_stats *out);
 
 /**
  * Frees a session (its cache; the model stays as long as it is not freed). NULL is a no-op

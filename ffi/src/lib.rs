@@ -35,9 +35,9 @@ pub use model::{
     ProgressCallback,
 };
 pub use session::{
-    concord_generate, concord_generate_params_default, concord_session_free,
-    concord_session_logits, concord_session_new, concord_session_next, ConcordSession,
-    GenerateParams, TokenCallback,
+    concord_generate, concord_generate_params_default, concord_session_acceptance,
+    concord_session_free, concord_session_logits, concord_session_new, concord_session_next,
+    AcceptanceStats, ConcordSession, GenerateParams, TokenCallback,
 };
 pub use status::{concord_last_error, concord_version, Status};
 pub use text::{

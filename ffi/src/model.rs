@@ -55,10 +55,15 @@ pub struct ModelParams {
     pub progress_callback: ProgressCallback,
     /// Passed unchanged to `progress_callback`.
     pub progress_user_data: *mut c_void,
+    /// Also load the multi-token-prediction (MTP) module, which speculative decoding
+    /// (`concord_generate_params.speculative_draft_tokens`) drafts with. The model must have
+    /// one (`num_nextn_predict_layers` ≥ 1 in its config.json). Default false.
+    pub load_mtp: bool,
 }
 
 /// [`ModelParams`] as read from C: the precision as its raw bits, so an out-of-range value is
-/// an error instead of an invalid enum. Same layout (a `repr(u32)` enum is a `u32`).
+/// an error instead of an invalid enum, and `load_mtp` as its raw byte, so that any byte is a
+/// valid value. Same layout (a `repr(u32)` enum is a `u32`, a `bool` one byte).
 #[repr(C)]
 #[derive(Clone, Copy)]
 struct RawModelParams {
@@ -66,6 +71,7 @@ struct RawModelParams {
     precision: u32,
     progress_callback: ProgressCallback,
     progress_user_data: *mut c_void,
+    load_mtp: u8,
 }
 
 const _: () = assert!(
@@ -74,7 +80,7 @@ const _: () = assert!(
 );
 
 /// Default load parameters: the `cpu` backend, the checkpoint's native precision, no progress
-/// callback.
+/// callback, no MTP module.
 ///
 /// Thread safety: any thread, any time.
 #[no_mangle]
@@ -84,6 +90,7 @@ pub extern "C" fn concord_model_default_params() -> ModelParams {
         precision: Precision::Native,
         progress_callback: None,
         progress_user_data: std::ptr::null_mut(),
+        load_mtp: false,
     };
     guard_value(
         "concord_model_default_params",
@@ -130,9 +137,11 @@ pub extern "C" fn concord_demo_model_path() -> *const c_char {
 /// NULL.
 ///
 /// Errors: `CONCORD_ERR_INVALID_ARGUMENT` (NULL `dir`, `params` or `out`; non-UTF-8 strings;
-/// unknown backend or precision), `CONCORD_ERR_UNAVAILABLE` (the backend cannot run here),
-/// `CONCORD_ERR_CANCELLED` (the progress callback returned false), `CONCORD_ERR_MODEL`,
-/// `CONCORD_ERR_IO`, `CONCORD_ERR_UNSUPPORTED`, `CONCORD_ERR_BACKEND`.
+/// unknown backend or precision; `load_mtp` on a model without an MTP module, the message
+/// naming `num_nextn_predict_layers`), `CONCORD_ERR_UNAVAILABLE` (the backend cannot run here),
+/// `CONCORD_ERR_CANCELLED` (the progress callback returned false), `CONCORD_ERR_MODEL` (also a
+/// missing or mis-shaped MTP tensor with `load_mtp`, named in the message), `CONCORD_ERR_IO`,
+/// `CONCORD_ERR_UNSUPPORTED`, `CONCORD_ERR_BACKEND`.
 ///
 /// Thread safety: any thread; loads may run concurrently. The callback runs on the calling
 /// thread.
@@ -170,7 +179,7 @@ pub unsafe extern "C" fn concord_model_load(
         let options = LoadOptions {
             precision,
             max_positions: None,
-            mtp: false,
+            mtp: params.load_mtp != 0,
         };
         let (callback, user) = (params.progress_callback, params.progress_user_data);
         let mut progress = |done: usize, total: usize| match callback {

@@ -3,7 +3,11 @@
 use std::ffi::{c_char, c_void, CString};
 use std::sync::{Arc, Mutex};
 
-use concord_runtime::{GenerateParams as RtGenerateParams, Generation};
+use concord_runtime::speculative::MAX_DRAFT_TOKENS;
+use concord_runtime::{
+    AcceptanceStats as RtAcceptanceStats, GenerateParams as RtGenerateParams, Generation,
+    SpeculativeMtp,
+};
 use self_cell::self_cell;
 
 use crate::args::{read_arg, slice_arg, Out};
@@ -29,6 +33,13 @@ pub struct GenerateParams {
     /// Keep going past the end-of-sequence token (otherwise it is produced, then generation
     /// ends).
     pub ignore_eos: bool,
+    /// 0 = plain decoding. N in 1..=16 = speculative decoding: the model's MTP module drafts N
+    /// tokens per step and the main model verifies them in one forward. Greedy output is
+    /// token-for-token that of plain decoding; sampled output follows the same distribution
+    /// (not the same tokens for a seed). Needs a model loaded with
+    /// `concord_model_params.load_mtp`. `concord_session_acceptance` reports how the drafts
+    /// did.
+    pub speculative_draft_tokens: u32,
 }
 
 /// [`GenerateParams`] as read from C: `ignore_eos` as its raw byte, so that any byte is a
@@ -42,6 +53,7 @@ struct RawGenerateParams {
     top_p: f32,
     seed: u64,
     ignore_eos: u8,
+    speculative_draft_tokens: u32,
 }
 
 const _: () = assert!(
@@ -76,7 +88,8 @@ pub struct ConcordSession {
 
 static SESSIONS: Registry<ConcordSession> = Registry::new("concord_session");
 
-/// Default generation parameters: 64 new tokens, greedy, no top-k/top-p, seed 0, stop at EOS.
+/// Default generation parameters: 64 new tokens, greedy, no top-k/top-p, seed 0, stop at EOS,
+/// plain (not speculative) decoding.
 ///
 /// Thread safety: any thread, any time.
 #[no_mangle]
@@ -90,6 +103,7 @@ pub extern "C" fn concord_generate_params_default() -> GenerateParams {
             top_p: d.top_p,
             seed: d.seed,
             ignore_eos: false,
+            speculative_draft_tokens: 0,
         }
     };
     // The fallback is never used (`defaults` cannot fail); it only satisfies `guard_value`.
@@ -102,9 +116,38 @@ pub extern "C" fn concord_generate_params_default() -> GenerateParams {
             top_p: 1.0,
             seed: 0,
             ignore_eos: false,
+            speculative_draft_tokens: 0,
         },
         || Ok(defaults()),
     )
+}
+
+/// The speculative configuration `speculative_draft_tokens` asks for, checked against the
+/// model: the runtime would reject the same cases, but its messages name Rust options.
+fn speculative_from(model: &ConcordModel, draft_tokens: u32) -> FfiResult<Option<SpeculativeMtp>> {
+    if draft_tokens == 0 {
+        return Ok(None);
+    }
+    let draft_tokens = draft_tokens as usize;
+    if draft_tokens > MAX_DRAFT_TOKENS {
+        return Err(Failure::invalid(format!(
+            "params->speculative_draft_tokens {draft_tokens} is over the limit of \
+             {MAX_DRAFT_TOKENS} (0 = plain decoding)"
+        )));
+    }
+    if model.model.mtp_module().is_none() {
+        let layers = model.model.config().num_nextn_predict_layers;
+        return Err(Failure::invalid(if layers == 0 {
+            "params->speculative_draft_tokens needs an MTP module, and this model has none \
+             (num_nextn_predict_layers is 0 in its config.json)"
+                .to_owned()
+        } else {
+            "params->speculative_draft_tokens needs the model's MTP module, which was not \
+             loaded: load the model with concord_model_params.load_mtp = true"
+                .to_owned()
+        }));
+    }
+    Ok(Some(SpeculativeMtp { draft_tokens }))
 }
 
 /// Checks the C arguments of a generation and starts it.
@@ -147,7 +190,7 @@ unsafe fn start(
         } else {
             model.model.config().eos_token_ids.clone()
         },
-        speculative: None,
+        speculative: speculative_from(&model, p.speculative_draft_tokens)?,
     };
     Ok(OwnedGeneration::try_new(model, |m| {
         m.model.generate(prompt, params)
@@ -160,7 +203,8 @@ unsafe fn start(
 ///
 /// Errors: `CONCORD_ERR_INVALID_ARGUMENT` (NULL pointer, `n_prompt` 0, an id outside the
 /// vocabulary, `max_new_tokens` 0, prompt plus `max_new_tokens` over the model's positions,
-/// negative or non-finite temperature, `top_p` outside (0, 1]), `CONCORD_ERR_INVALID_HANDLE`,
+/// negative or non-finite temperature, `top_p` outside (0, 1], `speculative_draft_tokens` over
+/// 16 or non-zero on a model loaded without its MTP module), `CONCORD_ERR_INVALID_HANDLE`,
 /// `CONCORD_ERR_BACKEND` (out of device memory).
 ///
 /// Thread safety: concurrent calls on one model are safe.
@@ -262,6 +306,69 @@ pub unsafe extern "C" fn concord_session_logits(
     })
 }
 
+/// How the drafts of a speculative session did so far (`concord_session_acceptance`).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AcceptanceStats {
+    /// Verification forwards of the main model (one per speculative step).
+    pub steps: u64,
+    /// Tokens drafted by the MTP module and sent to verification (drafts after a rejected one
+    /// count as drafted, not accepted).
+    pub drafted: u64,
+    /// Drafted tokens kept (≤ `drafted`).
+    pub accepted: u64,
+    /// `accepted / drafted`; 0 before any draft.
+    pub acceptance_rate: f64,
+    /// Tokens produced per verification forward, `(accepted + steps) / steps`: 1 = no gain,
+    /// 1 + `speculative_draft_tokens` = every draft kept; 0 before any step.
+    pub mean_accepted_length: f64,
+}
+
+impl From<RtAcceptanceStats> for AcceptanceStats {
+    fn from(stats: RtAcceptanceStats) -> Self {
+        AcceptanceStats {
+            steps: stats.steps,
+            drafted: stats.drafted,
+            accepted: stats.accepted,
+            acceptance_rate: stats.acceptance_rate(),
+            mean_accepted_length: stats.mean_accepted_length(),
+        }
+    }
+}
+
+/// Stores in `*out` how the drafts of a speculative session (`speculative_draft_tokens` ≥ 1)
+/// did so far: all counts are 0 before the first `concord_session_next`, and they stop
+/// changing once the session is done. `*out` is left unchanged on failure.
+///
+/// Errors: `CONCORD_ERR_INVALID_ARGUMENT` (NULL pointer; the session does not decode
+/// speculatively, i.e. it was created with `speculative_draft_tokens` 0),
+/// `CONCORD_ERR_INVALID_HANDLE`.
+///
+/// Thread safety: not concurrently with another call on the same session.
+///
+/// # Safety
+/// `out` must be writable.
+#[no_mangle]
+pub unsafe extern "C" fn concord_session_acceptance(
+    session: *const ConcordSession,
+    out: *mut AcceptanceStats,
+) -> Status {
+    guard("concord_session_acceptance", || {
+        let out = Out::new(out, "out")?;
+        let session = SESSIONS.get(session, "session")?;
+        let state = session.state.lock().unwrap_or_else(|e| e.into_inner());
+        let stats = state.borrow_dependent().acceptance().ok_or_else(|| {
+            Failure::invalid(
+                "the session does not decode speculatively (it was created with \
+                 params->speculative_draft_tokens 0)",
+            )
+        })?;
+        // SAFETY: writable (caller's contract).
+        unsafe { out.set(stats.into()) };
+        Ok(Status::ConcordOk)
+    })
+}
+
 /// Frees a session (its cache; the model stays as long as it is not freed). NULL is a no-op
 /// returning `CONCORD_OK`; a handle already freed or not a session returns
 /// `CONCORD_ERR_INVALID_HANDLE`.
@@ -322,4 +429,31 @@ pub unsafe extern "C" fn concord_generate(
             Ok(Status::ConcordOk)
         })
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every field reaches C from its own source (the fixtures' drafts are never accepted, so
+    /// the end-to-end tests cannot tell `accepted` from 0).
+    #[test]
+    fn acceptance_stats_keep_each_count() {
+        let stats = AcceptanceStats::from(RtAcceptanceStats {
+            steps: 4,
+            drafted: 8,
+            accepted: 5,
+        });
+        assert_eq!(
+            stats,
+            AcceptanceStats {
+                steps: 4,
+                drafted: 8,
+                accepted: 5,
+                // 5 / 8, and (5 accepted + 4 own tokens) / 4 steps.
+                acceptance_rate: 0.625,
+                mean_accepted_length: 2.25,
+            }
+        );
+    }
 }

@@ -2,7 +2,8 @@
  * misuse.c: feeds the Concord C API every kind of misuse it promises to survive and checks each
  * call returns the documented status and leaves a message in concord_last_error() that names the
  * function. Exits 0 when every expectation holds; on the first that does not, prints it and
- * exits 1. Run from the repository root (or anywhere: it uses concord_demo_model_path()).
+ * exits 1. Run from the repository root: it uses concord_demo_model_path() and the MTP fixture
+ * tests/fixtures/mtp_release_layout (or $CONCORD_MTP_MODEL).
  *
  * Built and run by ci/ffi.sh (also under valgrind) and by ffi/tests/c_programs.rs.
  */
@@ -79,6 +80,114 @@ static bool stop_after(uint32_t token, const char *piece, void *user_data) {
     (void)token;
     (void)piece;
     return --*budget > 0;
+}
+
+/* Runs a greedy session to the end (ignore_eos, `max_new` tokens) into `out`; its acceptance
+ * statistics into `*stats` when `draft_tokens` > 0. Returns the token count. */
+static size_t greedy_run(const concord_model *model, const uint32_t *prompt, size_t n_prompt,
+                         size_t max_new, uint32_t draft_tokens, uint32_t *out,
+                         concord_acceptance_stats *stats) {
+    concord_generate_params gp = concord_generate_params_default();
+    gp.max_new_tokens = max_new;
+    gp.ignore_eos = true;
+    gp.speculative_draft_tokens = draft_tokens;
+    concord_session *session = NULL;
+    EXPECT(concord_session_new(model, prompt, n_prompt, &gp, &session), CONCORD_OK, "");
+    size_t n = 0;
+    uint32_t token = 0;
+    concord_status s;
+    while ((s = concord_session_next(session, &token)) == CONCORD_OK && n < max_new) {
+        out[n++] = token;
+    }
+    EXPECT(s, CONCORD_DONE, "");
+    if (draft_tokens > 0) {
+        EXPECT(concord_session_acceptance(session, stats), CONCORD_OK, "");
+    } else {
+        EXPECT(concord_session_acceptance(session, stats), CONCORD_ERR_INVALID_ARGUMENT,
+               "concord_session_acceptance");
+    }
+    EXPECT(concord_session_free(session), CONCORD_OK, "");
+    return n;
+}
+
+/* Speculative decoding with the MTP module: load_mtp, speculative_draft_tokens and
+ * concord_session_acceptance, on the demo model (no MTP module) and on the MTP fixture
+ * ($CONCORD_MTP_MODEL, else tests/fixtures/mtp_release_layout from the repository root). */
+static void speculative(const char *demo, const void *foreign) {
+    concord_model_params mp = concord_model_default_params();
+    CHECK(!mp.load_mtp);
+    CHECK(concord_generate_params_default().speculative_draft_tokens == 0);
+
+    /* A model without an MTP module. */
+    concord_model *model = (concord_model *)foreign;
+    mp.load_mtp = true;
+    EXPECT(concord_model_load(demo, &mp, &model), CONCORD_ERR_INVALID_ARGUMENT,
+           "concord_model_load");
+    CHECK(model == NULL);
+    CHECK(strstr(concord_last_error(), "num_nextn_predict_layers") != NULL);
+    mp.load_mtp = false;
+    EXPECT(concord_model_load(demo, &mp, &model), CONCORD_OK, "");
+    uint32_t ids[64];
+    size_t n_prompt = 0;
+    EXPECT(concord_tokenize(model, "It was the best", true, ids, 64, &n_prompt), CONCORD_OK, "");
+    concord_generate_params gp = concord_generate_params_default();
+    gp.max_new_tokens = 4;
+    gp.speculative_draft_tokens = 1;
+    concord_session *session = (concord_session *)foreign;
+    EXPECT(concord_session_new(model, ids, n_prompt, &gp, &session),
+           CONCORD_ERR_INVALID_ARGUMENT, "concord_session_new");
+    CHECK(session == NULL);
+    CHECK(strstr(concord_last_error(), "num_nextn_predict_layers") != NULL);
+    gp.speculative_draft_tokens = 0;
+    EXPECT(concord_session_new(model, ids, n_prompt, &gp, &session), CONCORD_OK, "");
+    concord_acceptance_stats stats;
+    memset(&stats, 0x55, sizeof stats);
+    concord_acceptance_stats untouched = stats;
+    EXPECT(concord_session_acceptance(session, &stats), CONCORD_ERR_INVALID_ARGUMENT,
+           "concord_session_acceptance");
+    EXPECT(concord_session_acceptance(NULL, &stats), CONCORD_ERR_INVALID_ARGUMENT,
+           "concord_session_acceptance");
+    EXPECT(concord_session_acceptance(session, NULL), CONCORD_ERR_INVALID_ARGUMENT,
+           "concord_session_acceptance");
+    EXPECT(concord_session_acceptance((const concord_session *)foreign, &stats),
+           CONCORD_ERR_INVALID_HANDLE, "concord_session_acceptance");
+    EXPECT(concord_session_acceptance((const concord_session *)model, &stats),
+           CONCORD_ERR_INVALID_HANDLE, "concord_session_acceptance");
+    CHECK(memcmp(&stats, &untouched, sizeof stats) == 0);
+    EXPECT(concord_session_free(session), CONCORD_OK, "");
+    EXPECT(concord_session_acceptance(session, &stats), CONCORD_ERR_INVALID_HANDLE,
+           "concord_session_acceptance");
+    EXPECT(concord_model_free(model), CONCORD_OK, "");
+
+    /* The MTP fixture: speculative greedy is plain greedy, token for token. */
+    const char *dir = getenv("CONCORD_MTP_MODEL");
+    if (dir == NULL) dir = "tests/fixtures/mtp_release_layout";
+    mp.load_mtp = true;
+    EXPECT(concord_model_load(dir, &mp, &model), CONCORD_OK, "");
+    EXPECT(concord_tokenize(model, "Call me Ishmael.", true, ids, 64, &n_prompt), CONCORD_OK,
+           "");
+    gp = concord_generate_params_default();
+    gp.speculative_draft_tokens = 17;
+    EXPECT(concord_session_new(model, ids, n_prompt, &gp, &session),
+           CONCORD_ERR_INVALID_ARGUMENT, "concord_session_new");
+    CHECK(strstr(concord_last_error(), "speculative_draft_tokens") != NULL);
+    enum { MAX_NEW = 12 };
+    uint32_t plain[MAX_NEW], drafted[MAX_NEW];
+    CHECK(greedy_run(model, ids, n_prompt, MAX_NEW, 0, plain, &stats) == MAX_NEW);
+    for (uint32_t draft_tokens = 1; draft_tokens <= 2; ++draft_tokens) {
+        memset(drafted, 0xff, sizeof drafted);
+        CHECK(greedy_run(model, ids, n_prompt, MAX_NEW, draft_tokens, drafted, &stats) ==
+              MAX_NEW);
+        CHECK(memcmp(plain, drafted, sizeof plain) == 0);
+        /* The prompt decides the first token; each step its accepted drafts plus one. */
+        CHECK(stats.steps >= 1 && stats.accepted <= stats.drafted);
+        CHECK(stats.drafted <= draft_tokens * stats.steps);
+        CHECK(1 + stats.accepted + stats.steps == MAX_NEW);
+        CHECK(stats.mean_accepted_length >= 1.0 &&
+              stats.mean_accepted_length <= 1.0 + draft_tokens);
+        CHECK(stats.acceptance_rate >= 0.0 && stats.acceptance_rate <= 1.0);
+    }
+    EXPECT(concord_model_free(model), CONCORD_OK, "");
 }
 
 int main(void) {
@@ -386,6 +495,8 @@ int main(void) {
     EXPECT(concord_generate(model, ids, n_prompt, &gp, stop_after, &budget), CONCORD_OK, "");
     CHECK(budget == 100 - 8);
     EXPECT(concord_model_free(model), CONCORD_OK, "");
+
+    speculative(demo, &foreign);
 
     printf("misuse: %d checks passed\n", checks);
     return 0;
