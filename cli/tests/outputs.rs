@@ -207,8 +207,9 @@ fn convert_does_not_publish_a_checkpoint_that_cannot_load() {
     let tmp = tempfile::tempdir().unwrap();
     let short = tmp.path().join("short");
     copy_dir(&demo(), &short);
-    // The config promises a fifth layer the weights do not have.
-    edit_config(&short, |c| c["num_hidden_layers"] = 5.into());
+    // The config promises a sixth layer the weights do not have (layers 0-3 are the main
+    // model's, 4 its MTP module, read as a main layer under this config).
+    edit_config(&short, |c| c["num_hidden_layers"] = 6.into());
     let before = listing(tmp.path());
     let o = run_in(
         tmp.path(),
@@ -219,7 +220,7 @@ fn convert_does_not_publish_a_checkpoint_that_cannot_load() {
     let err = stderr(&o);
     assert!(
         err.contains("out was not written")
-            && err.contains("missing tensor `model.layers.4.input_layernorm.weight`"),
+            && err.contains("missing tensor `model.layers.5.input_layernorm.weight`"),
         "{err}"
     );
     assert_eq!(before, listing(tmp.path()));

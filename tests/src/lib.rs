@@ -97,11 +97,20 @@ pub fn load_cpu(
     dir: &Path,
     precision: Option<concord_runtime::Precision>,
 ) -> concord_runtime::Model {
+    load_cpu_with(dir, precision, false)
+}
+
+/// [`load_cpu`], with the MTP module when `mtp`.
+pub fn load_cpu_with(
+    dir: &Path,
+    precision: Option<concord_runtime::Precision>,
+    mtp: bool,
+) -> concord_runtime::Model {
     let backend = concord_runtime::open_backend("cpu").expect("cpu backend");
     let options = concord_runtime::LoadOptions {
         precision,
         max_positions: None,
-        mtp: false,
+        mtp,
     };
     concord_runtime::Model::load(dir, backend, &options, &mut |_, _| true)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
