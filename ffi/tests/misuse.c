@@ -111,9 +111,11 @@ static size_t greedy_run(const concord_model *model, const uint32_t *prompt, siz
 }
 
 /* Speculative decoding with the MTP module: load_mtp, speculative_draft_tokens and
- * concord_session_acceptance, on the demo model (no MTP module) and on the MTP fixture
- * ($CONCORD_MTP_MODEL, else tests/fixtures/mtp_release_layout from the repository root). */
-static void speculative(const char *demo, const void *foreign) {
+ * concord_session_acceptance, on a fixture without an MTP module
+ * (tests/fixtures/v3_grouped_routing) and on the MTP fixture ($CONCORD_MTP_MODEL, else
+ * tests/fixtures/mtp_release_layout), both from the repository root. */
+static void speculative(const void *foreign) {
+    const char *no_mtp = "tests/fixtures/v3_grouped_routing";
     concord_model_params mp = concord_model_default_params();
     CHECK(!mp.load_mtp);
     CHECK(concord_generate_params_default().speculative_draft_tokens == 0);
@@ -121,12 +123,12 @@ static void speculative(const char *demo, const void *foreign) {
     /* A model without an MTP module. */
     concord_model *model = (concord_model *)foreign;
     mp.load_mtp = true;
-    EXPECT(concord_model_load(demo, &mp, &model), CONCORD_ERR_INVALID_ARGUMENT,
+    EXPECT(concord_model_load(no_mtp, &mp, &model), CONCORD_ERR_INVALID_ARGUMENT,
            "concord_model_load");
     CHECK(model == NULL);
     CHECK(strstr(concord_last_error(), "num_nextn_predict_layers") != NULL);
     mp.load_mtp = false;
-    EXPECT(concord_model_load(demo, &mp, &model), CONCORD_OK, "");
+    EXPECT(concord_model_load(no_mtp, &mp, &model), CONCORD_OK, "");
     uint32_t ids[64];
     size_t n_prompt = 0;
     EXPECT(concord_tokenize(model, "It was the best", true, ids, 64, &n_prompt), CONCORD_OK, "");
@@ -496,7 +498,7 @@ int main(void) {
     CHECK(budget == 100 - 8);
     EXPECT(concord_model_free(model), CONCORD_OK, "");
 
-    speculative(demo, &foreign);
+    speculative(&foreign);
 
     printf("misuse: %d checks passed\n", checks);
     return 0;

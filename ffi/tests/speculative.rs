@@ -21,11 +21,9 @@ fn mtp_fixture() -> PathBuf {
     fixtures_dir().join("mtp_release_layout")
 }
 
-/// A model without an MTP module (`num_nextn_predict_layers` 0).
-fn demo_dir() -> PathBuf {
-    // SAFETY: a static NUL-terminated string.
-    let path = unsafe { CStr::from_ptr(concord_demo_model_path()) };
-    PathBuf::from(path.to_str().unwrap())
+/// A model without an MTP module (`num_nextn_predict_layers` 0; the demo has one).
+fn no_mtp_dir() -> PathBuf {
+    fixtures_dir().join("v3_grouped_routing")
 }
 
 fn last_error() -> String {
@@ -275,7 +273,7 @@ fn the_callback_api_decodes_speculatively_too() {
 
 #[test]
 fn load_mtp_on_a_model_without_one_names_num_nextn_predict_layers() {
-    let (status, message) = try_load(&demo_dir(), true).unwrap_err();
+    let (status, message) = try_load(&no_mtp_dir(), true).unwrap_err();
     assert_eq!(status, Status::ConcordErrInvalidArgument, "{message}");
     assert!(message.starts_with("concord_model_load: "), "{message}");
     assert!(message.contains("num_nextn_predict_layers"), "{message}");
@@ -309,11 +307,11 @@ fn draft_tokens_out_of_range_or_without_the_module_are_invalid() {
     assert_eq!(concord_model_free(without), Status::ConcordOk);
 
     // A model that has no module at all: the message says so.
-    let demo = load(&demo_dir(), false);
-    let (status, message) = new_session(demo, &[1, 2, 3], &greedy_params(4, 1)).unwrap_err();
+    let plain = load(&no_mtp_dir(), false);
+    let (status, message) = new_session(plain, &[1, 2, 3], &greedy_params(4, 1)).unwrap_err();
     assert_eq!(status, Status::ConcordErrInvalidArgument, "{message}");
     assert!(message.contains("num_nextn_predict_layers"), "{message}");
-    assert_eq!(concord_model_free(demo), Status::ConcordOk);
+    assert_eq!(concord_model_free(plain), Status::ConcordOk);
 }
 
 #[test]
