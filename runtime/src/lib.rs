@@ -5,6 +5,7 @@
 pub mod backends;
 pub mod convert;
 mod demo_model;
+pub mod engine;
 mod exec;
 pub mod generate;
 mod host_convert;
