@@ -166,19 +166,38 @@ fn timed_generation(
     Ok((ids, rate, generation.acceptance()))
 }
 
-/// Decode with and without MTP drafts in one run, side by side.
+/// Rounds of the speculative comparison (each: plain, then with MTP).
+const SPECULATIVE_ROUNDS: usize = 5;
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Decode with and without MTP drafts in one run, side by side (medians of interleaved rounds).
 fn compare_speculative(args: &Args, model: &Model, config: SpeculativeMtp) -> Result<()> {
     let prompt = args.model.tokenizer()?.encode(&args.prompt, true)?;
     let tokens = args.decode_tokens.max(2);
     // Warm-up: prepares every op of both paths.
     timed_generation(model, &prompt, 4, None)?;
     timed_generation(model, &prompt, 4, Some(config))?;
-    let (plain_ids, plain_rate, _) = timed_generation(model, &prompt, tokens, None)?;
-    let (spec_ids, spec_rate, stats) = timed_generation(model, &prompt, tokens, Some(config))?;
+    // Interleaved rounds, medians: the two paths see the same background load.
+    let (mut plain_rates, mut spec_rates) = (Vec::new(), Vec::new());
+    let (mut plain_ids, mut spec_ids, mut stats) = (Vec::new(), Vec::new(), None);
+    for _ in 0..SPECULATIVE_ROUNDS {
+        let (ids, rate, _) = timed_generation(model, &prompt, tokens, None)?;
+        plain_rates.push(rate);
+        plain_ids = ids;
+        let (ids, rate, s) = timed_generation(model, &prompt, tokens, Some(config))?;
+        spec_rates.push(rate);
+        spec_ids = ids;
+        stats = s;
+    }
+    let (plain_rate, spec_rate) = (median(&mut plain_rates), median(&mut spec_rates));
     let stats = stats.unwrap_or_default();
     outln!(
         "speculative mtp ({} draft token{}): greedy decode {plain_rate:.1} tok/s plain, \
-         {spec_rate:.1} tok/s with MTP ({:.2}x); acceptance {:.1}% ({} of {} drafts), mean \
+         {spec_rate:.1} tok/s with MTP ({:.2}x, medians of {SPECULATIVE_ROUNDS} interleaved rounds); acceptance {:.1}% ({} of {} drafts), mean \
          accepted length {:.2}; outputs identical: {}",
         config.draft_tokens,
         if config.draft_tokens == 1 { "" } else { "s" },
