@@ -215,3 +215,43 @@ fn the_demo_mtp_module_is_accepted_on_its_memorised_passages() {
     );
     assert!(stats.acceptance_rate() >= 0.85, "{stats:?}");
 }
+
+/// An FP8 checkpoint in the release layout (the demo converted: the MTP decoder layer's
+/// projections F8_E4M3 with block scales, eh_proj and the copies BF16) loads its MTP module and
+/// drafts: greedy output equals plain greedy output, most drafts kept.
+#[test]
+fn an_fp8_checkpoint_keeps_and_uses_its_mtp_module() {
+    use concord_runtime::convert::{convert_checkpoint, ConvertOptions, ConvertTarget};
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("demo-fp8");
+    let options = ConvertOptions {
+        target: ConvertTarget::Fp8,
+        shard_bytes: 1 << 20,
+    };
+    convert_checkpoint(&demo(), &out, &options, &mut |_, _| true).unwrap();
+    let ckpt = concord_loader::Checkpoint::open(&out).unwrap();
+    assert_eq!(
+        ckpt.get("model.layers.4.self_attn.q_a_proj.weight")
+            .unwrap()
+            .dtype,
+        concord_core::DType::F8E4M3
+    );
+    assert_eq!(
+        ckpt.get("model.layers.4.eh_proj.weight").unwrap().dtype,
+        concord_core::DType::BF16
+    );
+    let model = load_cpu_with(&out, None, true);
+    assert_eq!(model.precision(), Precision::Fp8);
+    let prompt = identity_prompts(&demo()).remove(0);
+    let (plain, _) = run(&model, &prompt, greedy(24, None));
+    let mut generation = model
+        .generate(
+            &prompt,
+            greedy(24, Some(SpeculativeMtp { draft_tokens: 1 })),
+        )
+        .unwrap();
+    let tokens: Vec<u32> = generation.by_ref().collect::<Result<_, _>>().unwrap();
+    assert_eq!(tokens, plain);
+    let stats = generation.acceptance().unwrap();
+    assert!(stats.acceptance_rate() > 0.85, "{stats:?}");
+}
