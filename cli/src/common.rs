@@ -30,6 +30,10 @@ pub struct ModelArgs {
     /// batch-invariant). The cpu backend always runs exact.
     #[arg(long, default_value = "exact", value_name = "MODE")]
     pub mode: KernelMode,
+    /// Longest sequence (prompt + generated tokens) to support. Default: the model's
+    /// max_position_embeddings, at most 262144 (docs/limits.md).
+    #[arg(long, value_name = "N")]
+    pub context: Option<usize>,
 }
 
 /// Sets up `tracing` on stderr, filtered by CONCORD_LOG (default: warnings).
@@ -68,6 +72,9 @@ impl ModelArgs {
     /// Loads the model and, with `mtp`, its Multi-Token Prediction module.
     pub fn load_with_mtp(&self, mtp: bool) -> Result<Model> {
         let dir = self.dir()?;
+        if self.context == Some(0) {
+            return Err(Error::invalid("--context must be at least 1 token"));
+        }
         let backend = concord_runtime::open_backend_mode(&self.backend, self.mode)?;
         if backend.info().mode != self.mode {
             tracing::warn!(
@@ -80,7 +87,7 @@ impl ModelArgs {
         }
         let options = LoadOptions {
             precision: self.precision,
-            max_positions: None,
+            max_positions: self.context,
             mtp,
         };
         let bar = std::io::stderr().is_terminal().then(|| {

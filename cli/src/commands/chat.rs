@@ -1,16 +1,25 @@
-use crate::stdout::stdout_error;
-use std::io::{BufRead, Write};
+use std::io::{BufRead, IsTerminal, Write};
 
 use concord_core::{Error, Result};
-use concord_runtime::text::{ChatMessage, ChatOptions};
-use concord_runtime::GenerateParams;
+use concord_runtime::text::{ChatMessage, ChatOptions, Tokenizer};
+use concord_runtime::{GenerateParams, Model};
 
 use crate::common::{ModelArgs, SpeculativeArgs};
+use crate::stdout::stdout_error;
 
-/// Chat with the model: type a message, get the reply streamed; an empty line or Ctrl-D ends.
+/// Chat with the model: type a message, get the reply streamed.
 ///
-/// The conversation is rendered with the model's chat template each turn.
+/// The conversation is rendered with the model's chat template each turn. When it no longer
+/// fits the context, the oldest turns are dropped (the system prompt is kept) and you are told.
+/// On a terminal the input line has editing and history. Commands: /help, /reset (start over,
+/// keeping the system prompt), /exit (or Ctrl-D); start a message with // to send a literal /.
+///
+/// Examples:
+///   concord chat
+///   concord chat --model ./DeepSeek-V3 --system "You are terse." --temperature 0.6 --top-p 0.95
+///   concord chat --speculative mtp --max-new-tokens 512
 #[derive(clap::Args, Debug)]
+#[command(verbatim_doc_comment)]
 pub struct Args {
     #[command(flatten)]
     pub model: ModelArgs,
@@ -23,6 +32,9 @@ pub struct Args {
     /// Sampling temperature: a finite number ≥ 0 (0, or anything below 1e-5, = greedy).
     #[arg(long, default_value_t = 0.0)]
     pub temperature: f32,
+    /// Sample only among the K most likely tokens (0 = no limit).
+    #[arg(long, default_value_t = 0)]
+    pub top_k: usize,
     /// Nucleus sampling threshold.
     #[arg(long, default_value_t = 1.0)]
     pub top_p: f32,
@@ -37,10 +49,117 @@ pub struct Args {
     pub speculative: SpeculativeArgs,
 }
 
+const HELP: &str = "commands: /help  this list
+          /reset start over (the system prompt is kept)
+          /exit  leave (Ctrl-D too)
+start a message with // to send text beginning with /";
+
+/// Where lines come from: an editor with history on a terminal, plain lines otherwise.
+enum Input {
+    Editor(Box<rustyline::DefaultEditor>),
+    Lines(std::io::StdinLock<'static>),
+}
+
+impl Input {
+    fn open() -> Input {
+        if std::io::stdin().is_terminal() {
+            if let Ok(editor) = rustyline::DefaultEditor::new() {
+                return Input::Editor(Box::new(editor));
+            }
+        }
+        Input::Lines(std::io::stdin().lock())
+    }
+
+    /// The next line, or None at the end of input (Ctrl-D, Ctrl-C, end of the pipe).
+    fn line(&mut self) -> Result<Option<String>> {
+        match self {
+            Input::Editor(editor) => match editor.readline("> ") {
+                Ok(line) => {
+                    let _ = editor.add_history_entry(line.as_str());
+                    Ok(Some(line))
+                }
+                Err(
+                    rustyline::error::ReadlineError::Eof
+                    | rustyline::error::ReadlineError::Interrupted,
+                ) => Ok(None),
+                Err(e) => Err(Error::invalid(format!("reading the terminal: {e}"))),
+            },
+            Input::Lines(stdin) => {
+                let mut line = String::new();
+                let n = stdin
+                    .read_line(&mut line)
+                    .map_err(|e| Error::io("stdin", e))?;
+                Ok((n > 0).then(|| line.trim_end_matches(['\n', '\r']).to_string()))
+            }
+        }
+    }
+}
+
+/// The conversation and how it is fitted into the context.
+struct Conversation {
+    system: Option<String>,
+    turns: Vec<ChatMessage>,
+}
+
+impl Conversation {
+    fn messages(&self) -> Vec<ChatMessage> {
+        let mut all: Vec<ChatMessage> = self
+            .system
+            .iter()
+            .map(|s| ChatMessage::new("system", s))
+            .collect();
+        all.extend(self.turns.iter().cloned());
+        all
+    }
+
+    /// The prompt of the conversation, dropping the oldest turns until it leaves room for at
+    /// least `reply` tokens in `context`; tells the user what was dropped. None when even the
+    /// newest message alone does not fit (it is then removed).
+    fn fit(
+        &mut self,
+        tokenizer: &Tokenizer,
+        chat: ChatOptions,
+        context: usize,
+        reply: usize,
+    ) -> Result<Option<Vec<u32>>> {
+        let mut dropped = 0;
+        loop {
+            let prompt = tokenizer.apply_chat_with(&self.messages(), chat)?;
+            if prompt.len() + reply.min(context / 2).max(1) <= context {
+                if dropped > 0 {
+                    eprintln!(
+                        "(the conversation outgrew the {context}-token context: dropped the \
+                         {dropped} oldest message{})",
+                        if dropped == 1 { "" } else { "s" }
+                    );
+                }
+                return Ok(Some(prompt));
+            }
+            if self.turns.len() <= 1 {
+                eprintln!(
+                    "(your message is {} tokens with the template; the context is {context}: \
+                     send something shorter)",
+                    prompt.len()
+                );
+                self.turns.clear();
+                return Ok(None);
+            }
+            // The oldest message; an assistant reply then leads, so drop it too.
+            self.turns.remove(0);
+            dropped += 1;
+            if self.turns.first().is_some_and(|m| m.role == "assistant") {
+                self.turns.remove(0);
+                dropped += 1;
+            }
+        }
+    }
+}
+
 pub fn run(args: Args) -> Result<()> {
     let base_params = GenerateParams {
         max_new_tokens: args.max_new_tokens,
         temperature: args.temperature,
+        top_k: args.top_k,
         top_p: args.top_p,
         seed: args.seed,
         speculative: args.speculative.config()?,
@@ -56,49 +175,91 @@ pub fn run(args: Args) -> Result<()> {
     let model = args
         .model
         .load_with_mtp(base_params.speculative.is_some())?;
-    let mut messages = Vec::new();
-    if let Some(system) = &args.system {
-        messages.push(ChatMessage::new("system", system));
+    let mut input = Input::open();
+    if matches!(input, Input::Editor(_)) {
+        eprintln!(
+            "concord chat: {} on {} ({}), context {} tokens. /help lists commands; /exit or \
+             Ctrl-D leaves.",
+            args.model.dir()?.display(),
+            model.backend().info().name,
+            model.precision(),
+            model.max_positions()
+        );
     }
-    let stdin = std::io::stdin();
+    let mut conversation = Conversation {
+        system: args.system.clone(),
+        turns: Vec::new(),
+    };
     let mut out = std::io::stdout();
-    let io = stdout_error;
     loop {
-        write!(out, "> ").and_then(|_| out.flush()).map_err(io)?;
-        let mut line = String::new();
-        if stdin
-            .lock()
-            .read_line(&mut line)
-            .map_err(|e| Error::io("stdin", e))?
-            == 0
-            || line.trim().is_empty()
-        {
+        let Some(line) = input.line()? else {
             return Ok(());
-        }
-        messages.push(ChatMessage::new("user", line.trim_end()));
-        let prompt = tokenizer.apply_chat_with(&messages, chat)?;
-        let params = GenerateParams {
-            stop_tokens: model.config().eos_token_ids.clone(),
-            ..base_params.clone()
         };
-        let mut reply = Vec::new();
-        let mut stream = tokenizer.decoder_stream();
-        for token in model.generate(&prompt, params)? {
-            let token = token?;
-            if model.config().eos_token_ids.contains(&token) {
-                break;
+        let text = line.trim_end();
+        let message = match text {
+            "" => continue,
+            "/exit" | "/quit" => return Ok(()),
+            "/help" => {
+                eprintln!("{HELP}");
+                continue;
             }
-            reply.push(token);
-            if let Some(text) = stream.push(token) {
-                write!(out, "{text}")
-                    .and_then(|_| out.flush())
-                    .map_err(io)?;
+            "/reset" => {
+                conversation.turns.clear();
+                eprintln!("(conversation cleared)");
+                continue;
             }
-        }
-        writeln!(out).map_err(io)?;
-        messages.push(ChatMessage::new(
-            "assistant",
-            tokenizer.decode(&reply, true),
-        ));
+            t if t.starts_with("//") => &t[1..],
+            t if t.starts_with('/') => {
+                eprintln!("unknown command {t}; /help lists them");
+                continue;
+            }
+            t => t,
+        };
+        conversation.turns.push(ChatMessage::new("user", message));
+        let context = model.max_positions();
+        let Some(prompt) = conversation.fit(&tokenizer, chat, context, args.max_new_tokens)? else {
+            continue;
+        };
+        let reply = reply(&model, &tokenizer, &prompt, &base_params, &mut out)?;
+        conversation
+            .turns
+            .push(ChatMessage::new("assistant", reply));
     }
+}
+
+/// Streams one reply to `out` and returns its text.
+fn reply(
+    model: &Model,
+    tokenizer: &Tokenizer,
+    prompt: &[u32],
+    base: &GenerateParams,
+    out: &mut std::io::Stdout,
+) -> Result<String> {
+    let eos = &model.config().eos_token_ids;
+    let params = GenerateParams {
+        max_new_tokens: base
+            .max_new_tokens
+            .min(model.max_positions().saturating_sub(prompt.len())),
+        stop_tokens: eos.clone(),
+        ..base.clone()
+    };
+    let mut tokens = Vec::new();
+    let mut stream = tokenizer.decoder_stream();
+    for token in model.generate(prompt, params.clone())? {
+        let token = token?;
+        if eos.contains(&token) {
+            break;
+        }
+        tokens.push(token);
+        if let Some(text) = stream.push(token) {
+            write!(out, "{text}")
+                .and_then(|_| out.flush())
+                .map_err(stdout_error)?;
+        }
+    }
+    writeln!(out).map_err(stdout_error)?;
+    if tokens.len() == params.max_new_tokens && params.max_new_tokens < base.max_new_tokens {
+        eprintln!("(reply cut at the context limit)");
+    }
+    Ok(tokenizer.decode(&tokens, true))
 }

@@ -57,8 +57,8 @@ pub struct Args {
     pub emit: Emit,
     #[command(flatten)]
     pub speculative: SpeculativeArgs,
-    /// After generating, print timing (and the drafts' acceptance with --speculative) to
-    /// stderr.
+    /// Also print the drafts' acceptance (with --speculative) after the usual summary line
+    /// (tokens, time, tokens/s and why generation stopped, on stderr).
     #[arg(long)]
     pub verbose: bool,
 }
@@ -80,13 +80,22 @@ pub fn run(args: Args) -> Result<()> {
         (None, None) => return Err(Error::invalid("give --prompt or --ids")),
     };
     let model = args.model.load_with_mtp(speculative.is_some())?;
+    let context = model.max_positions();
+    if prompt.len() >= context {
+        return Err(Error::invalid(format!(
+            "the prompt has {} tokens; the context is {context} (--context N raises it)",
+            prompt.len()
+        )));
+    }
+    // Generation stops cleanly at the context limit (finish: length) instead of failing there.
+    let max_new_tokens = args.max_new_tokens.min(context - prompt.len());
     let stop_tokens = if args.ignore_eos {
         Vec::new()
     } else {
         model.config().eos_token_ids.clone()
     };
     let params = GenerateParams {
-        max_new_tokens: args.max_new_tokens,
+        max_new_tokens,
         temperature: args.temperature,
         top_k: args.top_k,
         top_p: args.top_p,
@@ -99,7 +108,14 @@ pub fn run(args: Args) -> Result<()> {
     let mut stream = tokenizer.as_ref().map(|t| t.decoder_stream());
     let started = std::time::Instant::now();
     let mut first_token_at = None;
+    let stop_tokens = params.stop_tokens.clone();
     let mut generation = model.generate(&prompt, params)?;
+    if args.emit == Emit::Text {
+        // The continuation follows its prompt, as the user would read it.
+        if let Some(t) = &tokenizer {
+            write!(out, "{}", t.decode(&prompt, true)).map_err(stdout_error)?;
+        }
+    }
     for token in generation.by_ref() {
         let token = token?;
         first_token_at.get_or_insert_with(std::time::Instant::now);
@@ -117,18 +133,22 @@ pub fn run(args: Args) -> Result<()> {
         Emit::Ids => join_ids(&generated),
     };
     writeln!(out, "{tail}").map_err(stdout_error)?;
+    let total = started.elapsed().as_secs_f64();
+    let first = first_token_at.map_or(total, |t| (t - started).as_secs_f64());
+    let decode = total - first;
+    let finish = match generated.last() {
+        Some(t) if stop_tokens.contains(t) => "stop".to_string(),
+        _ if max_new_tokens < args.max_new_tokens => format!("length (context {context})"),
+        _ => "length".to_string(),
+    };
+    eprintln!(
+        "{} prompt tokens, {} generated in {total:.2} s (first after {first:.2} s, then {:.1} \
+         tok/s); finish: {finish}",
+        prompt.len(),
+        generated.len(),
+        generated.len().saturating_sub(1) as f64 / decode.max(1e-9)
+    );
     if args.verbose {
-        let total = started.elapsed().as_secs_f64();
-        let first = first_token_at.map_or(total, |t| (t - started).as_secs_f64());
-        let decode = total - first;
-        eprintln!(
-            "{} prompt tokens, {} generated in {total:.2} s (first token after {first:.2} s; \
-             {} more at {:.1} tok/s)",
-            prompt.len(),
-            generated.len(),
-            generated.len().saturating_sub(1),
-            generated.len().saturating_sub(1) as f64 / decode.max(1e-9)
-        );
         if let Some(a) = generation.acceptance() {
             eprintln!(
                 "speculative mtp: {} drafted, {} accepted ({:.1}%), mean accepted length {:.2} \
