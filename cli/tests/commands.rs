@@ -1,10 +1,10 @@
 //! The `concord` binary end to end, as other tools drive it: logits files, greedy ids on the
 //! last line, tokenizer ids, clear failures that leave nothing half-written.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output};
 
-use concord_tests::{fixtures_dir, max_abs_diff, read_references};
+use concord_tests::{fixtures_dir, max_abs_diff, read_f32_tensor, read_references};
 
 fn concord(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_concord"))
@@ -35,19 +35,6 @@ fn tmp(name: &str) -> PathBuf {
     std::env::temp_dir().join(format!("concord-cli-{}-{name}", std::process::id()))
 }
 
-fn read_f32(path: &Path, name: &str) -> (Vec<usize>, Vec<f32>) {
-    let bytes = std::fs::read(path).unwrap();
-    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    let t = st.tensor(name).unwrap_or_else(|e| panic!("{name}: {e}"));
-    assert_eq!(t.dtype(), safetensors::Dtype::F32);
-    let v = t
-        .data()
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-        .collect();
-    (t.shape().to_vec(), v)
-}
-
 #[test]
 fn logits_command_matches_transformers_and_batches_sequences() {
     let dir = fixtures_dir().join("v3_grouped_routing");
@@ -66,7 +53,7 @@ fn logits_command_matches_transformers_and_batches_sequences() {
         "--out",
         single.to_str().unwrap(),
     ]);
-    let (shape, values) = read_f32(&single, "logits");
+    let (shape, values) = read_f32_tensor(&single, "logits");
     assert_eq!(shape, vec![a.len(), 544]);
     assert!(max_abs_diff(&values, &refs["logits.0"].values) <= 1e-3);
 
@@ -84,8 +71,8 @@ fn logits_command_matches_transformers_and_batches_sequences() {
         "--out",
     ];
     ok(&[&args[..], &[batch.to_str().unwrap()]].concat());
-    let (_, first) = read_f32(&batch, "logits.0");
-    let (shape1, second) = read_f32(&batch, "logits.1");
+    let (_, first) = read_f32_tensor(&batch, "logits.0");
+    let (shape1, second) = read_f32_tensor(&batch, "logits.1");
     assert_eq!(shape1, vec![b.len(), 544]);
     assert_eq!(
         first, values,

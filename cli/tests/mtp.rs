@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
-use concord_tests::{fixtures_dir, max_abs_diff, prompts, read_references};
+use concord_tests::{fixtures_dir, max_abs_diff, prompts, read_f32_tensor, read_references};
 
 fn concord(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_concord"))
@@ -23,17 +23,21 @@ fn join(ids: &[u32]) -> String {
     ids.iter().map(u32::to_string).collect::<Vec<_>>().join(",")
 }
 
-/// f32 values of tensor `name` in a safetensors file, with its shape.
-fn read_f32(path: &std::path::Path, name: &str) -> (Vec<usize>, Vec<f32>) {
-    let bytes = std::fs::read(path).unwrap();
-    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    let t = st.tensor(name).unwrap_or_else(|e| panic!("{name}: {e}"));
-    let values = t
-        .data()
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-        .collect();
-    (t.shape().to_vec(), values)
+/// `concord logits --mtp --precision f32` of the fixture over `sequences` into `out`.
+fn logits_mtp(dir: &std::path::Path, sequences: &[&[u32]], out: &std::path::Path) {
+    let mut args = vec![
+        "logits".to_string(),
+        "--model".into(),
+        dir.display().to_string(),
+    ];
+    args.extend(["--precision", "f32", "--mtp"].map(String::from));
+    for s in sequences {
+        args.extend(["--ids".to_string(), join(s)]);
+    }
+    args.extend(["--out".to_string(), out.display().to_string()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let o = concord(&args);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
 
 #[test]
@@ -46,21 +50,9 @@ fn logits_mtp_writes_mtp_logits_for_one_sequence_and_for_a_batch() {
     // One sequence: `logits` and `mtp_logits`.
     let (i, ids) = &cases[3];
     let one = tmp.path().join("one.safetensors");
-    let o = concord(&[
-        "logits",
-        "--model",
-        dir.to_str().unwrap(),
-        "--precision",
-        "f32",
-        "--mtp",
-        "--ids",
-        &join(ids),
-        "--out",
-        one.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    logits_mtp(&dir, &[ids], &one);
     for (name, reference) in [("logits", "logits"), ("mtp_logits", "mtp_logits")] {
-        let (shape, values) = read_f32(&one, name);
+        let (shape, values) = read_f32_tensor(&one, name);
         assert_eq!(shape, [ids.len(), vocab], "{name}");
         // f32 tolerance of tests/tests/mtp.rs (measured 4.5e-6).
         let d = max_abs_diff(&values, &refs[&format!("{reference}.{i}")].values);
@@ -69,23 +61,9 @@ fn logits_mtp_writes_mtp_logits_for_one_sequence_and_for_a_batch() {
     // A batch of two: `.0` and `.1` of each.
     let batch = tmp.path().join("batch.safetensors");
     let (j, other) = &cases[1];
-    let o = concord(&[
-        "logits",
-        "--model",
-        dir.to_str().unwrap(),
-        "--precision",
-        "f32",
-        "--mtp",
-        "--ids",
-        &join(ids),
-        "--ids",
-        &join(other),
-        "--out",
-        batch.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    logits_mtp(&dir, &[ids, other], &batch);
     for (k, (index, seq)) in [(i, ids), (j, other)].into_iter().enumerate() {
-        let (shape, values) = read_f32(&batch, &format!("mtp_logits.{k}"));
+        let (shape, values) = read_f32_tensor(&batch, &format!("mtp_logits.{k}"));
         assert_eq!(shape, [seq.len(), vocab]);
         let d = max_abs_diff(&values, &refs[&format!("mtp_logits.{index}")].values);
         assert!(d < 5e-5, "mtp_logits.{k}: {d}");

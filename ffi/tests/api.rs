@@ -7,6 +7,9 @@ use std::path::Path;
 use std::ptr;
 
 use concord::*;
+
+mod common;
+use common::{drain, last_error};
 use concord_runtime::text::{ChatMessage as RtMessage, Tokenizer};
 use concord_runtime::{open_backend, GenerateParams as RtParams, LoadOptions, Model};
 
@@ -16,13 +19,6 @@ fn demo_dir() -> String {
         .to_str()
         .unwrap()
         .to_owned()
-}
-
-fn last_error() -> String {
-    // SAFETY: never NULL, NUL-terminated.
-    unsafe { CStr::from_ptr(concord_last_error()) }
-        .to_string_lossy()
-        .into_owned()
 }
 
 /// Model handles may be used from any thread (the C API's contract).
@@ -64,16 +60,7 @@ fn session_tokens(model: Handle, prompt: &[u32], params: &GenerateParams) -> Vec
         concord_session_new(model.0, prompt.as_ptr(), prompt.len(), params, &mut session)
     };
     assert_eq!(status, Status::ConcordOk, "{}", last_error());
-    let mut tokens = Vec::new();
-    let mut token = 0;
-    loop {
-        // SAFETY: live session, writable token.
-        match unsafe { concord_session_next(session, &mut token) } {
-            Status::ConcordOk => tokens.push(token),
-            Status::ConcordDone => break,
-            other => panic!("{other:?}: {}", last_error()),
-        }
-    }
+    let tokens = drain(session);
     assert_eq!(concord_session_free(session), Status::ConcordOk);
     tokens
 }

@@ -9,11 +9,14 @@
 //! drafts plus one token of the main model, so `1 + accepted + steps` tokens come out.
 
 use std::collections::HashMap;
-use std::ffi::{CStr, CString};
+use std::ffi::CString;
 use std::path::{Path, PathBuf};
 use std::ptr;
 
 use concord::*;
+
+mod common;
+use common::{drain, last_error};
 use concord_tests::{fixtures_dir, read_references, Reference};
 
 /// The fixture: DeepSeek-V3 with one MTP layer (`model.layers.2.*`).
@@ -24,13 +27,6 @@ fn mtp_fixture() -> PathBuf {
 /// A model without an MTP module (`num_nextn_predict_layers` 0; the demo has one).
 fn no_mtp_dir() -> PathBuf {
     fixtures_dir().join("v3_grouped_routing")
-}
-
-fn last_error() -> String {
-    // SAFETY: never NULL, NUL-terminated.
-    unsafe { CStr::from_ptr(concord_last_error()) }
-        .to_string_lossy()
-        .into_owned()
 }
 
 /// `concord_model_load` of `dir` in f32 (the precision the reference was computed in).
@@ -112,16 +108,7 @@ fn run(
             "nothing is drafted before the first token"
         );
     }
-    let mut tokens = Vec::new();
-    let mut token = 0;
-    loop {
-        // SAFETY: live session, writable token.
-        match unsafe { concord_session_next(session, &mut token) } {
-            Status::ConcordOk => tokens.push(token),
-            Status::ConcordDone => break,
-            other => panic!("{other:?}: {}", last_error()),
-        }
-    }
+    let tokens = drain(session);
     let stats = acceptance(session).ok();
     assert_eq!(concord_session_free(session), Status::ConcordOk);
     (tokens, stats)
