@@ -17,12 +17,24 @@ pub fn open_backend(name: &str) -> Result<Arc<dyn Backend>> {
 /// Opens the backend called `name` for kernels of `mode`. A backend without a fast path
 /// (cpu, ascend) opens in exact mode whatever `mode` asks; `info().mode` says which it runs.
 pub fn open_backend_mode(name: &str, mode: KernelMode) -> Result<Arc<dyn Backend>> {
+    let _ = mode; // only the device backends have a fast mode
     match name {
         "cpu" => concord_backend_cpu::probe(),
+        #[cfg(feature = "opencl")]
         "opencl" => concord_backend_opencl::probe_mode(mode),
+        #[cfg(feature = "cuda")]
         "cuda" => concord_backend_cuda::probe_mode(mode),
+        #[cfg(feature = "rocm")]
         "rocm" => concord_backend_rocm::probe_mode(mode),
+        #[cfg(feature = "ascend")]
         "ascend" => concord_backend_ascend::probe(),
+        known if BACKEND_NAMES.contains(&known) => Err(Error::Unavailable {
+            backend: known.to_string(),
+            reason: format!(
+                "this build of concord-runtime leaves it out: enable the `{known}` cargo \
+                 feature (or `all-backends`)"
+            ),
+        }),
         other => Err(Error::invalid(format!(
             "unknown backend '{other}' (known: {})",
             BACKEND_NAMES.join(", ")
