@@ -60,6 +60,7 @@ catalogue! {
     Add => "add",
     SliceColumns => "slice_columns",
     ScatterRows => "scatter_rows",
+    GatherRows => "gather_rows",
     Sample => "sample",
 }
 
