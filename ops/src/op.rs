@@ -64,6 +64,16 @@ catalogue! {
     Sample => "sample",
 }
 
+impl OpKind {
+    /// Whether the op only moves whole elements as bytes (any dtype, values never read).
+    pub fn is_byte_copy(self) -> bool {
+        matches!(
+            self,
+            OpKind::SliceColumns | OpKind::ScatterRows | OpKind::GatherRows
+        )
+    }
+}
+
 impl std::fmt::Display for OpKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.name())
