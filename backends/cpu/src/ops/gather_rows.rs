@@ -16,7 +16,7 @@ pub(crate) fn run(_op: &GatherRows, ins: &[In], outs: &mut [Out]) -> Result<()> 
     if row == 0 {
         return Ok(());
     }
-    let src = &*ins[0].bytes;
+    let src = ins[0].bytes;
     for (dst, &r) in outs[0].bytes.chunks_exact_mut(row).zip(rows) {
         let s = r as usize * row;
         dst.copy_from_slice(&src[s..s + row]);
