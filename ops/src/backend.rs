@@ -31,8 +31,10 @@ pub enum Support {
 
 impl Support {
     /// What every backend that implements the whole catalogue runs: every op with F32 and
-    /// BF16, and the FP8 ops (`fp8_act_quant`, `block_fp8_matmul`, `moe_experts`) with
-    /// F8_E4M3 weights. `backend` names the backend in the reason for anything else.
+    /// BF16, the FP8 ops (`fp8_act_quant`, `block_fp8_matmul`, `moe_experts`) with F8_E4M3
+    /// weights, and the byte-copy ops (`slice_columns`, `scatter_rows`, `gather_rows`) with
+    /// every dtype (their kernels move bytes and never look at values). `backend` names the
+    /// backend in the reason for anything else.
     pub fn of_catalogue(backend: &str, kind: OpKind, dtype: DType) -> Support {
         let fp8_kind = matches!(
             kind,
@@ -41,6 +43,7 @@ impl Support {
         match dtype {
             DType::F32 | DType::BF16 => Support::Native,
             DType::F8E4M3 if fp8_kind => Support::Native,
+            _ if kind.is_byte_copy() => Support::Native,
             d => Support::Unsupported(format!(
                 "the {backend} backend does not run {kind} with {d}"
             )),

@@ -60,7 +60,18 @@ catalogue! {
     Add => "add",
     SliceColumns => "slice_columns",
     ScatterRows => "scatter_rows",
+    GatherRows => "gather_rows",
     Sample => "sample",
+}
+
+impl OpKind {
+    /// Whether the op only moves whole elements as bytes (any dtype, values never read).
+    pub fn is_byte_copy(self) -> bool {
+        matches!(
+            self,
+            OpKind::SliceColumns | OpKind::ScatterRows | OpKind::GatherRows
+        )
+    }
 }
 
 impl std::fmt::Display for OpKind {

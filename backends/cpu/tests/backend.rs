@@ -25,15 +25,23 @@ fn supports_every_kind_with_f32_and_bf16() {
             kind,
             OpKind::BlockFp8Matmul | OpKind::MoeExperts | OpKind::Fp8ActQuant
         );
+        // The byte-copy ops take every dtype; the others only their own.
+        let copy = matches!(
+            kind,
+            OpKind::SliceColumns | OpKind::ScatterRows | OpKind::GatherRows
+        );
         assert_eq!(
             be.supports(kind, DType::F8E4M3) == Support::Native,
-            fp8,
+            fp8 || copy,
             "{kind}"
         );
-        assert!(matches!(
-            be.supports(kind, DType::F16),
-            Support::Unsupported(_)
-        ));
+        for other in [DType::F16, DType::U8, DType::U32, DType::I64] {
+            assert_eq!(
+                be.supports(kind, other) == Support::Native,
+                copy,
+                "{kind} {other}"
+            );
+        }
     }
 }
 

@@ -1,11 +1,11 @@
-//! embedding, add, swiglu, slice_columns, scatter_rows.
+//! embedding, add, swiglu, slice_columns, scatter_rows, gather_rows.
 mod common;
 
 use common::*;
 use concord_core::convert::round_to_bf16;
 use concord_core::numerics::math::silu;
 use concord_core::{DType, Error};
-use concord_ops::{Add, Embedding, ScatterRows, SliceColumns, Swiglu, TensorArg};
+use concord_ops::{Add, Embedding, GatherRows, ScatterRows, SliceColumns, Swiglu, TensorArg};
 
 #[test]
 fn embedding_gathers_and_rounds() {
@@ -120,4 +120,102 @@ fn scatter_rows_writes_only_the_slots() {
     assert!(matches!(r, Err(Error::InvalidArgument(_))));
     be.read(&dst.buf, 0, &mut bytes).unwrap();
     assert_eq!(f32::from_le_bytes(bytes[..4].try_into().unwrap()), -1.0);
+}
+
+#[test]
+fn gather_rows_copies_the_named_rows_bit_for_bit() {
+    let be = backend();
+    // Rows repeated, reversed and skipped (row 1 of 4 is never named).
+    let rows = u32s(&be, &[5], &[3, 2, 0, 3, 2]);
+    // F32 with bit patterns arithmetic would not keep: -0.0, a NaN payload, a subnormal.
+    let src = f32_bits(
+        &be,
+        &[4, 2],
+        &[
+            1.0f32.to_bits(),
+            (-0.0f32).to_bits(),
+            0x7FC0_1234,
+            1,
+            2.5f32.to_bits(),
+            0x8000_0001,
+            0x7F80_0000,
+            0xFF80_0001,
+        ],
+    );
+    let y = run1(&be, GatherRows, &[&src, &rows]);
+    assert_eq!(y.dtype, DType::F32);
+    assert_eq!(
+        y.u32(),
+        vec![
+            0x7F80_0000,
+            0xFF80_0001,
+            2.5f32.to_bits(),
+            0x8000_0001,
+            1.0f32.to_bits(),
+            (-0.0f32).to_bits(),
+            0x7F80_0000,
+            0xFF80_0001,
+            2.5f32.to_bits(),
+            0x8000_0001,
+        ]
+    );
+
+    // BF16, three columns: raw bits, a NaN and -0 among them.
+    let src = bf16_bits(
+        &be,
+        &[4, 3],
+        &[
+            0x3F80, 0x8000, 0x7FC1, // row 0
+            0x1111, 0x2222, 0x3333, // row 1
+            0x4040, 0xC040, 0x0001, // row 2
+            0xFF81, 0x0080, 0x7F7F, // row 3
+        ],
+    );
+    let y = run1(&be, GatherRows, &[&src, &rows]);
+    assert_eq!(y.dtype, DType::BF16);
+    let got: Vec<u16> = y
+        .bytes
+        .chunks_exact(2)
+        .map(|c| u16::from_le_bytes([c[0], c[1]]))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            0xFF81, 0x0080, 0x7F7F, //
+            0x4040, 0xC040, 0x0001, //
+            0x3F80, 0x8000, 0x7FC1, //
+            0xFF81, 0x0080, 0x7F7F, //
+            0x4040, 0xC040, 0x0001, //
+        ]
+    );
+
+    // U8 rows of one byte: the narrowest element.
+    let src = u8s(&be, &[4, 1], &[10, 11, 12, 13]);
+    let y = run1(&be, GatherRows, &[&src, &rows]);
+    assert_eq!(y.dtype, DType::U8);
+    assert_eq!(y.bytes, vec![13, 12, 10, 13, 12]);
+
+    // No rows: an empty output, not an error.
+    let none = u32s(&be, &[0], &[]);
+    assert!(run1(&be, GatherRows, &[&src, &none]).bytes.is_empty());
+}
+
+#[test]
+fn gather_rows_row_past_the_source_is_an_error_naming_it() {
+    let be = backend();
+    let src = f32s(&be, &[2, 3], &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+    let bad = u32s(&be, &[3], &[0, 2, 1]);
+    let r = run(&be, GatherRows, &[&src, &bad]);
+    match r {
+        Err(Error::InvalidArgument(m)) => {
+            assert!(m.contains("gather_rows") && m.contains("row 2"), "{m}")
+        }
+        other => panic!("expected an invalid-argument error, got {:?}", other.err()),
+    }
+    // Rows must be U32.
+    let f = f32s(&be, &[1], &[0.0]);
+    assert!(matches!(
+        run(&be, GatherRows, &[&src, &f]),
+        Err(Error::InvalidArgument(_))
+    ));
 }

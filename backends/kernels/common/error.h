@@ -7,6 +7,7 @@
 #define ERR_ROPE_POSITION 2u
 #define ERR_MOE_EXPERT_ID 3u
 #define ERR_SCATTER_SLOT 4u
+#define ERR_GATHER_ROW 5u
 
 FN void report_error(GLOBAL u32 *status, u32 code, u32 value, u32 limit) {
     if (ATOMIC_CAS_U32(status, ERR_NONE, code) == ERR_NONE) {

@@ -56,6 +56,8 @@ pub mod error_code {
     pub const MOE_EXPERT_ID: u32 = 3;
     /// scatter_rows: `value` is a slot ≥ the destination's `limit` rows.
     pub const SCATTER_SLOT: u32 = 4;
+    /// gather_rows: `value` is a row ≥ the source's `limit` rows.
+    pub const GATHER_ROW: u32 = 5;
 
     /// The error the status words (16 bytes, `[code, value, limit, 0]` as native-endian
     /// u32) report, if any. A backend reads them after its queue is drained and clears them
@@ -76,6 +78,7 @@ pub mod error_code {
             SCATTER_SLOT => {
                 format!("scatter_rows: slot {value} outside a destination of {limit} rows")
             }
+            GATHER_ROW => format!("gather_rows: row {value} outside a source of {limit} rows"),
             other => format!("kernel reported unknown error code {other} ({value}, {limit})"),
         }
     }
@@ -124,6 +127,7 @@ fn op_file(op: OpKind) -> (&'static str, &'static str) {
         OpKind::Add => file!("ops/add.c"),
         OpKind::SliceColumns => file!("ops/slice_columns.c"),
         OpKind::ScatterRows => file!("ops/scatter_rows.c"),
+        OpKind::GatherRows => file!("ops/gather_rows.c"),
         OpKind::Sample => file!("ops/sample.c"),
     }
 }
@@ -307,6 +311,7 @@ pub fn kernel_names(op: OpKind) -> &'static [&'static str] {
         OpKind::Add => &["add"],
         OpKind::SliceColumns => &["slice_columns"],
         OpKind::ScatterRows => &["scatter_rows"],
+        OpKind::GatherRows => &["gather_rows"],
         OpKind::Sample => &["sample"],
     }
 }

@@ -1,5 +1,5 @@
-//! Element-wise and data-movement cases: embedding, RMSNorm, SwiGLU, add, column slicing and
-//! row scattering.
+//! Element-wise and data-movement cases: embedding, RMSNorm, SwiGLU, add, column slicing, row
+//! scattering and row gathering.
 
 use concord_core::DType;
 use concord_ops::*;
@@ -188,6 +188,38 @@ pub(super) fn scatter_rows(c: &mut Vec<OpCase>) {
                     desc: TensorDesc::new(d, [s, n]),
                     init: Some(act(d, &[s, n], Fill::Uniform(9.0))),
                 }],
+            ));
+        }
+    }
+}
+
+pub(super) fn gather_rows(c: &mut Vec<OpCase>) {
+    // (S, C, rows): repeated, reversed and skipped rows out of a larger pool (a paged cache's
+    // blocks), and long rows.
+    let shapes: [(usize, usize, Vec<u32>); 2] = [
+        (9, 5, vec![8, 2, 2, 0, 5]),
+        (6, 3000, vec![5, 4, 3, 2, 1, 0, 3]),
+    ];
+    for (s, n, rows) in shapes {
+        let t = rows.len();
+        for d in [DType::F32, DType::BF16, DType::F8E4M3, DType::U8] {
+            let fill = match d {
+                DType::F8E4M3 => Fill::E4m3,
+                DType::U8 => Fill::Bytes,
+                _ => Fill::Extremes {
+                    scale: 4.0,
+                    every: 9,
+                },
+            };
+            c.push(case(
+                format!("gather_rows/s{s}.c{n}.t{t}/{}", short(d)),
+                GatherRows,
+                d,
+                vec![
+                    InputSpec::new(d, &[s, n], fill),
+                    InputSpec::new(DType::U32, &[t], Fill::U32s(rows.clone())),
+                ],
+                vec![OutputSpec::new(d, &[t, n])],
             ));
         }
     }

@@ -17,7 +17,7 @@ mod moe;
 mod sample;
 
 use attention::{mla_decode, mla_prefill, rope};
-use elementwise::{add, embedding, rms_norm, scatter_rows, slice_columns, swiglu};
+use elementwise::{add, embedding, gather_rows, rms_norm, scatter_rows, slice_columns, swiglu};
 use fp8::{block_fp8_matmul, fp8_act_quant};
 use matmul::matmul;
 use moe::{moe_experts, moe_route};
@@ -50,6 +50,8 @@ pub enum Fill {
     U32s(Vec<u32>),
     /// Random F8_E4M3 codes, never NaN.
     E4m3,
+    /// Uniform random bytes, one per element (U8).
+    Bytes,
 }
 
 /// A change applied after filling: a range of elements set to a value or scaled.
@@ -148,6 +150,7 @@ impl InputSpec {
                 assert_eq!(v.len(), n, "{:?}", self.desc);
                 v.iter().flat_map(|x| x.to_le_bytes()).collect()
             }
+            (Fill::Bytes, _) => (0..n).map(|_| rng.below(256) as u8).collect(),
             (Fill::E4m3, _) => {
                 let mut codes: Vec<u8> = (0..n)
                     .map(|_| loop {
@@ -225,6 +228,7 @@ fn short(d: DType) -> &'static str {
         DType::BF16 => "bf16",
         DType::F8E4M3 => "e4m3",
         DType::U32 => "u32",
+        DType::U8 => "u8",
         _ => "other",
     }
 }
@@ -266,6 +270,7 @@ pub fn op_cases() -> Vec<OpCase> {
     add(&mut c);
     slice_columns(&mut c);
     scatter_rows(&mut c);
+    gather_rows(&mut c);
     sample(&mut c);
     c
 }

@@ -11,6 +11,7 @@ mod add;
 mod block_fp8_matmul;
 mod embedding;
 mod fp8_act_quant;
+mod gather_rows;
 mod matmul;
 mod mla_decode;
 mod mla_prefill;
@@ -40,6 +41,7 @@ pub(crate) fn run(op: &Op, ins: &[In], outs: &mut [Out]) -> Result<()> {
         Op::Add(p) => add::run(p, ins, outs),
         Op::SliceColumns(p) => slice_columns::run(p, ins, outs),
         Op::ScatterRows(p) => scatter_rows::run(p, ins, outs),
+        Op::GatherRows(p) => gather_rows::run(p, ins, outs),
         Op::Sample(p) => sample::run(p, ins, outs),
     }
 }

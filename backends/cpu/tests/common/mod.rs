@@ -79,6 +79,31 @@ pub fn u32s(be: &Arc<dyn Backend>, shape: &[usize], v: &[u32]) -> T {
     )
 }
 
+/// A U8 tensor.
+pub fn u8s(be: &Arc<dyn Backend>, shape: &[usize], v: &[u8]) -> T {
+    upload(be, DType::U8, shape, v.to_vec())
+}
+
+/// An F32 tensor of raw bit patterns.
+pub fn f32_bits(be: &Arc<dyn Backend>, shape: &[usize], v: &[u32]) -> T {
+    upload(
+        be,
+        DType::F32,
+        shape,
+        v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+    )
+}
+
+/// A BF16 tensor of raw bit patterns.
+pub fn bf16_bits(be: &Arc<dyn Backend>, shape: &[usize], v: &[u16]) -> T {
+    upload(
+        be,
+        DType::BF16,
+        shape,
+        v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+    )
+}
+
 /// An F8_E4M3 tensor of raw codes.
 pub fn e4m3s(be: &Arc<dyn Backend>, shape: &[usize], v: &[u8]) -> T {
     upload(be, DType::F8E4M3, shape, v.to_vec())

@@ -17,6 +17,7 @@ mod embedding;
 mod fast_moe;
 mod fast_tiles;
 mod fp8_act_quant;
+mod gather_rows;
 mod matmul;
 mod mla_decode;
 mod mla_prefill;
@@ -132,6 +133,7 @@ pub fn launch<D: KernelDevice>(
         Op::Add(_) => add::launch(&cx, ins, outs),
         Op::SliceColumns(p) => slice_columns::launch(&cx, p, ins, outs),
         Op::ScatterRows(_) => scatter_rows::launch(&cx, ins, outs),
+        Op::GatherRows(_) => gather_rows::launch(&cx, ins, outs),
         Op::Sample(p) => sample::launch(&cx, p, ins, outs),
     }
 }

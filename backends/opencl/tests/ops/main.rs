@@ -12,6 +12,7 @@ mod embedding;
 mod fast_mode;
 mod fast_moe;
 mod fp8_act_quant;
+mod gather_rows;
 mod matmul;
 mod mla_decode;
 mod mla_prefill;
