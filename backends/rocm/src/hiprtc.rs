@@ -308,6 +308,20 @@ pub fn check_kernels_isolated_with(helper: &Path, arch: &str) -> Result<Vec<Kern
             }
         }
     }
+    // A program the helper never reported (a stale helper built before the program existed,
+    // or one that stopped early without crashing) is a failure, never a silent skip.
+    for program in all_programs() {
+        if !checks.iter().any(|c| c.op == program.name()) {
+            checks.push(KernelCheck {
+                op: program.name(),
+                ok: false,
+                message: format!(
+                    "{} did not report this program (rebuild it with this version of concord)",
+                    helper.display()
+                ),
+            });
+        }
+    }
     // In all_programs order, whatever order the child printed in.
     let order: Vec<String> = all_programs().into_iter().map(Program::name).collect();
     checks.sort_by_key(|c| order.iter().position(|name| *name == c.op));

@@ -207,3 +207,16 @@ fn malformed_target_names_are_rejected_before_hiprtc() {
         );
     }
 }
+
+/// A helper that reports nothing and exits 0 (e.g. one built before a program existed) makes
+/// every unreported program a failure naming the helper — never "0 failed".
+#[test]
+fn programs_a_helper_never_reports_are_failures() {
+    let checks = check_kernels_isolated_with(Path::new("/bin/true"), "gfx90a")
+        .expect("a silent helper is a result, not an error");
+    assert!(!checks.is_empty());
+    for c in &checks {
+        assert!(!c.ok, "{}", c.op);
+        assert!(c.message.contains("/bin/true did not report"), "{}", c.message);
+    }
+}
