@@ -217,6 +217,10 @@ fn programs_a_helper_never_reports_are_failures() {
     assert!(!checks.is_empty());
     for c in &checks {
         assert!(!c.ok, "{}", c.op);
-        assert!(c.message.contains("/bin/true did not report"), "{}", c.message);
+        assert!(
+            c.message.contains("/bin/true did not report"),
+            "{}",
+            c.message
+        );
     }
 }
