@@ -2,10 +2,11 @@
 
 use concord_core::Result;
 use concord_ops::{
-    MlaDecode, MlaPrefill, Op, RmsNorm, Rope, ScatterRows, SliceColumns, TensorArg, TensorDesc,
+    GatherRows, MlaDecode, MlaPrefill, Op, RmsNorm, Rope, ScatterRows, SliceColumns, TensorArg,
+    TensorDesc,
 };
 
-use super::forward::Span;
+use super::forward::BatchPlan;
 use super::weights::AttentionWeights;
 use super::Model;
 use crate::exec::DeviceTensor;
@@ -25,11 +26,11 @@ impl Model {
     pub(crate) fn attention(
         &self,
         a: &TensorArg,
-        positions: &DeviceTensor,
+        plan: &BatchPlan,
         w: &AttentionWeights,
-        spans: &[Span],
-        caches: &mut [&mut LayerCache],
+        caches: &[&LayerCache],
     ) -> Result<DeviceTensor> {
+        let (positions, spans) = (&plan.positions, &plan.spans);
         let c = &self.cfg;
         let act = self.activation();
         let t = a.desc.shape[0];
@@ -100,20 +101,36 @@ impl Model {
         let k_pe = k_pe.arg().reshaped([t, dr]);
 
         let out = self.exec.zeros(TensorDesc::new(act, [t, n * dv]))?;
-        for (span, cache) in spans.iter().zip(caches.iter_mut()) {
+        for ((span, cache), rows) in spans.iter().zip(caches).zip(&plan.rows) {
             let (first, count) = (span.first, span.count);
             let slots = positions.rows(span.first, span.count);
+            // A paged cache writes the rows its block table names, and attention reads the
+            // sequence's rows gathered in position order (a copy: the same bits as its own).
+            let written = rows.written.as_ref().map_or(slots.clone(), |r| r.arg());
             self.exec.launch(
                 &Op::ScatterRows(ScatterRows),
-                &[latent.rows(first, count), slots.clone()],
+                &[latent.rows(first, count), written.clone()],
                 &[cache.latent.arg()],
             )?;
             self.exec.launch(
                 &Op::ScatterRows(ScatterRows),
-                &[k_pe.rows(first, count), slots.clone()],
+                &[k_pe.rows(first, count), written],
                 &[cache.k_pe.arg()],
             )?;
             let keys = span.start + span.count;
+            let gathered = match &rows.read {
+                Some(read) => Some((
+                    self.exec
+                        .apply1(GatherRows, &[cache.latent.arg(), read.arg()])?,
+                    self.exec
+                        .apply1(GatherRows, &[cache.k_pe.arg(), read.arg()])?,
+                )),
+                None => None,
+            };
+            let (cached_latent, cached_k_pe) = match &gathered {
+                Some((l, k)) => (l.arg(), k.arg()),
+                None => (cache.latent.rows(0, keys), cache.k_pe.rows(0, keys)),
+            };
             let o_rows = out
                 .rows(span.first, span.count)
                 .reshaped([span.count, n, dv]);
@@ -131,14 +148,14 @@ impl Model {
                         q_rows,
                         qpe_rows,
                         w.kv_b_absorbed()?.arg(),
-                        cache.latent.rows(0, keys),
-                        cache.k_pe.rows(0, keys),
+                        cached_latent,
+                        cached_k_pe,
                         slots,
                     ],
                     &[o_rows],
                 )?;
             } else {
-                let kv_full = self.linear(&cache.latent.rows(0, keys), &w.kv_b)?;
+                let kv_full = self.linear(&cached_latent, &w.kv_b)?;
                 let op = MlaPrefill {
                     nope_dim: dn,
                     scale: c.softmax_scale(),
@@ -150,7 +167,7 @@ impl Model {
                         q_rows,
                         qpe_rows,
                         kv_full.arg().reshaped([keys, n, dn + dv]),
-                        cache.k_pe.rows(0, keys),
+                        cached_k_pe,
                         slots,
                     ],
                     &[o_rows],

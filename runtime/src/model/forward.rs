@@ -55,10 +55,20 @@ impl Span {
     }
 }
 
-/// A batch laid out for one pass: spans and the positions of every row, uploaded.
+/// Where one sequence's cache rows are, for a paged cache (`None` fields: rows = positions).
+pub(crate) struct SpanRows {
+    /// Rows the new tokens' latents go to.
+    pub written: Option<DeviceTensor>,
+    /// Rows of positions `0..start+count`, in position order (what attention reads).
+    pub read: Option<DeviceTensor>,
+}
+
+/// A batch laid out for one pass: spans, the positions of every row (uploaded), and where each
+/// sequence's cache rows are.
 pub(crate) struct BatchPlan {
     pub spans: Vec<Span>,
     pub positions: DeviceTensor,
+    pub rows: Vec<SpanRows>,
 }
 
 /// The main model's output before the head: final hidden states (after `model.norm`) of every
@@ -99,6 +109,7 @@ impl Model {
         }
         let mut positions = Vec::new();
         let mut spans = Vec::with_capacity(lengths.len());
+        let mut rows = Vec::with_capacity(lengths.len());
         for (seq, &count) in sequences.iter_mut().zip(lengths) {
             if count == 0 {
                 return Err(Error::invalid("forward: a sequence was given no tokens"));
@@ -112,6 +123,10 @@ impl Model {
                 )));
             }
             seq.cache.reserve(&self.exec, end)?;
+            rows.push(SpanRows {
+                written: seq.cache.rows_of(&self.exec, start, count)?,
+                read: seq.cache.rows_of(&self.exec, 0, end)?,
+            });
             spans.push(Span {
                 first: positions.len(),
                 count,
@@ -121,7 +136,11 @@ impl Model {
             positions.extend((start..end).map(|p| p as u32));
         }
         let positions = self.exec.upload_u32(&positions)?;
-        Ok(BatchPlan { spans, positions })
+        Ok(BatchPlan {
+            spans,
+            positions,
+            rows,
+        })
     }
 
     /// Embeds `tokens` and runs every main layer, leaving the final hidden states (after
@@ -145,14 +164,11 @@ impl Model {
             &[ids_t.arg(), self.weights.embed.arg()],
         )?;
         for (l, layer) in self.weights.layers.iter().enumerate() {
-            let mut caches: Vec<_> = sequences
-                .iter_mut()
-                .map(|s| &mut s.cache.layers[l])
-                .collect();
-            x = self.decoder_layer(x, layer, &plan, &mut caches)?;
+            let caches: Vec<_> = sequences.iter().map(|s| s.cache.layer(l)).collect();
+            x = self.decoder_layer(x, layer, &plan, &caches)?;
         }
-        for (seq, span) in sequences.iter_mut().zip(&plan.spans) {
-            seq.cache.advance(span.count);
+        for (seq, toks) in sequences.iter_mut().zip(tokens) {
+            seq.cache.advance(toks);
         }
         let h = self.exec.apply1(
             RmsNorm {
@@ -173,7 +189,7 @@ impl Model {
         x: DeviceTensor,
         layer: &LayerWeights,
         plan: &BatchPlan,
-        caches: &mut [&mut LayerCache],
+        caches: &[&LayerCache],
     ) -> Result<DeviceTensor> {
         let act = self.activation();
         let eps = self.cfg.rms_norm_eps;
@@ -181,7 +197,7 @@ impl Model {
             RmsNorm { eps, out: act },
             &[x.arg(), layer.input_norm.arg()],
         )?;
-        let attn = self.attention(&a.arg(), &plan.positions, &layer.attn, &plan.spans, caches)?;
+        let attn = self.attention(&a.arg(), plan, &layer.attn, caches)?;
         let x = self.exec.apply1(Add { out: act }, &[x.arg(), attn.arg()])?;
         let b = self
             .exec

@@ -21,6 +21,7 @@ pub use weights::{Ffn, Linear, ModelWeights};
 
 use crate::exec::{DeviceTensor, Executor};
 use crate::kv_cache::KvCache;
+use crate::kv_pool::KvPool;
 use crate::rope_table::RopeTable;
 use crate::Precision;
 
@@ -72,9 +73,18 @@ impl Sequence {
     pub fn is_empty(&self) -> bool {
         self.cache.is_empty()
     }
-    /// Drops cached tokens after `len`.
+    /// Drops cached tokens after `len` (a paged sequence gives back the blocks it no longer
+    /// needs).
     pub fn truncate(&mut self, len: usize) {
         self.cache.truncate(len)
+    }
+
+    /// On an empty paged sequence: takes over the pool's cached blocks holding `prompt`'s
+    /// leading full blocks, so only the rest of the prompt needs a forward pass; returns how
+    /// many tokens they cover (0 when none match or the sequence has its own cache). Feed
+    /// `prompt[reused..]` next: the results are bit-identical to feeding the whole prompt.
+    pub fn reuse_prefix(&mut self, prompt: &[u32]) -> usize {
+        self.cache.reuse_prefix(prompt)
     }
 }
 
@@ -180,6 +190,54 @@ impl Model {
     /// A fresh, empty sequence with room for `capacity_hint` tokens.
     pub fn new_sequence(&self, capacity_hint: usize) -> Result<Sequence> {
         self.sequence_with_layers(self.cfg.num_hidden_layers, capacity_hint)
+    }
+
+    /// A pool of `blocks` cache blocks of `block_size` tokens each for paged sequences (the
+    /// serving engine's latent cache): `blocks × block_size × (kv_lora_rank + qk_rope_head_dim)`
+    /// values per layer, allocated now.
+    pub fn new_kv_pool(&self, blocks: usize, block_size: usize) -> Result<Arc<KvPool>> {
+        KvPool::new(
+            &self.exec,
+            self.cfg.num_hidden_layers,
+            self.cfg.kv_lora_rank,
+            self.cfg.qk_rope_head_dim,
+            self.activation(),
+            blocks,
+            block_size,
+        )
+        .map(Arc::new)
+    }
+
+    /// Bytes one cache block of `block_size` tokens takes across all layers.
+    pub fn kv_block_bytes(&self, block_size: usize) -> usize {
+        block_size
+            * self.cfg.num_hidden_layers
+            * (self.cfg.kv_lora_rank + self.cfg.qk_rope_head_dim)
+            * self.activation().size_in_bytes()
+    }
+
+    /// A fresh sequence whose cache rows live in `pool` (blocks taken as it grows; a full pool
+    /// is an `Unavailable` "kv-cache" error from `forward`). Its results are bit-identical to a
+    /// sequence with its own cache.
+    pub fn new_paged_sequence(&self, pool: &Arc<KvPool>) -> Result<Sequence> {
+        let width = pool.layers.first().map(|l| l.latent.desc.clone());
+        if pool.layers.len() != self.cfg.num_hidden_layers
+            || width.is_some_and(|d| {
+                d.shape[1] != self.cfg.kv_lora_rank || d.dtype != self.activation()
+            })
+        {
+            return Err(Error::invalid(
+                "new_paged_sequence: the pool was made for another model",
+            ));
+        }
+        Ok(Sequence {
+            cache: KvCache::paged(
+                Arc::clone(pool),
+                self.cfg.kv_lora_rank,
+                self.cfg.qk_rope_head_dim,
+                self.activation(),
+            ),
+        })
     }
 
     /// An empty sequence whose cache has `layers` layers.

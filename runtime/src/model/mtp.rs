@@ -185,13 +185,10 @@ impl Model {
             )?;
         }
         let x = self.linear(&cat.arg(), &w.eh_proj)?;
-        let mut caches: Vec<_> = mtp_sequences
-            .iter_mut()
-            .map(|s| &mut s.cache.layers[0])
-            .collect();
-        let y = self.decoder_layer(x, &w.layer, &plan, &mut caches)?;
-        for (seq, span) in mtp_sequences.iter_mut().zip(&plan.spans) {
-            seq.cache.advance(span.count);
+        let caches: Vec<_> = mtp_sequences.iter().map(|s| s.cache.layer(0)).collect();
+        let y = self.decoder_layer(x, &w.layer, &plan, &caches)?;
+        for (seq, toks) in mtp_sequences.iter_mut().zip(tokens) {
+            seq.cache.advance(toks);
         }
         Ok(MtpHidden {
             y,
