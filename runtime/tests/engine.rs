@@ -32,7 +32,9 @@ fn load(dir: &Path, mtp: bool) -> Arc<Model> {
 
 /// A reproducible prompt of `len` ids below `vocab` (a linear congruential walk).
 fn prompt(len: usize, salt: u64, vocab: usize) -> Vec<u32> {
-    let mut x = salt.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut x = salt
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     (0..len)
         .map(|_| {
             x = x
@@ -235,7 +237,11 @@ fn chunked_logits(model: &Model, prompt: &[u32], chunks: &[usize]) -> Vec<u32> {
     let mut last = Vec::new();
     for &c in chunks {
         let logits = model
-            .forward(&mut [&mut sequence], &[&prompt[at..at + c]], LogitRows::Last)
+            .forward(
+                &mut [&mut sequence],
+                &[&prompt[at..at + c]],
+                LogitRows::Last,
+            )
             .unwrap();
         at += c;
         last = logits.per_sequence[0].iter().map(|v| v.to_bits()).collect();
@@ -250,7 +256,10 @@ fn chunked_logits(model: &Model, prompt: &[u32], chunks: &[usize]) -> Vec<u32> {
 /// feeds a prompt chunk of one token after the first.
 #[test]
 fn multi_token_chunks_match_one_prefill_and_a_lone_token_does_not() {
-    for dir in [concord_runtime::demo_model_dir(), fixture("v3_grouped_routing")] {
+    for dir in [
+        concord_runtime::demo_model_dir(),
+        fixture("v3_grouped_routing"),
+    ] {
         let model = load(&dir, false);
         let p = prompt(50, 3, model.config().vocab_size);
         let whole = chunked_logits(&model, &p, &[50]);
@@ -263,5 +272,229 @@ fn multi_token_chunks_match_one_prefill_and_a_lone_token_does_not() {
             "{}: a one-token chunk now matches the prefill form",
             dir.display()
         );
+    }
+}
+
+fn greedy(prompt: Vec<u32>, max_new_tokens: usize) -> EngineRequest {
+    EngineRequest {
+        prompt,
+        params: GenerateParams {
+            max_new_tokens,
+            ..GenerateParams::default()
+        },
+        top_logprobs: 0,
+    }
+}
+
+/// `Engine::cancel` mid-stream and a sink returning false both end their request at once with
+/// `Cancelled`, free its place in the batch, and leave the others' tokens untouched.
+#[test]
+fn cancellation_frees_the_request_and_leaves_the_others_alone() {
+    let model = load(&concord_runtime::demo_model_dir(), false);
+    let vocab = model.config().vocab_size;
+    let requests: Vec<EngineRequest> = (0..4)
+        .map(|i| greedy(prompt(5 + 9 * i, 40 + i as u64, vocab), 120))
+        .collect();
+    let expected: Vec<Vec<Reported>> = requests.iter().map(|r| reference(&model, r)).collect();
+    let engine = Engine::new(Arc::clone(&model), config(8, 16)).unwrap();
+    let (tx, rx) = channel();
+    let mut ids: Vec<RequestId> = Vec::new();
+    for (i, r) in requests.iter().enumerate() {
+        let s = if i == 1 {
+            // Declines the third token: the client went away.
+            let tx = tx.clone();
+            let mut seen = 0;
+            Box::new(move |e: EngineEvent| {
+                if matches!(e, EngineEvent::Token { .. }) {
+                    seen += 1;
+                }
+                tx.send((i, e)).is_ok() && seen < 3
+            }) as concord_runtime::engine::EventSink
+        } else {
+            sink(i, &tx)
+        };
+        ids.push(engine.submit(r.clone(), s).unwrap());
+    }
+    let mut received: Vec<Received> = (0..requests.len()).map(|_| Received::default()).collect();
+    let mut cancelled_at = None;
+    while !received.iter().all(Received::ended) {
+        let event = rx.recv_timeout(Duration::from_secs(120)).expect("events");
+        record(&mut received, event);
+        if cancelled_at.is_none() && received[0].tokens.len() == 4 {
+            engine.cancel(ids[0]);
+            cancelled_at = Some(4);
+        }
+        if received[0].ended() && received[1].ended() && !received[2].ended() {
+            // Both cancelled requests are out of the batch while the others still run.
+            let stats = engine.stats();
+            assert!(stats.running <= 2, "{stats:?}");
+        }
+    }
+    let (reason, _, completion) = received[0].finished.unwrap();
+    assert_eq!(reason, FinishReason::Cancelled);
+    assert!((4..120).contains(&completion), "{completion}");
+    assert_eq!(received[0].tokens.len(), completion);
+    assert_eq!(received[0].tokens[..], expected[0][..completion]);
+    assert_eq!(
+        received[1].finished,
+        Some((FinishReason::Cancelled, requests[1].prompt.len(), 3))
+    );
+    assert_eq!(received[1].tokens[..], expected[1][..3]);
+    for i in 2..4 {
+        assert_eq!(received[i].tokens, expected[i], "request {i}");
+        assert_eq!(received[i].finished.unwrap().0, FinishReason::Length);
+    }
+    wait_for(&engine, |s| s.running == 0 && s.queued == 0);
+    engine.shutdown();
+}
+
+/// Holds the engine thread inside a sink until the test lets it go.
+fn blocking_sink(started: Sender<()>, release: Receiver<()>) -> concord_runtime::engine::EventSink {
+    let mut first = true;
+    Box::new(move |_| {
+        if first {
+            first = false;
+            let _ = started.send(());
+            let _ = release.recv_timeout(Duration::from_secs(60));
+        }
+        true
+    })
+}
+
+#[test]
+fn a_full_queue_refuses_with_unavailable_and_a_cancelled_queued_request_ends() {
+    let model = load(&concord_runtime::demo_model_dir(), false);
+    let engine = Engine::new(
+        Arc::clone(&model),
+        EngineConfig {
+            max_batch: 1,
+            prefill_chunk: 16,
+            max_queue: 2,
+        },
+    )
+    .unwrap();
+    let (started_tx, started_rx) = channel();
+    let (release_tx, release_rx) = channel();
+    engine
+        .submit(
+            greedy(vec![5, 6, 7], 3),
+            blocking_sink(started_tx, release_rx),
+        )
+        .unwrap();
+    started_rx.recv_timeout(Duration::from_secs(60)).unwrap();
+    // The engine is inside the first request's sink: these two wait in the queue.
+    let (tx, rx) = channel();
+    let waiting = engine.submit(greedy(vec![8], 2), sink(0, &tx)).unwrap();
+    engine.submit(greedy(vec![9], 2), sink(1, &tx)).unwrap();
+    let err = engine
+        .submit(greedy(vec![10], 2), sink(2, &tx))
+        .unwrap_err();
+    match &err {
+        concord_core::Error::Unavailable { backend, reason } => {
+            assert_eq!(backend, "engine");
+            assert!(
+                reason.contains("2 requests are already waiting"),
+                "{reason}"
+            );
+        }
+        other => panic!("expected Unavailable, got {other}"),
+    }
+    assert_eq!(engine.stats().queued, 2);
+    engine.cancel(waiting);
+    release_tx.send(()).unwrap();
+    let received = collect(&rx, 2);
+    assert_eq!(
+        received[0].finished,
+        Some((FinishReason::Cancelled, 1, 0)),
+        "the cancelled queued request"
+    );
+    assert!(received[0].tokens.is_empty());
+    assert_eq!(received[1].finished.unwrap().0, FinishReason::Length);
+    assert_eq!(received[1].tokens.len(), 2);
+    engine.shutdown();
+}
+
+#[test]
+fn a_prompt_outside_the_vocabulary_fails_alone() {
+    let model = load(&concord_runtime::demo_model_dir(), false);
+    let vocab = model.config().vocab_size;
+    let mut requests = mixed_requests(6, 40, vocab);
+    requests[2].prompt[0] = vocab as u32;
+    let expected: Vec<Option<Vec<Reported>>> = requests
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (i != 2).then(|| reference(&model, r)))
+        .collect();
+    let engine = Engine::new(Arc::clone(&model), config(8, 16)).unwrap();
+    let (tx, rx) = channel();
+    for (i, r) in requests.iter().enumerate() {
+        engine.submit(r.clone(), sink(i, &tx)).unwrap();
+    }
+    let received = collect(&rx, requests.len());
+    let message = received[2]
+        .failed
+        .as_deref()
+        .expect("the bad request fails");
+    assert!(
+        message.contains(&format!("token id {vocab} is outside")),
+        "{message}"
+    );
+    assert!(received[2].tokens.is_empty() && received[2].finished.is_none());
+    for (i, want) in expected.iter().enumerate() {
+        if let Some(want) = want {
+            assert_eq!(received[i].failed, None, "request {i}");
+            assert_eq!(received[i].tokens, *want, "request {i}");
+        }
+    }
+    engine.shutdown();
+}
+
+/// A speculative request runs alone through `Model::generate` (greedy speculative = plain
+/// greedy); the batched requests around it are unaffected.
+#[test]
+fn a_speculative_request_runs_alone_between_batched_ones() {
+    let model = load(&concord_runtime::demo_model_dir(), true);
+    let vocab = model.config().vocab_size;
+    let mut requests = mixed_requests(5, 30, vocab);
+    let mut speculative = greedy(prompt(12, 99, vocab), 10);
+    speculative.params.speculative = Some(concord_runtime::SpeculativeMtp::default());
+    requests.insert(2, speculative);
+    let mut plain = requests[2].clone();
+    plain.params.speculative = None;
+    let expected: Vec<Vec<Reported>> = requests
+        .iter()
+        .enumerate()
+        .map(|(i, r)| reference(&model, if i == 2 { &plain } else { r }))
+        .collect();
+    let engine = Engine::new(Arc::clone(&model), config(8, 16)).unwrap();
+    let (tx, rx) = channel();
+    for (i, r) in requests.iter().enumerate() {
+        engine.submit(r.clone(), sink(i, &tx)).unwrap();
+    }
+    let received = collect(&rx, requests.len());
+    for (i, want) in expected.iter().enumerate() {
+        assert_eq!(received[i].failed, None, "request {i}");
+        assert_eq!(received[i].tokens, *want, "request {i}");
+    }
+    engine.shutdown();
+}
+
+/// Shutdown stops taking requests but finishes the running and queued ones.
+#[test]
+fn shutdown_finishes_running_and_queued_requests() {
+    let model = load(&concord_runtime::demo_model_dir(), false);
+    let vocab = model.config().vocab_size;
+    let requests = mixed_requests(7, 30, vocab);
+    let expected: Vec<Vec<Reported>> = requests.iter().map(|r| reference(&model, r)).collect();
+    let engine = Engine::new(Arc::clone(&model), config(2, 4)).unwrap();
+    let (tx, rx) = channel();
+    for (i, r) in requests.iter().enumerate() {
+        engine.submit(r.clone(), sink(i, &tx)).unwrap();
+    }
+    engine.shutdown();
+    let received = collect(&rx, requests.len());
+    for (i, want) in expected.iter().enumerate() {
+        assert_eq!(received[i].tokens, *want, "request {i}");
+        assert!(received[i].finished.is_some(), "request {i}");
     }
 }

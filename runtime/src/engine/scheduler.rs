@@ -33,6 +33,7 @@ impl Inner {
                     for p in admitted {
                         self.admit(p, &mut batch);
                     }
+                    self.lock().stats.running = batch.len();
                     self.apply_cancellations(&mut batch);
                     if !batch.is_empty() {
                         self.step(&mut batch);
@@ -125,6 +126,8 @@ impl Inner {
         let (gone, kept): (Vec<Running>, Vec<Running>) =
             batch.drain(..).partition(|r| ids.contains(&r.id));
         *batch = kept;
+        // The counters drop before the client hears of the end.
+        self.lock().stats.running = batch.len();
         for r in gone {
             r.finish(FinishReason::Cancelled);
         }
@@ -166,7 +169,9 @@ impl Inner {
             Err(e) => {
                 let message = e.to_string();
                 tracing::warn!(%message, requests = batch.len(), "engine: a batch step failed");
-                for r in batch.drain(..) {
+                let failed = std::mem::take(batch);
+                self.lock().stats.running = 0;
+                for r in failed {
                     r.fail(message.clone());
                 }
                 return;
@@ -175,6 +180,7 @@ impl Inner {
         let mut prompt_tokens = 0u64;
         let mut generated = 0u64;
         let mut kept = Vec::with_capacity(batch.len());
+        let mut ended = Vec::new();
         for ((mut r, (tokens, _)), sampled) in batch.drain(..).zip(feeds).zip(sampled) {
             if r.prefilling() {
                 r.fed_prompt(tokens.len());
@@ -182,19 +188,28 @@ impl Inner {
             }
             match sampled {
                 None => kept.push(r),
-                Some((_, Err(e))) => r.fail(e.to_string()),
+                Some((_, Err(e))) => ended.push((r, Err(e.to_string()))),
                 Some((logits, Ok(token))) => {
                     generated += 1;
                     match r.emit(token, &logits) {
                         None => kept.push(r),
-                        Some(reason) => r.finish(reason),
+                        Some(reason) => ended.push((r, Ok(reason))),
                     }
                 }
             }
         }
         *batch = kept;
+        // The counters are current before the clients hear of the ends.
         let mut shared = self.lock();
         shared.stats.prompt_tokens += prompt_tokens;
         shared.stats.generated_tokens += generated;
+        shared.stats.running = batch.len();
+        drop(shared);
+        for (r, end) in ended {
+            match end {
+                Ok(reason) => r.finish(reason),
+                Err(message) => r.fail(message),
+            }
+        }
     }
 }
