@@ -492,6 +492,9 @@ fn shutdown_finishes_running_and_queued_requests() {
         engine.submit(r.clone(), sink(i, &tx)).unwrap();
     }
     engine.shutdown();
+    // Every sink is gone with the engine thread: what follows was reported before shutdown
+    // returned.
+    drop(tx);
     let received = collect(&rx, requests.len());
     for (i, want) in expected.iter().enumerate() {
         assert_eq!(received[i].tokens, *want, "request {i}");
