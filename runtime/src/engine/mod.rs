@@ -4,14 +4,27 @@
 //! request gets an [`EventSink`]; the engine calls it for every token and once at the end, and
 //! cancels the request as soon as the sink returns `false` (the client is gone).
 //!
-//! First version: requests run one at a time, in arrival order, through
-//! [`Model::generate`]. Continuous batching, chunked prefill and the paged latent cache
-//! replace the internals behind the same interface.
+//! Continuous batching (`scheduler`): every step admits queued requests (up to `max_batch`
+//! running, in arrival order), runs one [`Model::forward`] over every running sequence and
+//! samples each one's next token exactly as [`Model::generate`] does, with the request's own
+//! token index as the sampling step, so a request's tokens and log-probabilities are
+//! bit-identical to generating it alone whatever else shares the batch. Prompts longer than
+//! `prefill_chunk` are fed in chunks over several steps (`running`) while the others keep
+//! decoding; chunking does not change a token's bits (see `Running::feed`). Finished and
+//! cancelled requests leave the batch, and drop their caches, at once.
+//!
+//! Speculative requests (`params.speculative`) are not batched: when one reaches the head of
+//! the queue the engine stops admitting, lets the batch drain, and runs it alone through
+//! [`Model::generate`] (`solo`), then resumes batching.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
+
+mod running;
+mod scheduler;
+mod solo;
 
 use concord_core::{Error, Result};
 
@@ -236,99 +249,8 @@ impl Drop for Engine {
 }
 
 impl Inner {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Shared> {
+    pub(super) fn lock(&self) -> std::sync::MutexGuard<'_, Shared> {
         self.shared.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// The scheduler loop: one request at a time (see the module docs).
-    fn run(&self) {
-        loop {
-            let next = {
-                let mut shared = self.lock();
-                loop {
-                    if let Some(p) = shared.queue.pop_front() {
-                        shared.stats.queued = shared.queue.len();
-                        shared.stats.running = 1;
-                        break Some(p);
-                    }
-                    if shared.stopping {
-                        break None;
-                    }
-                    shared = self.wake.wait(shared).unwrap_or_else(|e| e.into_inner());
-                }
-            };
-            let Some(mut pending) = next else {
-                self.stopped.store(true, Ordering::Release);
-                return;
-            };
-            self.serve_one(&mut pending);
-            self.lock().stats.running = 0;
-        }
-    }
-
-    fn is_cancelled(&self, id: RequestId) -> bool {
-        let mut shared = self.lock();
-        match shared.cancelled.iter().position(|&c| c == id) {
-            Some(i) => {
-                shared.cancelled.swap_remove(i);
-                true
-            }
-            None => false,
-        }
-    }
-
-    fn serve_one(&self, p: &mut Pending) {
-        let prompt_tokens = p.request.prompt.len();
-        let budget = self.model.max_positions() - prompt_tokens;
-        let mut params = p.request.params.clone();
-        params.max_new_tokens = params.max_new_tokens.min(budget);
-        let mut produced = 0usize;
-        let finish = |sink: &mut EventSink, reason, produced| {
-            sink(EngineEvent::Finished {
-                reason,
-                prompt_tokens,
-                completion_tokens: produced,
-            });
-        };
-        if self.is_cancelled(p.id) {
-            return finish(&mut p.sink, FinishReason::Cancelled, 0);
-        }
-        self.lock().stats.prompt_tokens += prompt_tokens as u64;
-        let mut generation = match self.model.generate(&p.request.prompt, params.clone()) {
-            Ok(g) => g,
-            Err(e) => {
-                (p.sink)(EngineEvent::Failed(e.to_string()));
-                return;
-            }
-        };
-        let mut last = None;
-        while let Some(token) = generation.next() {
-            let id = match token {
-                Ok(id) => id,
-                Err(e) => {
-                    (p.sink)(EngineEvent::Failed(e.to_string()));
-                    return;
-                }
-            };
-            produced += 1;
-            last = Some(id);
-            self.lock().stats.generated_tokens += 1;
-            let (logprob, top_logprobs) =
-                logprobs(generation.last_logits(), id, p.request.top_logprobs);
-            let keep = (p.sink)(EngineEvent::Token {
-                id,
-                logprob,
-                top_logprobs,
-            });
-            if !keep || self.is_cancelled(p.id) {
-                return finish(&mut p.sink, FinishReason::Cancelled, produced);
-            }
-        }
-        let reason = match last {
-            Some(t) if params.stop_tokens.contains(&t) => FinishReason::Stop,
-            _ => FinishReason::Length,
-        };
-        finish(&mut p.sink, reason, produced)
     }
 }
 
