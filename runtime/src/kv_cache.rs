@@ -78,6 +78,7 @@ impl KvCache {
                 pool,
                 blocks: Vec::new(),
                 tokens: Vec::new(),
+                naive_len: 0,
             }),
             len: 0,
             latent_dim,
@@ -149,17 +150,23 @@ impl KvCache {
                 p.pool.release(b);
             }
             p.tokens.truncate(self.len);
+            p.naive_len = p.naive_len.min(self.len);
         }
     }
 
-    pub(crate) fn advance(&mut self, tokens: &[u32]) {
+    /// Records `tokens` as cached; `naive` when their span ran the naive (multi-token) form.
+    pub(crate) fn advance(&mut self, tokens: &[u32], naive: bool) {
         let start = self.len;
         self.len += tokens.len();
         if let Storage::Paged(p) = &mut self.storage {
             p.tokens.extend_from_slice(tokens);
-            // Every block this step completed becomes shareable by content.
+            if naive && p.naive_len == start {
+                p.naive_len = self.len;
+            }
+            // Every block this step completed inside the naive-form prefix becomes shareable
+            // by content.
             let bs = p.pool.block_size();
-            for k in start / bs..self.len / bs {
+            for k in start / bs..p.naive_len.min(self.len) / bs {
                 let parent = k.checked_sub(1).map(|j| p.blocks[j]);
                 p.pool
                     .register(parent, p.blocks[k], &p.tokens[k * bs..(k + 1) * bs]);
@@ -168,8 +175,9 @@ impl KvCache {
     }
 
     /// On an empty paged cache: attaches the pool's cached blocks that hold `prompt`'s leading
-    /// full blocks (at most all but the prompt's last token, which must be computed for its
-    /// logits) and returns how many tokens they cover. 0 for a cache of its own.
+    /// full blocks and returns how many tokens they cover (0 for a cache of its own). At least
+    /// two prompt tokens are left to compute: the last one's logits are needed, and a lone
+    /// token would run the absorbed MLA form where a whole prompt runs the naive one.
     pub(crate) fn reuse_prefix(&mut self, prompt: &[u32]) -> usize {
         let Storage::Paged(p) = &mut self.storage else {
             return 0;
@@ -178,7 +186,7 @@ impl KvCache {
             return 0;
         }
         let bs = p.pool.block_size();
-        let usable = prompt.len().saturating_sub(1) / bs;
+        let usable = prompt.len().saturating_sub(2) / bs;
         for k in 0..usable {
             let parent = k.checked_sub(1).map(|j| p.blocks[j]);
             match p.pool.attach(parent, &prompt[k * bs..(k + 1) * bs]) {
@@ -187,8 +195,25 @@ impl KvCache {
             }
         }
         self.len = p.blocks.len() * bs;
+        p.naive_len = self.len;
         p.tokens.extend_from_slice(&prompt[..self.len]);
         self.len
+    }
+
+    /// Pool blocks a paged cache still needs to hold `needed` tokens (counting a shared block it
+    /// would have to copy before writing); 0 for a cache of its own.
+    pub(crate) fn blocks_missing(&self, needed: usize) -> usize {
+        let Storage::Paged(p) = &self.storage else {
+            return 0;
+        };
+        let bs = p.pool.block_size();
+        let copy = usize::from(
+            !self.len.is_multiple_of(bs)
+                && p.blocks
+                    .get(self.len / bs)
+                    .is_some_and(|&b| !p.pool.is_private(b)),
+        );
+        needed.div_ceil(bs).saturating_sub(p.blocks.len()) + copy
     }
 
     /// Makes room for `needed` tokens: a cache of its own grows geometrically, keeping its rows;

@@ -210,6 +210,11 @@ pub(crate) struct PagedRows {
     pub pool: Arc<KvPool>,
     pub blocks: Vec<u32>,
     pub tokens: Vec<u32>,
+    /// Leading tokens whose rows came from multi-token (naive-form) spans. Only these are
+    /// shared: a row's deeper layers depend on the attention form of the span that computed
+    /// it, and a prompt run alone computes its prompt in that form, so a prefix from the cache
+    /// gives exactly the bits of computing it.
+    pub naive_len: usize,
 }
 
 impl Drop for PagedRows {

@@ -165,3 +165,31 @@ fn a_full_pool_is_an_error_and_recovers_when_blocks_come_back() {
         .forward(&mut [&mut other], &[&prompt(8, 2)], LogitRows::Last)
         .unwrap();
 }
+
+/// Rows computed by decode steps (the absorbed form) are never shared: a prompt that repeats a
+/// conversation's generated text recomputes it in the prefill form, as running it alone would.
+#[test]
+fn only_prefill_computed_blocks_are_shared() {
+    let model = demo();
+    let pool = model.new_kv_pool(32, 4).unwrap();
+    let p = prompt(5, 7);
+    let mut first = model.new_paged_sequence(&pool).unwrap();
+    let mut history = p.clone();
+    let l = model
+        .forward(&mut [&mut first], &[&p], LogitRows::Last)
+        .unwrap();
+    let mut next = concord_runtime::model::greedy_token(&l.per_sequence[0]);
+    for _ in 0..20 {
+        history.push(next);
+        let l = model
+            .forward(&mut [&mut first], &[&[next]], LogitRows::Last)
+            .unwrap();
+        next = concord_runtime::model::greedy_token(&l.per_sequence[0]);
+    }
+    let mut second = model.new_paged_sequence(&pool).unwrap();
+    assert_eq!(
+        second.reuse_prefix(&history),
+        4,
+        "only the first block was prefilled"
+    );
+}

@@ -167,8 +167,8 @@ impl Model {
             let caches: Vec<_> = sequences.iter().map(|s| s.cache.layer(l)).collect();
             x = self.decoder_layer(x, layer, &plan, &caches)?;
         }
-        for (seq, toks) in sequences.iter_mut().zip(tokens) {
-            seq.cache.advance(toks);
+        for ((seq, toks), span) in sequences.iter_mut().zip(tokens).zip(&plan.spans) {
+            seq.cache.advance(toks, !span.absorbed());
         }
         let h = self.exec.apply1(
             RmsNorm {

@@ -86,6 +86,12 @@ impl Sequence {
     pub fn reuse_prefix(&mut self, prompt: &[u32]) -> usize {
         self.cache.reuse_prefix(prompt)
     }
+
+    /// Cache blocks a paged sequence must still take from its pool to hold `tokens` tokens
+    /// (0 for a sequence with its own cache).
+    pub fn blocks_missing(&self, tokens: usize) -> usize {
+        self.cache.blocks_missing(tokens)
+    }
 }
 
 /// The precision a checkpoint runs at by default.

@@ -187,8 +187,8 @@ impl Model {
         let x = self.linear(&cat.arg(), &w.eh_proj)?;
         let caches: Vec<_> = mtp_sequences.iter().map(|s| s.cache.layer(0)).collect();
         let y = self.decoder_layer(x, &w.layer, &plan, &caches)?;
-        for (seq, toks) in mtp_sequences.iter_mut().zip(tokens) {
-            seq.cache.advance(toks);
+        for ((seq, toks), span) in mtp_sequences.iter_mut().zip(tokens).zip(&plan.spans) {
+            seq.cache.advance(toks, !span.absorbed());
         }
         Ok(MtpHidden {
             y,
