@@ -147,8 +147,13 @@ fn mixed_requests(count: usize, longest: usize, vocab: usize) -> Vec<EngineReque
         .collect()
 }
 
-/// Submits every request at once and checks each against its oracle, and the counters.
-fn batched_matches_alone(model: Arc<Model>, requests: Vec<EngineRequest>, config: EngineConfig) {
+/// Submits every request at once and checks each against its oracle, and the counters;
+/// returns the final counters.
+fn batched_matches_alone(
+    model: Arc<Model>,
+    requests: Vec<EngineRequest>,
+    config: EngineConfig,
+) -> concord_runtime::engine::EngineStats {
     let expected: Vec<Vec<Reported>> = requests.iter().map(|r| reference(&model, r)).collect();
     let engine = Engine::new(Arc::clone(&model), config).unwrap();
     let (tx, rx) = channel();
@@ -179,14 +184,62 @@ fn batched_matches_alone(model: Arc<Model>, requests: Vec<EngineRequest>, config
             "request {i}"
         );
     }
-    let stats = wait_for(&engine, |s| s.running == 0);
+    // Blocks come back when the engine drops a finished request, just after its last event.
+    let stats = wait_for(&engine, |s| s.running == 0 && s.kv_blocks_used == 0);
     assert_eq!(stats.queued, 0);
     assert_eq!(stats.requests, requests.len() as u64);
     let generated: usize = expected.iter().map(Vec::len).sum();
     assert_eq!(stats.generated_tokens, generated as u64);
     let prompts: usize = requests.iter().map(|r| r.prompt.len()).sum();
-    assert_eq!(stats.prompt_tokens, prompts as u64);
+    // A paged cache computes less (shared prefixes) or more (preempted requests recomputed).
+    if stats.preemptions == 0 {
+        assert_eq!(
+            stats.prompt_tokens + stats.prefix_cached_tokens,
+            prompts as u64
+        );
+    }
     engine.shutdown();
+    stats
+}
+
+#[test]
+fn a_small_paged_cache_preempts_and_every_request_still_equals_its_run_alone() {
+    let model = load(&concord_runtime::demo_model_dir(), false);
+    let requests = mixed_requests(16, 120, 500);
+    // 80 blocks of 4 tokens: room for about two of the longest requests at once.
+    let config = EngineConfig {
+        kv_cache_bytes: Some(80 * model.kv_block_bytes(4)),
+        kv_block_size: 4,
+        ..config(8, 16)
+    };
+    let stats = batched_matches_alone(model, requests, config);
+    assert!(stats.preemptions > 0, "{stats:?}");
+    assert_eq!(stats.kv_blocks, 80);
+}
+
+#[test]
+fn a_shared_system_prompt_is_computed_once_and_changes_no_answer() {
+    let model = load(&concord_runtime::demo_model_dir(), false);
+    let system = prompt(45, 99, 500);
+    let mut requests = mixed_requests(10, 30, 500);
+    for r in &mut requests {
+        let mut p = system.clone();
+        p.extend_from_slice(&r.prompt);
+        r.prompt = p;
+    }
+    // Last (admitted once the system prompt is cached): one token past five full blocks,
+    // which must not leave a lone token to compute (it would run the decode form).
+    let mut tail = requests[0].clone();
+    tail.prompt = system[..41].to_vec();
+    requests.push(tail);
+    let config = EngineConfig {
+        kv_cache_bytes: Some(400 * model.kv_block_bytes(8)),
+        kv_block_size: 8,
+        ..config(4, 16)
+    };
+    let stats = batched_matches_alone(model, requests, config);
+    assert!(stats.prefix_cached_tokens >= 40, "{stats:?}");
+    assert!(stats.kv_blocks_cached > 0, "{stats:?}");
 }
 
 /// Polls the counters until `done` holds (they are updated at the end of a step).
@@ -213,6 +266,7 @@ fn config(max_batch: usize, prefill_chunk: usize) -> EngineConfig {
         max_batch,
         prefill_chunk,
         max_queue: 1024,
+        ..EngineConfig::default()
     }
 }
 
@@ -370,6 +424,7 @@ fn a_full_queue_refuses_with_unavailable_and_a_cancelled_queued_request_ends() {
             max_batch: 1,
             prefill_chunk: 16,
             max_queue: 2,
+            ..EngineConfig::default()
         },
     )
     .unwrap();

@@ -40,6 +40,12 @@ pub struct EngineConfig {
     pub prefill_chunk: usize,
     /// Most requests waiting to start; more are refused (`Error::Unavailable`, "engine").
     pub max_queue: usize,
+    /// Bytes of the paged latent cache every request shares (blocks of `kv_block_size`
+    /// tokens; full prompt blocks shared between requests by content). `None`: each request
+    /// allocates a cache of its own for its prompt and budget.
+    pub kv_cache_bytes: Option<usize>,
+    /// Tokens per block of the paged cache.
+    pub kv_block_size: usize,
 }
 
 impl Default for EngineConfig {
@@ -48,6 +54,8 @@ impl Default for EngineConfig {
             max_batch: 32,
             prefill_chunk: 512,
             max_queue: 1024,
+            kv_cache_bytes: None,
+            kv_block_size: 16,
         }
     }
 }
@@ -118,12 +126,25 @@ pub struct EngineStats {
     pub generated_tokens: u64,
     /// Prompt tokens processed since start.
     pub prompt_tokens: u64,
+    /// Prompt tokens taken from the paged cache's shared prefixes instead of computed.
+    pub prefix_cached_tokens: u64,
+    /// Requests put back in the queue to free cache blocks (recomputed when readmitted).
+    pub preemptions: u64,
+    /// Paged cache: blocks in all, held by requests, and kept for prefix sharing (0 without).
+    pub kv_blocks: usize,
+    /// See `kv_blocks`.
+    pub kv_blocks_used: usize,
+    /// See `kv_blocks`.
+    pub kv_blocks_cached: usize,
 }
 
 struct Pending {
     id: RequestId,
     request: EngineRequest,
     sink: EventSink,
+    /// Tokens already sent to the client before a preemption: replayed (fed one at a time, as
+    /// they were generated) before sampling resumes.
+    replay: Vec<u32>,
 }
 
 #[derive(Default)]
@@ -136,6 +157,8 @@ struct Shared {
 
 struct Inner {
     model: Arc<Model>,
+    /// The paged latent cache, when configured.
+    pool: Option<Arc<crate::kv_pool::KvPool>>,
     config: EngineConfig,
     shared: Mutex<Shared>,
     wake: Condvar,
@@ -157,8 +180,23 @@ impl Engine {
                 "engine: max_batch and prefill_chunk must be at least 1",
             ));
         }
+        let pool = match config.kv_cache_bytes {
+            None => None,
+            Some(bytes) => {
+                let block = model.kv_block_bytes(config.kv_block_size.max(1));
+                let blocks = bytes / block.max(1);
+                if blocks == 0 {
+                    return Err(Error::invalid(format!(
+                        "engine: a kv cache of {bytes} bytes holds no block of {} tokens ({block} bytes)",
+                        config.kv_block_size
+                    )));
+                }
+                Some(model.new_kv_pool(blocks, config.kv_block_size)?)
+            }
+        };
         let inner = Arc::new(Inner {
             model,
+            pool,
             config,
             shared: Mutex::new(Shared::default()),
             wake: Condvar::new(),
@@ -209,7 +247,12 @@ impl Engine {
             });
         }
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
-        shared.queue.push_back(Pending { id, request, sink });
+        shared.queue.push_back(Pending {
+            id,
+            request,
+            sink,
+            replay: Vec::new(),
+        });
         shared.stats.requests += 1;
         shared.stats.queued = shared.queue.len();
         drop(shared);
@@ -225,7 +268,14 @@ impl Engine {
 
     /// Current counters.
     pub fn stats(&self) -> EngineStats {
-        self.inner.lock().stats
+        let mut stats = self.inner.lock().stats;
+        if let Some(pool) = &self.inner.pool {
+            let usage = pool.usage();
+            stats.kv_blocks = usage.blocks;
+            stats.kv_blocks_used = usage.used;
+            stats.kv_blocks_cached = usage.cached;
+        }
+        stats
     }
 
     /// Stops accepting requests, finishes the running and queued ones, stops the thread.

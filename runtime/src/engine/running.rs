@@ -1,7 +1,10 @@
 //! One request in the running batch: its sequence (latent cache), how much of its prompt is
 //! fed, and what it has generated.
 
-use super::{EngineEvent, EngineRequest, EventSink, FinishReason, RequestId};
+use std::sync::Arc;
+
+use super::{EngineEvent, EngineRequest, EventSink, FinishReason, Pending, RequestId};
+use crate::kv_pool::KvPool;
 use crate::model::{Model, Sequence};
 
 /// A request admitted to the batch.
@@ -16,6 +19,12 @@ pub(super) struct Running {
     produced: usize,
     /// The last generated token, fed at the next step.
     last: Option<u32>,
+    /// Every token sent to the client (replayed after a preemption).
+    generated: Vec<u32>,
+    /// Tokens sent before a preemption, fed again one at a time after the prompt.
+    replay: Vec<u32>,
+    /// How many of `replay` are fed.
+    replayed: usize,
 }
 
 /// What one step feeds a running request.
@@ -27,32 +36,80 @@ pub(super) struct Feed<'r> {
 }
 
 impl Running {
-    /// Admits `request`: clamps its budget to the model's context (as the single-request engine
-    /// did) and allocates its cache for the whole prompt and budget.
+    /// Admits a pending request: clamps its budget to the model's context (as the
+    /// single-request engine did) and gives it a cache: blocks of `pool` (taking over the
+    /// blocks of a prompt prefix another request computed) or one of its own for the whole
+    /// prompt and budget. A preempted request comes back with the tokens it already sent,
+    /// which are replayed before sampling resumes. Returns the request and the prompt tokens
+    /// the shared prefix covered.
     pub fn admit(
         model: &Model,
-        id: RequestId,
-        mut request: EngineRequest,
-        sink: EventSink,
-    ) -> std::result::Result<Running, (EventSink, String)> {
+        pool: Option<&Arc<KvPool>>,
+        pending: Pending,
+    ) -> std::result::Result<(Running, usize), (EventSink, String)> {
+        let Pending {
+            id,
+            mut request,
+            sink,
+            replay,
+        } = pending;
         let room = model.max_positions() - request.prompt.len();
         request.params.max_new_tokens = request.params.max_new_tokens.min(room);
         if let Err(e) = model.check_ids(&request.prompt) {
             return Err((sink, e.to_string()));
         }
         let capacity = request.prompt.len() + request.params.max_new_tokens;
-        match model.new_sequence(capacity) {
-            Ok(sequence) => Ok(Running {
+        let sequence = match pool {
+            Some(pool) => model.new_paged_sequence(pool),
+            None => model.new_sequence(capacity),
+        };
+        let mut sequence = match sequence {
+            Ok(s) => s,
+            Err(e) => return Err((sink, e.to_string())),
+        };
+        let reused = sequence.reuse_prefix(&request.prompt);
+        Ok((
+            Running {
                 id,
                 request,
                 sink,
                 sequence,
-                fed: 0,
-                produced: 0,
+                fed: reused,
+                produced: replay.len(),
                 last: None,
-            }),
-            Err(e) => Err((sink, e.to_string())),
+                generated: replay.clone(),
+                replay,
+                replayed: 0,
+            },
+            reused,
+        ))
+    }
+
+    /// Gives the request back to the queue, dropping its cache (its blocks return to the
+    /// pool); what it already sent is kept for the replay.
+    pub fn preempt(self) -> Pending {
+        Pending {
+            id: self.id,
+            request: self.request,
+            sink: self.sink,
+            replay: self.generated,
         }
+    }
+
+    /// Pool blocks this request needs before its next step can run.
+    pub fn blocks_missing(&self, chunk: usize) -> usize {
+        let next = self.feed(chunk).tokens.len();
+        self.sequence.blocks_missing(self.sequence.len() + next)
+    }
+
+    /// True while tokens sent before a preemption are being fed again.
+    pub fn replaying(&self) -> bool {
+        !self.prefilling() && self.replayed < self.replay.len()
+    }
+
+    /// Records that one replayed token was fed.
+    pub fn fed_replay(&mut self) {
+        self.replayed += 1;
     }
 
     /// True while prompt tokens remain to be fed.
@@ -75,6 +132,13 @@ impl Running {
     /// So a chunk may hold one token more than `chunk` (two when `chunk` is 1).
     pub fn feed(&self, chunk: usize) -> Feed<'_> {
         let prompt = &self.request.prompt;
+        if self.replaying() {
+            // One token at a time, as it was generated: the same forms, the same bits.
+            return Feed {
+                tokens: &self.replay[self.replayed..self.replayed + 1],
+                samples: self.replayed + 1 == self.replay.len(),
+            };
+        }
         if !self.prefilling() {
             let last = self.last.as_slice();
             return Feed {
@@ -86,7 +150,7 @@ impl Running {
         let take = prompt_chunk(left, chunk);
         Feed {
             tokens: &prompt[self.fed..self.fed + take],
-            samples: take == left,
+            samples: take == left && self.replay.is_empty(),
         }
     }
 
@@ -110,6 +174,7 @@ impl Running {
     pub fn emit(&mut self, token: u32, logits: &[f32]) -> Option<FinishReason> {
         self.produced += 1;
         self.last = Some(token);
+        self.generated.push(token);
         let (logprob, top_logprobs) = super::logprobs(logits, token, self.request.top_logprobs);
         let keep = deliver(
             &mut self.sink,

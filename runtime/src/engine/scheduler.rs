@@ -84,13 +84,52 @@ impl Inner {
     /// Puts `p` in the batch, or ends it at once: a prompt the model cannot read fails alone,
     /// a budget of 0 finishes with no tokens (as [`crate::Model::generate`] yields none).
     fn admit(&self, p: Pending, batch: &mut Vec<Running>) {
-        match Running::admit(&self.model, p.id, p.request, p.sink) {
-            Ok(r) if r.budget_spent() => r.finish(FinishReason::Length),
-            Ok(r) => batch.push(r),
+        let id = p.id;
+        match Running::admit(&self.model, self.pool.as_ref(), p) {
+            Ok((r, _)) if r.budget_spent() => r.finish(FinishReason::Length),
+            Ok((r, reused)) => {
+                self.lock().stats.prefix_cached_tokens += reused as u64;
+                batch.push(r)
+            }
             Err((mut sink, message)) => {
-                tracing::debug!(request = p.id, %message, "engine: request refused at admission");
+                tracing::debug!(request = id, %message, "engine: request refused at admission");
                 super::running::deliver(&mut sink, super::EngineEvent::Failed(message));
             }
+        }
+    }
+
+    /// With a paged cache: makes sure the pool can give every request the blocks its next
+    /// step needs, putting the newest requests back at the head of the queue until it can
+    /// (they are recomputed when readmitted; what they already sent is replayed, so their
+    /// output does not change). A request that cannot fit even alone fails.
+    fn make_room(&self, batch: &mut Vec<Running>) {
+        let Some(pool) = &self.pool else {
+            return;
+        };
+        let chunk = self.config.prefill_chunk;
+        loop {
+            let missing: usize = batch.iter().map(|r| r.blocks_missing(chunk)).sum();
+            if missing <= pool.available() {
+                return;
+            }
+            let Some(newest) = (0..batch.len()).max_by_key(|&i| batch[i].id) else {
+                return;
+            };
+            let r = batch.remove(newest);
+            if batch.is_empty() {
+                let message = format!(
+                    "the request needs more of the kv cache than it has ({} blocks of {} tokens)",
+                    pool.usage().blocks,
+                    pool.block_size()
+                );
+                r.fail(message);
+                return;
+            }
+            tracing::debug!(request = r.id, "engine: preempted to free kv cache blocks");
+            let mut shared = self.lock();
+            shared.stats.preemptions += 1;
+            shared.queue.push_front(r.preempt());
+            shared.stats.queued = shared.queue.len();
         }
     }
 
@@ -137,6 +176,10 @@ impl Inner {
     /// prompt is complete. A failed pass fails every request of the batch; a failed sample
     /// fails its request alone.
     fn step(&self, batch: &mut Vec<Running>) {
+        self.make_room(batch);
+        if batch.is_empty() {
+            return;
+        }
         let chunk = self.config.prefill_chunk;
         let feeds: Vec<(Vec<u32>, bool)> = batch
             .iter()
@@ -185,6 +228,8 @@ impl Inner {
             if r.prefilling() {
                 r.fed_prompt(tokens.len());
                 prompt_tokens += tokens.len() as u64;
+            } else if r.replaying() {
+                r.fed_replay();
             }
             match sampled {
                 None => kept.push(r),
