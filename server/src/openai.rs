@@ -154,10 +154,26 @@ pub struct CompletionLogprobs {
     pub tokens: Vec<String>,
     /// Their log-probabilities.
     pub token_logprobs: Vec<f32>,
-    /// Per token, the alternatives' texts and log-probabilities.
-    pub top_logprobs: Vec<serde_json::Map<String, Value>>,
+    /// Per token, the alternatives' texts and log-probabilities (a JSON object, best first).
+    pub top_logprobs: Vec<TopLogprobMap>,
     /// Per token, its byte offset in the completion text.
     pub text_offset: Vec<usize>,
+}
+
+/// Alternatives as a JSON object `{text: logprob}`, in order, values as f32 (as
+/// `token_logprobs` writes them).
+#[derive(Debug, Clone, Default)]
+pub struct TopLogprobMap(pub Vec<(String, f32)>);
+
+impl Serialize for TopLogprobMap {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (text, logprob) in &self.0 {
+            map.serialize_entry(text, logprob)?;
+        }
+        map.end()
+    }
 }
 
 /// A chat message in an answer.

@@ -14,6 +14,7 @@ use serde_json::Value;
 
 use crate::error::ApiError;
 use crate::generation::{Generation, Output, Prepared, TokenLogprob};
+use crate::openai::TopLogprobMap;
 use crate::openai::{
     ChatChoice, ChatCompletion, ChatLogprobs, ChatMessageOut, ChatTokenLogprob, ChatTopLogprob,
     Completion, CompletionChoice, CompletionLogprobs, GenerationRequest, MessageContent, ModelCard,
@@ -461,12 +462,7 @@ pub fn completion_logprobs(tokens: &[TokenLogprob], offset: usize) -> Completion
     for t in tokens {
         out.tokens.push(t.text.clone());
         out.token_logprobs.push(t.logprob);
-        out.top_logprobs.push(
-            t.top
-                .iter()
-                .map(|(text, lp)| (text.clone(), Value::from(*lp)))
-                .collect(),
-        );
+        out.top_logprobs.push(TopLogprobMap(t.top.clone()));
         out.text_offset.push(at);
         at += t.text.len();
     }
