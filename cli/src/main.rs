@@ -47,7 +47,7 @@ enum Command {
     Convert(commands::convert::Args),
     /// Compile-check the shared kernels for a GPU architecture (no device needed).
     Kernels(commands::kernels::Args),
-    /// Serve the model over HTTP with OpenAI's API (chat completions, completions, streaming).
+    // No doc comment here: it would replace the examples of `serve --help` (serve.rs's).
     Serve(commands::serve::Args),
     /// Measure prefill and decode tokens/s beside the memory-bandwidth floor.
     Bench(commands::bench::Args),
