@@ -115,9 +115,9 @@ async fn answer(
         .and_then(|o| o.include_usage)
         .unwrap_or(false);
     let prepared = prepare(&state, request, endpoint)?;
-    let (prefix, _) = match endpoint {
-        Endpoint::Chat => ("chatcmpl", ()),
-        Endpoint::Completions => ("cmpl", ()),
+    let prefix = match endpoint {
+        Endpoint::Chat => "chatcmpl",
+        Endpoint::Completions => "cmpl",
     };
     let generation = Generation::start(&state, prepared)?;
     let context = AnswerContext {
@@ -387,7 +387,7 @@ async fn whole_answer(
                 finish_reason,
                 usage,
             } => {
-                let wants_logprobs = generation_wants_logprobs(&generation);
+                let wants_logprobs = generation.wants_logprobs();
                 let response = match endpoint {
                     Endpoint::Chat => Json(ChatCompletion {
                         id: context.id,
@@ -426,10 +426,6 @@ async fn whole_answer(
         }
     }
     Err(ApiError::internal("the request ended without an answer"))
-}
-
-fn generation_wants_logprobs(generation: &Generation) -> bool {
-    generation.wants_logprobs()
 }
 
 /// Chat's `logprobs` for `tokens`.

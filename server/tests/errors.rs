@@ -21,7 +21,9 @@ fn error_object(body: &Value) -> &Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn malformed_and_mistyped_bodies_are_400_naming_the_field() {
     let server = TestServer::start().await;
-    let response = server.post_raw("/v1/completions", "{\"prompt\": \"hi\"").await;
+    let response = server
+        .post_raw("/v1/completions", "{\"prompt\": \"hi\"")
+        .await;
     assert_eq!(response.status().as_u16(), 400);
     let body: Value = response.json().await.unwrap();
     assert!(error_object(&body)["message"]
@@ -30,20 +32,60 @@ async fn malformed_and_mistyped_bodies_are_400_naming_the_field() {
         .contains("not valid JSON"));
 
     for (endpoint, request, field) in [
-        ("/v1/completions", json!({"prompt": "hi", "max_tokens": "ten"}), "max_tokens"),
+        (
+            "/v1/completions",
+            json!({"prompt": "hi", "max_tokens": "ten"}),
+            "max_tokens",
+        ),
         ("/v1/completions", json!({"prompt": 3}), "prompt"),
-        ("/v1/completions", json!({"prompt": "hi", "temperature": "hot"}), "temperature"),
-        ("/v1/chat/completions", json!({"messages": [{"role": 1, "content": "x"}]}), "messages[0].role"),
-        ("/v1/chat/completions", json!({"messages": [{"role": "user", "content": "x"}], "logprobs": 2}), "logprobs"),
-        ("/v1/completions", json!({"prompt": "hi", "logprobs": true}), "logprobs"),
-        ("/v1/completions", json!({"prompt": "hi", "stop": 5}), "stop"),
+        (
+            "/v1/completions",
+            json!({"prompt": "hi", "temperature": "hot"}),
+            "temperature",
+        ),
+        (
+            "/v1/chat/completions",
+            json!({"messages": [{"role": 1, "content": "x"}]}),
+            "messages[0].role",
+        ),
+        (
+            "/v1/chat/completions",
+            json!({"messages": [{"role": "user", "content": "x"}], "logprobs": 2}),
+            "logprobs",
+        ),
+        (
+            "/v1/completions",
+            json!({"prompt": "hi", "logprobs": true}),
+            "logprobs",
+        ),
+        (
+            "/v1/completions",
+            json!({"prompt": "hi", "stop": 5}),
+            "stop",
+        ),
         ("/v1/chat/completions", json!({"messages": []}), "messages"),
         ("/v1/completions", json!({"max_tokens": 3}), "prompt"),
         ("/v1/completions", json!({"prompt": "hi", "n": 2}), "n"),
-        ("/v1/completions", json!({"prompt": "hi", "temperature": -1}), "temperature"),
-        ("/v1/completions", json!({"prompt": "hi", "top_p": 0}), "top_p"),
-        ("/v1/completions", json!({"prompt": "hi", "max_tokens": 0}), "max_tokens"),
-        ("/v1/chat/completions", json!({"messages": [{"role": "user", "content": "x"}], "top_logprobs": 30, "logprobs": true}), "top_logprobs"),
+        (
+            "/v1/completions",
+            json!({"prompt": "hi", "temperature": -1}),
+            "temperature",
+        ),
+        (
+            "/v1/completions",
+            json!({"prompt": "hi", "top_p": 0}),
+            "top_p",
+        ),
+        (
+            "/v1/completions",
+            json!({"prompt": "hi", "max_tokens": 0}),
+            "max_tokens",
+        ),
+        (
+            "/v1/chat/completions",
+            json!({"messages": [{"role": "user", "content": "x"}], "top_logprobs": 30, "logprobs": true}),
+            "top_logprobs",
+        ),
     ] {
         let (status, body) = server.post(endpoint, &request).await;
         assert_eq!(status, 400, "{request} → {body}");
@@ -64,17 +106,27 @@ async fn unsupported_sampling_fields_are_400_unless_neutral() {
     ] {
         let mut request = json!({"prompt": "hi", "max_tokens": 1, "temperature": 0});
         request[field] = json!(neutral);
-        assert_eq!(server.post("/v1/completions", &request).await.0, 200, "{field} neutral");
+        assert_eq!(
+            server.post("/v1/completions", &request).await.0,
+            200,
+            "{field} neutral"
+        );
         request[field] = json!(other);
         let (status, body) = server.post("/v1/completions", &request).await;
         assert_eq!(status, 400, "{field}");
         let error = error_object(&body);
         assert_eq!(error["param"], field);
-        assert!(error["message"].as_str().unwrap().contains("not supported yet"));
+        assert!(error["message"]
+            .as_str()
+            .unwrap()
+            .contains("not supported yet"));
     }
     // Unknown fields are ignored.
     let (status, _) = server
-        .post("/v1/completions", &json!({"prompt": "hi", "max_tokens": 1, "user": "x", "whatever": [1]}))
+        .post(
+            "/v1/completions",
+            &json!({"prompt": "hi", "max_tokens": 1, "user": "x", "whatever": [1]}),
+        )
         .await;
     assert_eq!(status, 200);
 }
@@ -83,7 +135,10 @@ async fn unsupported_sampling_fields_are_400_unless_neutral() {
 async fn unknown_model_is_404() {
     let server = TestServer::start().await;
     let (status, body) = server
-        .post("/v1/chat/completions", &json!({"model": "gpt-4", "messages": [{"role": "user", "content": "x"}]}))
+        .post(
+            "/v1/chat/completions",
+            &json!({"model": "gpt-4", "messages": [{"role": "user", "content": "x"}]}),
+        )
         .await;
     assert_eq!(status, 404);
     let error = error_object(&body);
@@ -105,7 +160,10 @@ async fn prompt_longer_than_the_context_is_400_with_the_limit() {
     assert_eq!(error["param"], "prompt");
     assert!(error["message"].as_str().unwrap().contains("512"), "{body}");
     let (status, body) = server
-        .post("/v1/chat/completions", &json!({"messages": [{"role": "user", "content": long}]}))
+        .post(
+            "/v1/chat/completions",
+            &json!({"messages": [{"role": "user", "content": long}]}),
+        )
         .await;
     assert_eq!(status, 400);
     assert_eq!(error_object(&body)["param"], "messages");

@@ -175,7 +175,7 @@ async fn stop_strings_match_across_token_boundaries() {
     let i = (2..texts.len() - 1)
         .find(|&i| {
             let (a, b) = (&texts[i], &texts[i + 1]);
-            !a.is_empty() && !b.is_empty() && a.chars().last().unwrap() != ' '
+            !a.is_empty() && !b.is_empty() && !a.ends_with(' ')
         })
         .expect("two adjacent tokens with text");
     let stop: String = texts[i]

@@ -55,7 +55,10 @@ async fn wait_idle(server: &TestServer) {
         if stats.queued == 0 && stats.running == 0 {
             return;
         }
-        assert!(Instant::now() < deadline, "the engine never went idle: {stats:?}");
+        assert!(
+            Instant::now() < deadline,
+            "the engine never went idle: {stats:?}"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
@@ -67,8 +70,10 @@ async fn a_client_dropping_mid_stream_cancels_its_request() {
     let mut response = server
         .client
         .post(server.url("/v1/completions"))
-        .json(&json!({"prompt": "Once", "max_tokens": max_tokens, "temperature": 0,
-                      "stream": true}))
+        .json(
+            &json!({"prompt": "Once", "max_tokens": max_tokens, "temperature": 0,
+                      "stream": true}),
+        )
         .send()
         .await
         .unwrap();
@@ -93,8 +98,7 @@ async fn a_client_dropping_mid_stream_cancels_its_request() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn shutdown_finishes_requests_in_flight_then_stops_accepting() {
-    let mut server =
-        TestServer::start_with(EngineConfig::default(), Duration::from_secs(30)).await;
+    let mut server = TestServer::start_with(EngineConfig::default(), Duration::from_secs(30)).await;
     let mut response = server
         .client
         .post(server.url("/v1/completions"))
@@ -151,7 +155,10 @@ async fn models_health_and_metrics() {
     assert_eq!(server.get_text("/health").await.0, 200);
 
     let (_, answer) = server
-        .post("/v1/completions", &json!({"prompt": "Hello", "max_tokens": 5, "temperature": 0}))
+        .post(
+            "/v1/completions",
+            &json!({"prompt": "Hello", "max_tokens": 5, "temperature": 0}),
+        )
         .await;
     let prompt_tokens = answer["usage"]["prompt_tokens"].as_f64().unwrap();
     let (status, text) = server.get_text("/metrics").await;
@@ -168,17 +175,24 @@ async fn models_health_and_metrics() {
         assert!(text.contains(name), "{name} missing from\n{text}");
     }
     assert_eq!(server.metric("concord_requests_total").await, Some(1.0));
-    assert_eq!(server.metric("concord_generated_tokens_total").await, Some(5.0));
+    assert_eq!(
+        server.metric("concord_generated_tokens_total").await,
+        Some(5.0)
+    );
     assert_eq!(
         server.metric("concord_prompt_tokens_total").await,
         Some(prompt_tokens)
     );
     assert_eq!(
-        server.metric("concord_time_to_first_token_seconds_count").await,
+        server
+            .metric("concord_time_to_first_token_seconds_count")
+            .await,
         Some(1.0)
     );
     assert_eq!(
-        server.metric("concord_inter_token_latency_seconds_count").await,
+        server
+            .metric("concord_inter_token_latency_seconds_count")
+            .await,
         Some(4.0)
     );
     assert_eq!(server.metric("concord_queue_depth").await, Some(0.0));
