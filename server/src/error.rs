@@ -123,7 +123,10 @@ impl From<concord_core::Error> for ApiError {
     fn from(e: concord_core::Error) -> Self {
         match e {
             concord_core::Error::Unavailable { reason, .. } => ApiError::overloaded(reason),
-            concord_core::Error::InvalidArgument(m) => ApiError::invalid("", m),
+            concord_core::Error::InvalidArgument(m) => ApiError {
+                param: None,
+                ..ApiError::invalid("", m)
+            },
             other => ApiError::internal(other.to_string()),
         }
     }
