@@ -47,6 +47,8 @@ enum Command {
     Convert(commands::convert::Args),
     /// Compile-check the shared kernels for a GPU architecture (no device needed).
     Kernels(commands::kernels::Args),
+    // No doc comment here: it would replace the examples of `serve --help` (serve.rs's).
+    Serve(commands::serve::Args),
     /// Measure prefill and decode tokens/s beside the memory-bandwidth floor.
     Bench(commands::bench::Args),
     /// List the backends and whether each can run here (with the reason when not).
@@ -74,8 +76,11 @@ fn remove_staged_outputs_on_interrupt() {
 
 fn main() -> ExitCode {
     common::init_logging();
-    remove_staged_outputs_on_interrupt();
     let cli = Cli::parse();
+    // `serve` handles SIGINT/SIGTERM itself (graceful shutdown, exit 0) and stages no output.
+    if !matches!(cli.command, Command::Serve(_)) {
+        remove_staged_outputs_on_interrupt();
+    }
     if let Some(n) = cli.threads {
         if let Err(e) = concord_runtime::set_cpu_threads(n) {
             eprintln!("error: {e}");
@@ -91,6 +96,7 @@ fn main() -> ExitCode {
         Command::Convert(a) => commands::convert::run(a),
         Command::Kernels(a) => commands::kernels::run(a),
         Command::Bench(a) => commands::bench::run(a),
+        Command::Serve(a) => commands::serve::run(a),
         Command::Backends => commands::backends::run(),
         Command::Conformance(a) => commands::conformance::run(a),
     };

@@ -9,4 +9,5 @@ pub mod generate;
 pub mod inspect;
 pub mod kernels;
 pub mod logits;
+pub mod serve;
 pub mod tokenize;
