@@ -21,6 +21,11 @@ pub struct Metrics {
     generated_tokens: Counter,
     queue_depth: Gauge,
     running: Gauge,
+    /// Paged cache gauges (from the engine's stats): blocks in all, held, kept for sharing.
+    kv_blocks: Family<Labels, Gauge>,
+    /// Prompt tokens taken from shared prefixes, and preemptions (engine totals).
+    prefix_cached_tokens: Gauge,
+    preemptions: Gauge,
     time_to_first_token: Histogram,
     inter_token_latency: Histogram,
 }
@@ -41,6 +46,24 @@ impl Metrics {
         let generated_tokens = Counter::default();
         let queue_depth = Gauge::default();
         let running = Gauge::default();
+        let kv_blocks = Family::<Labels, Gauge>::default();
+        let prefix_cached_tokens = Gauge::default();
+        let preemptions = Gauge::default();
+        registry.register(
+            "kv_cache_blocks",
+            "Paged latent cache blocks, by state (total, used, cached)",
+            kv_blocks.clone(),
+        );
+        registry.register(
+            "prefix_cached_prompt_tokens",
+            "Prompt tokens taken from the cache's shared prefixes instead of computed",
+            prefix_cached_tokens.clone(),
+        );
+        registry.register(
+            "preemptions",
+            "Requests put back in the queue to free cache blocks",
+            preemptions.clone(),
+        );
         // 1 ms … ~33 s.
         let time_to_first_token = Histogram::new(exponential_buckets(0.001, 2.0, 16));
         // 0.1 ms … ~3.3 s.
@@ -93,6 +116,9 @@ impl Metrics {
             generated_tokens,
             queue_depth,
             running,
+            kv_blocks,
+            prefix_cached_tokens,
+            preemptions,
             time_to_first_token,
             inter_token_latency,
         }
@@ -131,6 +157,18 @@ impl Metrics {
     pub fn render(&self, stats: &EngineStats) -> String {
         self.queue_depth.set(stats.queued as i64);
         self.running.set(stats.running as i64);
+        for (state, value) in [
+            ("total", stats.kv_blocks),
+            ("used", stats.kv_blocks_used),
+            ("cached", stats.kv_blocks_cached),
+        ] {
+            self.kv_blocks
+                .get_or_create(&vec![("state".to_owned(), state.to_owned())])
+                .set(value as i64);
+        }
+        self.prefix_cached_tokens
+            .set(stats.prefix_cached_tokens as i64);
+        self.preemptions.set(stats.preemptions as i64);
         let mut text = String::new();
         if let Err(e) = encode(&mut text, &self.registry) {
             tracing::warn!("cannot encode the metrics: {e}");

@@ -44,6 +44,49 @@ pub struct Args {
     /// them.
     #[arg(long, value_name = "SECONDS", default_value_t = 30)]
     pub shutdown_grace: u64,
+    /// GiB of the paged latent cache all requests share (blocks; repeated prompt prefixes
+    /// are computed once). Default: room for --max-batch sequences of the whole context, at
+    /// most half of the host's available memory.
+    #[arg(long, value_name = "GIB")]
+    pub kv_cache_memory: Option<f64>,
+    /// Tokens per cache block.
+    #[arg(long, value_name = "N", default_value_t = EngineConfig::default().kv_block_size)]
+    pub kv_block_size: usize,
+    /// Most prompt tokens a request feeds per step (long prompts run in chunks, so decoding
+    /// requests are not stalled).
+    #[arg(long, value_name = "N", default_value_t = EngineConfig::default().prefill_chunk)]
+    pub prefill_chunk: usize,
+}
+
+/// Bytes of available host memory (`MemAvailable` of /proc/meminfo), when known.
+fn host_available_bytes() -> Option<usize> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: usize = line.split_whitespace().nth(1)?.parse().ok()?;
+    kib.checked_mul(1024)
+}
+
+/// The paged cache's size: asked for, or room for every batch slot's whole context capped at
+/// half the available host memory.
+fn kv_cache_bytes(args: &Args, model: &concord_runtime::Model) -> Result<usize> {
+    if let Some(gib) = args.kv_cache_memory {
+        if !(gib.is_finite() && gib > 0.0) {
+            return Err(Error::invalid(format!(
+                "--kv-cache-memory must be a positive number of GiB, got {gib}"
+            )));
+        }
+        return Ok((gib * (1u64 << 30) as f64) as usize);
+    }
+    let block = args.kv_block_size.max(1);
+    let blocks_per_sequence = model.max_positions().div_ceil(block);
+    let full = model
+        .kv_block_bytes(block)
+        .saturating_mul(blocks_per_sequence)
+        .saturating_mul(args.max_batch.max(1));
+    Ok(match host_available_bytes() {
+        Some(available) => full.min(available / 2),
+        None => full,
+    })
 }
 
 pub fn run(args: Args) -> Result<()> {
@@ -57,12 +100,20 @@ pub fn run(args: Args) -> Result<()> {
     };
     let tokenizer = args.model.tokenizer()?;
     let model = Arc::new(args.model.load()?);
+    let kv_cache_bytes = kv_cache_bytes(&args, &model)?;
+    tracing::info!(
+        bytes = kv_cache_bytes,
+        block_tokens = args.kv_block_size,
+        "paged latent cache"
+    );
     let config = ServerConfig {
         served_model_name,
         engine: EngineConfig {
             max_batch: args.max_batch,
             max_queue: args.max_queue,
-            ..EngineConfig::default()
+            prefill_chunk: args.prefill_chunk,
+            kv_cache_bytes: Some(kv_cache_bytes),
+            kv_block_size: args.kv_block_size,
         },
     };
     let state = Arc::new(AppState::new(model, tokenizer, config)?);

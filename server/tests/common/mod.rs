@@ -33,8 +33,15 @@ pub fn demo_model() -> (Arc<Model>, Tokenizer) {
 }
 
 impl TestServer {
+    /// A server on the demo model with a paged cache of 256 KiB (about 25 blocks of 16 tokens):
+    /// small enough that 32 concurrent requests make the engine preempt and recompute.
     pub async fn start() -> TestServer {
-        Self::start_with(EngineConfig::default(), Duration::from_secs(30)).await
+        let engine = EngineConfig {
+            kv_cache_bytes: Some(1 << 18),
+            kv_block_size: 16,
+            ..EngineConfig::default()
+        };
+        Self::start_with(engine, Duration::from_secs(30)).await
     }
 
     pub async fn start_with(engine: EngineConfig, grace: Duration) -> TestServer {
