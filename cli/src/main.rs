@@ -32,28 +32,20 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+// No doc comments on the variants: clap would show them instead of each command's own help
+// (its `Args` doc comment, with the examples).
 enum Command {
-    /// Continue a prompt (text or token ids), streaming the new tokens.
     Generate(commands::generate::Args),
-    /// Talk to the model interactively, using its chat template.
     Chat(commands::chat::Args),
-    /// Write the f32 logits of every position to a safetensors file.
     Logits(commands::logits::Args),
-    /// Print the token ids of a text or of a chat-templated conversation.
     Tokenize(commands::tokenize::Args),
-    /// Summarise a checkpoint: configuration, parameters, dtypes, memory per precision.
     Inspect(commands::inspect::Args),
-    /// Convert a checkpoint to BF16 or block-scaled FP8.
     Convert(commands::convert::Args),
-    /// Compile-check the shared kernels for a GPU architecture (no device needed).
     Kernels(commands::kernels::Args),
-    // No doc comment here: it would replace the examples of `serve --help` (serve.rs's).
     Serve(commands::serve::Args),
-    /// Measure prefill and decode tokens/s beside the memory-bandwidth floor.
     Bench(commands::bench::Args),
     /// List the backends and whether each can run here (with the reason when not).
     Backends,
-    /// Run every op and the whole model on every backend against the CPU reference; write a JSON and HTML report.
     Conformance(commands::conformance::Args),
 }
 

@@ -10,9 +10,17 @@ use concord_runtime::Precision;
 use crate::common::ModelArgs;
 use crate::stdout::outln;
 
-/// Summarise a checkpoint without loading it: configuration, total and activated parameters,
-/// tensor dtypes, and the memory its weights need at each precision.
+/// Summarise a checkpoint without loading it: configuration, parameters, dtypes, memory.
+///
+/// Total and activated parameters, tensor dtypes, the memory its weights need at each
+/// precision, and its MTP module if it has one.
+///
+/// Examples:
+///   concord inspect
+///   concord inspect --model ./DeepSeek-V3
+///   concord inspect --model ./DeepSeek-V3 --measure --backend cpu
 #[derive(clap::Args, Debug)]
+#[command(verbatim_doc_comment)]
 pub struct Args {
     #[command(flatten)]
     pub model: ModelArgs,

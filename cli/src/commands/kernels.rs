@@ -3,7 +3,13 @@ use clap::Subcommand;
 use concord_core::{Error, Result};
 
 /// Work with the shared kernel source (`backends/kernels`).
+///
+/// Examples:
+///   concord kernels check --backend cuda --arch sm_90
+///   concord kernels check --backend rocm --arch gfx942
+///   concord kernels check --backend opencl
 #[derive(clap::Args, Debug)]
+#[command(verbatim_doc_comment)]
 pub struct Args {
     #[command(subcommand)]
     pub command: KernelsCommand,
