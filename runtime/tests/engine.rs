@@ -123,6 +123,15 @@ fn collect(rx: &Receiver<(usize, EngineEvent)>, count: usize) -> Vec<Received> {
     received
 }
 
+/// Submits every request at once (request i reports as index i) and receives until all ended.
+fn submit_and_collect(engine: &Engine, requests: &[EngineRequest]) -> Vec<Received> {
+    let (tx, rx) = channel();
+    for (i, r) in requests.iter().enumerate() {
+        engine.submit(r.clone(), sink(i, &tx)).unwrap();
+    }
+    collect(&rx, requests.len())
+}
+
 /// `count` requests with prompts of 1..=`longest` tokens, budgets 1..=17, alternately greedy
 /// and seeded sampling, some with a stop token and top log-probabilities.
 fn mixed_requests(count: usize, longest: usize, vocab: usize) -> Vec<EngineRequest> {
@@ -156,11 +165,7 @@ fn batched_matches_alone(
 ) -> concord_runtime::engine::EngineStats {
     let expected: Vec<Vec<Reported>> = requests.iter().map(|r| reference(&model, r)).collect();
     let engine = Engine::new(Arc::clone(&model), config).unwrap();
-    let (tx, rx) = channel();
-    for (i, r) in requests.iter().enumerate() {
-        engine.submit(r.clone(), sink(i, &tx)).unwrap();
-    }
-    let received = collect(&rx, requests.len());
+    let received = submit_and_collect(&engine, &requests);
     for (i, ((got, want), request)) in received.iter().zip(&expected).zip(&requests).enumerate() {
         assert_eq!(got.failed, None, "request {i}");
         assert_eq!(
@@ -481,11 +486,7 @@ fn a_prompt_outside_the_vocabulary_fails_alone() {
         .map(|(i, r)| (i != 2).then(|| reference(&model, r)))
         .collect();
     let engine = Engine::new(Arc::clone(&model), config(8, 16)).unwrap();
-    let (tx, rx) = channel();
-    for (i, r) in requests.iter().enumerate() {
-        engine.submit(r.clone(), sink(i, &tx)).unwrap();
-    }
-    let received = collect(&rx, requests.len());
+    let received = submit_and_collect(&engine, &requests);
     let message = received[2]
         .failed
         .as_deref()
@@ -522,11 +523,7 @@ fn a_speculative_request_runs_alone_between_batched_ones() {
         .map(|(i, r)| reference(&model, if i == 2 { &plain } else { r }))
         .collect();
     let engine = Engine::new(Arc::clone(&model), config(8, 16)).unwrap();
-    let (tx, rx) = channel();
-    for (i, r) in requests.iter().enumerate() {
-        engine.submit(r.clone(), sink(i, &tx)).unwrap();
-    }
-    let received = collect(&rx, requests.len());
+    let received = submit_and_collect(&engine, &requests);
     for (i, want) in expected.iter().enumerate() {
         assert_eq!(received[i].failed, None, "request {i}");
         assert_eq!(received[i].tokens, *want, "request {i}");

@@ -84,15 +84,19 @@ impl TestServer {
         }
     }
 
-    /// POSTs `body`; returns the status and the JSON answer.
-    pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
-        let response = self
-            .client
+    /// POSTs `body` as JSON.
+    async fn send(&self, path: &str, body: &Value) -> reqwest::Response {
+        self.client
             .post(self.url(path))
             .json(body)
             .send()
             .await
-            .expect("request sent");
+            .expect("request sent")
+    }
+
+    /// POSTs `body`; returns the status and the JSON answer.
+    pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        let response = self.send(path, body).await;
         let status = response.status().as_u16();
         let text = response.text().await.expect("body");
         let json = serde_json::from_str(&text).unwrap_or(Value::String(text));
@@ -112,13 +116,7 @@ impl TestServer {
 
     /// POSTs a streaming request; returns the `data:` payloads in order.
     pub async fn post_stream(&self, path: &str, body: &Value) -> Vec<String> {
-        let response = self
-            .client
-            .post(self.url(path))
-            .json(body)
-            .send()
-            .await
-            .expect("request sent");
+        let response = self.send(path, body).await;
         assert_eq!(response.status().as_u16(), 200);
         assert!(response.headers()["content-type"]
             .to_str()
