@@ -172,10 +172,12 @@ for model in "${models[@]}"; do
         else
             differ+=("$name/$precision")
         fi
-        # The ids are the last line of each output: 16 of them, the same on both.
-        ids_cpu="$(tail -n 1 "$out/generate/$name-$precision-cpu.txt")"
+        # The ids are the last line of stdout (the log also holds stderr's summary line): 16
+        # of them, the same on both.
+        ids_of() { grep -E '^([0-9]+,){15}[0-9]+$' "$1" | tail -n 1; }
+        ids_cpu="$(ids_of "$out/generate/$name-$precision-cpu.txt")"
         if [[ "$ids_cpu" =~ ^([0-9]+,){15}[0-9]+$ ]] &&
-            [ "$ids_cpu" = "$(tail -n 1 "$out/generate/$name-$precision-$backend.txt")" ]; then
+            [ "$ids_cpu" = "$(ids_of "$out/generate/$name-$precision-$backend.txt")" ]; then
             gen_same=$((gen_same + 1))
         else
             gen_differ+=("$name/$precision")
