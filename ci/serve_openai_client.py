@@ -3,7 +3,8 @@
 
 Usage: python3 ci/serve_openai_client.py [BASE_URL]   (default http://127.0.0.1:8000/v1)
 Start the server first, e.g. `concord serve --port 8000` (the demo model, id "demo").
-Exits 0 when every check passes; skips (exit 0 with a note) when `openai` is not installed.
+Exits 0 when every check passes; skips (exit 0 with a note) when `openai` is not installed
+(ci/serve-openai.sh installs it and fails instead).
 """
 
 import sys
@@ -86,6 +87,53 @@ def main() -> None:
     except openai.BadRequestError as e:
         assert e.body["param"] == "presence_penalty", e.body
     print("errors: 404 unknown model, 400 naming the field")
+
+    # 64 concurrent streaming requests of mixed lengths, each equal to the same request alone.
+    import concurrent.futures
+
+    def stream_text(i: int) -> str:
+        stream = client.completions.create(
+            model=model,
+            prompt="It was the best of times," + " it was" * (i % 7),
+            max_tokens=4 + i % 13,
+            temperature=0.8,
+            seed=i,
+            stream=True,
+        )
+        return "".join(c.choices[0].text for c in stream if c.choices)
+
+    alone = [stream_text(i) for i in range(64)]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=64) as pool:
+        together = list(pool.map(stream_text, range(64)))
+    assert together == alone, [i for i in range(64) if together[i] != alone[i]]
+    print("64 concurrent streams: each equals the same request alone")
+
+    # A client that leaves mid-stream: the server cancels its request.
+    import urllib.request
+
+    def metric(name: str) -> float:
+        text = urllib.request.urlopen(base_url.rsplit("/v1", 1)[0] + "/metrics").read().decode()
+        total = 0.0
+        for line in text.splitlines():
+            if line.startswith(name):
+                total += float(line.split()[-1])
+        return total
+
+    before = metric('concord_requests_finished_total{reason="cancelled"}')
+    stream = client.completions.create(
+        model=model, prompt="It was", max_tokens=400, stream=True
+    )
+    next(iter(stream))
+    stream.close()
+    import time
+
+    for _ in range(200):
+        if metric('concord_requests_finished_total{reason="cancelled"}') > before:
+            break
+        time.sleep(0.05)
+    else:
+        raise AssertionError("a disconnected stream was not cancelled")
+    print("disconnect: the request was cancelled")
     print("ok")
 
 

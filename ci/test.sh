@@ -69,6 +69,9 @@ echo "== conformance (cpu, opencl)"
 echo "== device check, dry run (OpenCL on PoCL in place of CUDA)"
 ./ci/device-check.sh --dry-run --out target/device-check-dry-run
 
+echo "== concord serve with OpenAI's Python client (installs the openai package into target/ci-venv)"
+./ci/serve-openai.sh
+
 echo "== C ABI (gcc, valgrind)"
 ./ci/ffi.sh 2>&1 | tee target/ffi-output.log
 
