@@ -17,7 +17,16 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 if ! "$venv/bin/python" -c 'import openai' 2>/dev/null; then
     echo "installing the openai package into $venv" >&2
-    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check 'openai>=1.30,<3' >&2
+    if ! "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+        'openai>=1.30,<3' >&2; then
+        # In CI a client that cannot be installed is a failure; elsewhere a visible skip.
+        if [ "${CI:-}" = true ]; then
+            echo "the openai package could not be installed" >&2
+            exit 1
+        fi
+        echo "SKIP serve-openai: the openai package could not be installed"
+        exit 0
+    fi
 fi
 
 port="$("$venv/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
