@@ -26,7 +26,6 @@ pub mod source;
 #[allow(unsafe_code)]
 mod sys;
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -56,25 +55,7 @@ pub fn probe_library(library: &Path) -> Result<Arc<dyn Backend>> {
 
 /// Runs `open`, turning every error and any panic into [`Error::Unavailable`].
 fn guarded(open: impl FnOnce() -> Result<backend::AscendBackend>) -> Result<Arc<dyn Backend>> {
-    let unavailable = |reason: String| Error::Unavailable {
-        backend: "ascend".into(),
-        reason,
-    };
-    match catch_unwind(AssertUnwindSafe(open)) {
-        Ok(Ok(backend)) => Ok(Arc::new(backend)),
-        Ok(Err(e @ Error::Unavailable { .. })) => Err(e),
-        Ok(Err(e)) => Err(unavailable(e.to_string())),
-        Err(panic) => {
-            let message = panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_else(|| "unknown panic".into());
-            Err(unavailable(format!(
-                "panicked while opening the device: {message}"
-            )))
-        }
-    }
+    concord_kernels::guarded_open::open_guarded("ascend", "panicked while opening the device", open)
 }
 
 /// The result of compiling one program.

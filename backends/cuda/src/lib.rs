@@ -25,7 +25,6 @@ mod program;
 mod result;
 mod sys;
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
 use concord_core::{Error, Result};
@@ -71,22 +70,9 @@ pub fn probe_mode(mode: KernelMode) -> Result<Arc<dyn Backend>> {
     };
     // cudarc panics on a driver symbol it cannot find; the version check above should rule
     // that out, and this turns any remaining case into a reason instead of a crash.
-    let opened = catch_unwind(AssertUnwindSafe(|| backend::open(ordinal, version, mode)));
-    match opened {
-        Ok(Ok(backend)) => Ok(Arc::new(backend)),
-        Ok(Err(Error::Unavailable { reason, .. })) => Err(unavailable(reason)),
-        Ok(Err(e)) => Err(unavailable(e.to_string())),
-        Err(panic) => {
-            let why = panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_else(|| "unknown panic".into());
-            Err(unavailable(format!(
-                "the CUDA driver bindings failed: {why}"
-            )))
-        }
-    }
+    concord_kernels::guarded_open::open_guarded("cuda", "the CUDA driver bindings failed", || {
+        backend::open(ordinal, version, mode)
+    })
 }
 
 #[cfg(test)]

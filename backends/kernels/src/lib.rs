@@ -18,6 +18,7 @@ use concord_ops::{KernelMode, OpKind};
 
 pub mod code_cache;
 pub mod device_backend;
+pub mod guarded_open;
 pub mod host;
 
 /// The dialect a program is assembled for.

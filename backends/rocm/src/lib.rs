@@ -31,10 +31,9 @@ mod result;
 #[allow(unsafe_code)]
 mod sys;
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
-use concord_core::{Error, Result};
+use concord_core::Result;
 use concord_ops::{Backend, KernelMode};
 
 pub use backend::{ARCH_ENV, DEVICE_ENV};
@@ -58,23 +57,7 @@ pub fn probe() -> Result<Arc<dyn Backend>> {
 /// [`probe`] for kernels of `mode`: fast mode runs the matmuls as work-group tiles
 /// (common/tile_gemm.h) with the portable MMA step (no MFMA instructions yet).
 pub fn probe_mode(mode: KernelMode) -> Result<Arc<dyn Backend>> {
-    let unavailable = |reason: String| Error::Unavailable {
-        backend: "rocm".into(),
-        reason,
-    };
-    match catch_unwind(AssertUnwindSafe(|| backend::open_default(mode))) {
-        Ok(Ok(backend)) => Ok(Arc::new(backend)),
-        Ok(Err(e @ Error::Unavailable { .. })) => Err(e),
-        Ok(Err(e)) => Err(unavailable(e.to_string())),
-        Err(panic) => {
-            let message = panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_else(|| "unknown panic".into());
-            Err(unavailable(format!(
-                "panicked while opening the device: {message}"
-            )))
-        }
-    }
+    concord_kernels::guarded_open::open_guarded("rocm", "panicked while opening the device", || {
+        backend::open_default(mode)
+    })
 }
