@@ -48,7 +48,7 @@ pub use metadata::{kernel_params, ParamKind};
 /// default 0), or says why it cannot run here: libamdhip64 is missing, `hipInit` fails, there
 /// is no HIP device, the device's gfx target cannot be read (`CONCORD_HIP_ARCH` overrides
 /// it), hiprtc is missing, or the first program fails to compile or load. Every failure is
-/// [`Error::Unavailable`] with the reason; never panics (a panic inside the vendor libraries'
+/// [`concord_core::Error::Unavailable`] with the reason; never panics (a panic inside the vendor libraries'
 /// callers is caught and reported as the reason).
 pub fn probe() -> Result<Arc<dyn Backend>> {
     probe_mode(KernelMode::Exact)
