@@ -6,13 +6,7 @@ use concord_core::{Error, Result};
 
 /// `n` copies of `fill`, or an error naming `what` when `n` elements cannot be allocated.
 pub fn try_filled_vec<T: Clone>(n: usize, fill: T, what: &str) -> Result<Vec<T>> {
-    let mut v = Vec::new();
-    v.try_reserve_exact(n).map_err(|e| {
-        Error::model(format!(
-            "cannot allocate {what}: {n} elements of {} bytes ({e})",
-            std::mem::size_of::<T>()
-        ))
-    })?;
+    let mut v = try_vec_with_capacity(n, what)?;
     v.resize(n, fill);
     Ok(v)
 }
