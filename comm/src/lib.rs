@@ -1,0 +1,18 @@
+//! Collectives between the ranks of one model: the [`Communicator`] trait and its
+//! implementations.
+//!
+//! Every collective moves bytes; arithmetic across ranks happens only in
+//! [`Communicator::all_reduce_sum_f32`], whose order is fixed (rank 0 first, then rank 1, …) so
+//! that a result never depends on the transport or on which rank finished first. The runtime's
+//! parallel layouts avoid even that sum on the model's numbers (each output element is computed
+//! whole on one rank and gathered), which is what keeps their bits identical to one device.
+
+mod communicator;
+mod in_process;
+mod launch;
+mod local;
+
+pub use communicator::{exclusive_prefix, Communicator};
+pub use in_process::InProcessGroup;
+pub use launch::{from_environment, launched_ranks, DEFAULT_TIMEOUT};
+pub use local::SingleRank;
