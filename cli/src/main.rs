@@ -47,6 +47,7 @@ enum Command {
     /// List the backends and whether each can run here (with the reason when not).
     Backends,
     Conformance(commands::conformance::Args),
+    Plan(commands::plan::Args),
 }
 
 /// Exit status after SIGINT/SIGTERM, as shells report an interrupted command.
@@ -91,6 +92,7 @@ fn main() -> ExitCode {
         Command::Serve(a) => commands::serve::run(a),
         Command::Backends => commands::backends::run(),
         Command::Conformance(a) => commands::conformance::run(a),
+        Command::Plan(a) => commands::plan::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

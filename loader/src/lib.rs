@@ -3,7 +3,8 @@
 //! - [`ModelConfig`]: tolerant `config.json` parsing (V3 and V2), HF-exact YaRN parameters;
 //! - [`Checkpoint`]: memory-mapped `model.safetensors` or index + shards, [`TensorView`]s with
 //!   exact f32 upcasts and [`dequantize_block_fp8`];
-//! - [`expected_tensors`] / [`validate_checkpoint`]: the tensor inventory a config implies.
+//! - [`expected_tensors`] / [`validate_checkpoint`]: the tensor inventory a config implies;
+//! - [`memory_plan`]: how much memory a device layout needs, from the config alone.
 //!
 //! `unsafe` is denied everywhere except the single `memmap2` call in `mmap.rs`: checkpoint files
 //! must not be modified while a [`Checkpoint`] is open.
@@ -18,6 +19,7 @@ pub mod generation;
 pub mod inventory;
 mod json_fields;
 pub mod limits;
+pub mod memory_plan;
 mod mmap;
 mod rope_config;
 mod torch_pow;
