@@ -16,6 +16,7 @@ fn every_command_help_shows_examples() {
         "serve",
         "bench",
         "conformance",
+        "plan",
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_concord"))
             .args([command, "--help"])

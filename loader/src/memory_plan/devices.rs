@@ -17,6 +17,14 @@ pub struct Devices {
 /// Parses a byte size such as `141GiB`, `192GB` or `1TiB` (binary units with `i`, decimal
 /// without), naming `what` in the error.
 pub fn parse_size(text: &str, what: &str) -> Result<u64> {
+    // A bare number is almost surely a forgotten unit (`8x141`), not 141 bytes.
+    if text.trim().bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        return Err(Error::invalid(format!(
+            "{what}: {text:?} has no unit; write e.g. {}GiB or {}GB",
+            text.trim(),
+            text.trim()
+        )));
+    }
     let bytes = ByteSize::from_str(text.trim())
         .map_err(|e| {
             Error::invalid(format!(
@@ -72,7 +80,15 @@ mod tests {
 
     #[test]
     fn bad_device_specs_name_the_flag() {
-        for bad in ["8", "0x141GiB", "eightx141GiB", "8x", "8xlots", "8x0GiB"] {
+        for bad in [
+            "8",
+            "8x141",
+            "0x141GiB",
+            "eightx141GiB",
+            "8x",
+            "8xlots",
+            "8x0GiB",
+        ] {
             let e = bad.parse::<Devices>().unwrap_err().to_string();
             assert!(e.contains("--devices"), "{bad}: {e}");
         }

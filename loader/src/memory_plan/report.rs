@@ -144,10 +144,15 @@ pub fn render(cfg: &ModelConfig, p: &MemoryPlan, actual: Option<(u64, SizeSource
     }
     out.push(String::new());
     out.push(format!(
-        "whole model  {} bytes ({}) of weights at {}, every tensor once incl. MTP",
+        "whole model  {} bytes ({}) of weights at {}, every tensor once{}",
         p.whole_model.total(),
         fmt_bytes(p.whole_model.total()),
-        p.storage.name()
+        p.storage.name(),
+        if cfg.num_nextn_predict_layers > 0 {
+            " incl. MTP"
+        } else {
+            ""
+        }
     ));
     if let Some((bytes, source)) = actual {
         let diff = 100.0 * (p.as_stored_total as f64 - bytes as f64) / bytes as f64;
