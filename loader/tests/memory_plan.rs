@@ -57,6 +57,10 @@ fn deepseek_v3_weights_are_within_one_percent_of_the_release() {
         p.whole_model.total(),
         100.0 * err
     );
+    // Exactly: the shared spec §1.3 sums the release's tensors by dtype (680,571,043,840 FP8 +
+    // 3,918,786,560 BF16 + 41,555,600 F32 elements) to 688,574,839,360 bytes, which also
+    // matches the R1 dump's 641.29 GiB. Catches what 1 % cannot, e.g. a scale-block rounding.
+    assert_eq!(p.whole_model.total(), 688_574_839_360);
     // Latent cache (spec §3.5): 61 main + 1 MTP layers × (512 + 64) BF16 values × 32768 tokens,
     // the same on every device.
     assert_eq!(p.device.latent_cache, 62 * 576 * 2 * 32768);
