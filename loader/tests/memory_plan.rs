@@ -220,3 +220,26 @@ fn experts_on_host_moves_every_routed_expert_to_the_host_once() {
         "V3 FP8 without experts fits one H200"
     );
 }
+
+#[test]
+fn layouts_default_to_expert_parallel_and_must_divide_the_model() {
+    use concord_loader::memory_plan::Layout;
+    let cfg = config("deepseek-v3");
+    let resolve = |devices, tp, ep, on| Layout::resolve(&cfg, devices, tp, ep, on);
+    let l = resolve(8, None, None, ExpertsOn::Device).unwrap();
+    assert_eq!((l.tensor_parallel, l.expert_parallel), (1, 8));
+    let l = resolve(8, Some(2), None, ExpertsOn::Device).unwrap();
+    assert_eq!((l.tensor_parallel, l.expert_parallel), (2, 4));
+    let l = resolve(8, None, None, ExpertsOn::Host).unwrap();
+    assert_eq!((l.tensor_parallel, l.expert_parallel), (8, 1));
+
+    let err = |devices, tp, ep, on| resolve(devices, tp, ep, on).unwrap_err().to_string();
+    // 256 experts over 6 ranks, 128 heads over 3, 18432 (dense) over 7 × 1: V3 has none of
+    // these divisors.
+    assert!(err(6, None, None, ExpertsOn::Device).contains("n_routed_experts = 256"));
+    assert!(err(3, Some(3), Some(1), ExpertsOn::Device).contains("num_attention_heads = 128"));
+    assert!(err(7, Some(7), Some(1), ExpertsOn::Device).contains("intermediate_size = 18432"));
+    assert!(err(8, Some(2), Some(2), ExpertsOn::Device).contains("= 4 ranks"));
+    assert!(err(2, None, Some(2), ExpertsOn::Host).contains("--experts-on host"));
+    assert!(err(8, Some(0), None, ExpertsOn::Device).contains("at least 1"));
+}
