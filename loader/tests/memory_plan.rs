@@ -243,3 +243,54 @@ fn layouts_default_to_expert_parallel_and_must_divide_the_model() {
     assert!(err(2, None, Some(2), ExpertsOn::Host).contains("--experts-on host"));
     assert!(err(8, Some(0), None, ExpertsOn::Device).contains("at least 1"));
 }
+
+#[test]
+fn the_checkpoint_size_comes_from_the_index_even_without_shards() {
+    use concord_loader::memory_plan::checkpoint_size::{actual_weight_bytes, SizeSource};
+    let dir = std::env::temp_dir().join(format!("concord-plan-index-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    assert_eq!(actual_weight_bytes(&dir).unwrap(), None);
+    std::fs::write(
+        dir.join("model.safetensors.index.json"),
+        format!(r#"{{"metadata": {{"total_size": {V3_RELEASE_TOTAL_SIZE}}}, "weight_map": {{}}}}"#),
+    )
+    .unwrap();
+    let found = actual_weight_bytes(&dir).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(
+        found,
+        Some((V3_RELEASE_TOTAL_SIZE, SizeSource::IndexTotalSize))
+    );
+}
+
+/// BF16 V3 (≈1.25 TiB) on 8 × 141 GiB: the routed experts are 58 × 256 × 3 × 2048 × 7168 × 2 B
+/// = 1217.8 GiB, so each device would hold 152 GiB of them alone: "does not fit". The next EP
+/// degree that divides 256 is 16: 76 GiB of experts plus what every device replicates
+/// (attention 21.3, dense MLP 2.2, shared 4.8, embedding + head 3.5, the MTP layer's ≈ 5
+/// without its experts, latent cache 2.2 at 32K, workspace ≈ 12 — under 65 GiB) is below 141:
+/// "16 of them". The experts on the host and fp8 must be offered too.
+#[test]
+fn a_layout_that_does_not_fit_says_by_how_much_and_what_to_change() {
+    use concord_loader::memory_plan::report::render;
+    let cfg = config("deepseek-v3");
+    let mut req = request(8, 141 * GIB);
+    req.precision = PrecisionChoice::Bf16;
+    let p = plan(&cfg, &req).unwrap();
+    let short = p.device_shortfall().expect("does not fit");
+    assert_eq!(short, p.device.total() - 141 * GIB);
+    let text = render(&cfg, &p, None).join("\n");
+    for want in [
+        "verdict: does not fit",
+        "short",
+        "- more devices: 16 of them",
+        "- --experts-on host --tensor-parallel 8",
+        "- --precision fp8",
+    ] {
+        assert!(text.contains(want), "missing {want:?} in:\n{text}");
+    }
+    // At fp8 the same devices fit, and the report says so.
+    req.precision = PrecisionChoice::Fp8;
+    let p = plan(&cfg, &req).unwrap();
+    assert!(p.fits());
+    assert!(render(&cfg, &p, None).join("\n").contains("verdict: fits"));
+}
