@@ -14,7 +14,9 @@ const MIB: f64 = (1u64 << 20) as f64;
 /// Bytes as GiB with two decimals, or MiB below 1 GiB (tiny test models).
 pub fn fmt_bytes(bytes: u64) -> String {
     let b = bytes as f64;
-    if b >= GIB {
+    if bytes == 0 {
+        "0".to_string()
+    } else if b >= GIB {
         format!("{:.2} GiB", b / GIB)
     } else {
         format!("{:.2} MiB", b / MIB)

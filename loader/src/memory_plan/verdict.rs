@@ -76,7 +76,8 @@ fn device_remedies(cfg: &ModelConfig, p: &MemoryPlan, short: u64) -> Vec<String>
             });
         match more {
             Some((n, q)) => out.push(format!(
-                "  - more devices: {n} of them (--devices {n}x… --tensor-parallel {tp} --expert-parallel {}) need {} each",
+                "  - more devices: {n} of them (--devices {n}x{} --tensor-parallel {tp} --expert-parallel {}) need {} each",
+                size_arg(req.devices.bytes_each),
                 n / tp,
                 fmt_bytes(q.device.total())
             )),
@@ -127,4 +128,17 @@ fn device_remedies(cfg: &ModelConfig, p: &MemoryPlan, short: u64) -> Vec<String>
         ));
     }
     out
+}
+
+/// `bytes` as `--devices` reads it back: whole GiB or MiB when exact, else bytes.
+fn size_arg(bytes: u64) -> String {
+    const GIB: u64 = 1 << 30;
+    const MIB: u64 = 1 << 20;
+    if bytes % GIB == 0 {
+        format!("{}GiB", bytes / GIB)
+    } else if bytes % MIB == 0 {
+        format!("{}MiB", bytes / MIB)
+    } else {
+        format!("{bytes}B")
+    }
 }
