@@ -141,8 +141,7 @@ fn split_of(name: &str) -> Split {
     if let Some(x) = crate::coverage::expert_index(name) {
         return Split::Expert(x);
     }
-    let intermediate_in =
-        (name.contains(".mlp.") && !name.contains(".mlp.gate.")) && name.contains("down_proj");
+    let intermediate_in = name.contains(".mlp.") && name.contains(".down_proj.");
     let intermediate_out =
         name.contains(".mlp.") && (name.contains(".gate_proj.") || name.contains(".up_proj."));
     if name.contains(".q_b_proj.")
@@ -208,8 +207,9 @@ pub fn place_weights(
     for t in expected_tensors(cfg, true) {
         let category = category_of(cfg, &t);
         let (weight, scale) = storage.bytes(&t.shape, t.role);
-        // A norm's scales are norms too; a projection's scales follow the projection but are
-        // reported beside the norms (they are the FP8 format's overhead).
+        // A projection's FP8 scales live where the projection lives but are reported beside
+        // the norms (they are the format's overhead) — except in the MTP layers, whose row
+        // holds everything they cost.
         let add = |into: &mut WeightBytes, w: u64, s: u64| {
             into.add(category, w);
             let scale_row = if category == Category::Mtp {
