@@ -1,24 +1,35 @@
-//! Memory bandwidth, the denominator of `concord bench`'s decode floor: the host's from large
-//! copies, a device's from the `add` op streaming large buffers (two reads and one write per
-//! element), measured through the same `Backend` the model runs on.
+//! Memory bandwidth, the denominator of `concord bench`'s decode floor: the host's from
+//! reading a large buffer with the run's own threads, a device's from the `add` op streaming
+//! large buffers (two reads and one write per element), measured through the same `Backend`
+//! the model runs on.
 use std::time::Instant;
 
 use concord_core::{DType, Result};
 use concord_ops::{Add, Backend, Op, TensorArg};
+use rayon::prelude::*;
 
-/// Host memory bandwidth (bytes/s) from large copies: each copy reads and writes its size.
+/// Host memory read bandwidth (bytes/s) with the run's own CPU threads: each thread of the
+/// pool the model computes on (`--threads`) sums its share of a 256 MiB buffer, as a decode
+/// step streams its weights; the best of a few passes.
 pub fn host() -> f64 {
-    let n = 256 << 20;
-    let src = vec![1u8; n];
-    let mut dst = vec![0u8; n];
-    dst.copy_from_slice(&src);
-    let t = Instant::now();
-    let reps = 4;
-    for _ in 0..reps {
-        dst.copy_from_slice(&src);
-        std::hint::black_box(&dst);
+    let words: usize = (256 << 20) / 8;
+    let buffer: Vec<u64> = (0..words as u64).collect();
+    let threads = rayon::current_num_threads();
+    let share = words.div_ceil(threads);
+    let pass = || {
+        buffer
+            .par_chunks(share)
+            .map(|chunk| chunk.iter().fold(0u64, |sum, &w| sum.wrapping_add(w)))
+            .reduce(|| 0, u64::wrapping_add)
+    };
+    std::hint::black_box(pass());
+    let mut best = f64::INFINITY;
+    for _ in 0..4 {
+        let t = Instant::now();
+        std::hint::black_box(pass());
+        best = best.min(t.elapsed().as_secs_f64());
     }
-    (2 * n * reps) as f64 / t.elapsed().as_secs_f64()
+    (words * 8) as f64 / best
 }
 
 /// A device's memory bandwidth (bytes/s): `add` over `elements` F32 values per launch,

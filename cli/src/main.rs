@@ -3,6 +3,7 @@
 mod bandwidth;
 mod commands;
 mod common;
+mod decode_bytes;
 mod fail_point;
 mod stdout;
 mod synthetic;

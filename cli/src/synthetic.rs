@@ -1,5 +1,6 @@
 //! A random-weight checkpoint of DeepSeek-V3 proportions (MLA with q-LoRA, sigmoid grouped
-//! routing, shared expert, YaRN), written to disk so it loads through the normal path.
+//! routing, shared expert, YaRN), written to disk so it loads through the normal path, with a
+//! small byte-level BPE tokenizer so other runtimes' converters accept the directory too.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -16,7 +17,7 @@ pub struct SyntheticSpec {
 }
 
 impl SyntheticSpec {
-    fn config(&self) -> serde_json::Value {
+    pub(crate) fn config(&self) -> serde_json::Value {
         let h = self.hidden;
         // V3 ratios: heads = H/56, q_lora = 1536/7168 H, kv_lora = 512/7168 H,
         // moe_intermediate = 2048/7168 H, intermediate = 18432/7168 H, 256 experts top 8.
@@ -58,7 +59,8 @@ impl SyntheticSpec {
         })
     }
 
-    /// Writes config.json and model.safetensors (BF16, random) into `dir`.
+    /// Writes config.json, model.safetensors (BF16, random), tokenizer.json and
+    /// tokenizer_config.json into `dir`.
     pub fn write(&self, dir: &Path) -> Result<()> {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         let config = self.config();
@@ -113,6 +115,95 @@ impl SyntheticSpec {
             .map_err(|e| Error::invalid(e.to_string()))?;
         let text =
             serde_json::to_string_pretty(&config).map_err(|e| Error::invalid(e.to_string()))?;
-        std::fs::write(dir.join("config.json"), text).map_err(|e| Error::io(dir, e))
+        std::fs::write(dir.join("config.json"), text).map_err(|e| Error::io(dir, e))?;
+        write_tokenizer(dir)
     }
+}
+
+/// DeepSeek-V3's begin- and end-of-sentence tokens (ids 0 and 1, as config.json says).
+const BOS: &str = "<\u{ff5c}begin\u{2581}of\u{2581}sentence\u{ff5c}>";
+const EOS: &str = "<\u{ff5c}end\u{2581}of\u{2581}sentence\u{ff5c}>";
+
+/// A few merges, so the BPE model has some (converters refuse a BPE tokenizer without any).
+const MERGES: [(&str, &str); 6] = [
+    ("t", "h"),
+    ("h", "e"),
+    ("i", "n"),
+    ("e", "r"),
+    ("a", "n"),
+    ("\u{120}", "t"),
+];
+
+/// GPT-2's byte-level alphabet: printable bytes stand for themselves, the others for
+/// U+0100 onwards in byte order (the mapping every byte-level BPE tokenizer uses).
+fn byte_level_alphabet() -> Vec<char> {
+    let printable = |b: u8| matches!(b, b'!'..=b'~' | 0xA1..=0xAC | 0xAE..=0xFF);
+    let mut next_stand_in = 0x100u32;
+    (0..=255u8)
+        .map(|b| {
+            if printable(b) {
+                char::from(b)
+            } else {
+                let c = char::from_u32(next_stand_in).unwrap_or('?');
+                next_stand_in += 1;
+                c
+            }
+        })
+        .collect()
+}
+
+/// Writes tokenizer.json (byte-level BPE: BOS, EOS, the 256 byte tokens, [`MERGES`]) and
+/// tokenizer_config.json. The benchmark feeds token ids, so the vocabulary only has to load.
+fn write_tokenizer(dir: &Path) -> Result<()> {
+    let mut vocab = serde_json::Map::new();
+    vocab.insert(BOS.into(), 0.into());
+    vocab.insert(EOS.into(), 1.into());
+    for c in byte_level_alphabet() {
+        let id = vocab.len();
+        vocab.insert(c.to_string(), id.into());
+    }
+    for (a, b) in MERGES {
+        let id = vocab.len();
+        vocab.insert(format!("{a}{b}"), id.into());
+    }
+    let special = |id: u32, content: &str| {
+        serde_json::json!({"id": id, "content": content, "single_word": false, "lstrip": false,
+                           "rstrip": false, "normalized": false, "special": true})
+    };
+    let tokenizer = serde_json::json!({
+        "version": "1.0",
+        "truncation": null,
+        "padding": null,
+        "added_tokens": [special(0, BOS), special(1, EOS)],
+        "normalizer": null,
+        "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true,
+                          "use_regex": true},
+        "post_processor": {"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": false,
+                           "use_regex": true},
+        "decoder": {"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true,
+                    "use_regex": true},
+        "model": {"type": "BPE", "dropout": null, "unk_token": null,
+                  "continuing_subword_prefix": null, "end_of_word_suffix": null,
+                  "fuse_unk": false, "byte_fallback": false, "ignore_merges": false,
+                  "vocab": vocab,
+                  "merges": MERGES.iter().map(|(a, b)| format!("{a} {b}")).collect::<Vec<_>>()}
+    });
+    let config = serde_json::json!({
+        "tokenizer_class": "PreTrainedTokenizerFast",
+        "bos_token": BOS,
+        "eos_token": EOS,
+        "add_bos_token": true,
+        "add_eos_token": false,
+        "model_max_length": 8192
+    });
+    for (name, value) in [
+        ("tokenizer.json", tokenizer),
+        ("tokenizer_config.json", config),
+    ] {
+        let text =
+            serde_json::to_string_pretty(&value).map_err(|e| Error::invalid(e.to_string()))?;
+        let path = dir.join(name);
+        std::fs::write(&path, text).map_err(|e| Error::io(&path, e))?;
+    }
+    Ok(())
 }

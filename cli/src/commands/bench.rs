@@ -2,10 +2,11 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use concord_core::{Error, Result};
-use concord_runtime::{GenerateParams, LogitRows, Model, Precision, SpeculativeMtp};
+use concord_runtime::{GenerateParams, LogitRows, Model, SpeculativeMtp};
 
 use crate::bandwidth;
 use crate::common::{ModelArgs, SpeculativeArgs};
+use crate::decode_bytes::{self, WeightBytes};
 use crate::stdout::outln;
 use crate::synthetic::SyntheticSpec;
 
@@ -14,14 +15,24 @@ use crate::synthetic::SyntheticSpec;
 /// Runs the model given by --model (default: the bundled demo) and, with --synthetic, a
 /// random-weight model of DeepSeek-V3 proportions generated on the fly. The floor is the
 /// decode rate at which reading each token's activated weights once would saturate the
-/// measured memory bandwidth (host copies for cpu; the `add` kernel streaming 3 x 256 MiB
-/// on a device backend); a figure near it is memory-bound.
+/// memory bandwidth (the cpu backend: reading 256 MiB with the run's own --threads; a device
+/// backend: the `add` kernel streaming 3 x 256 MiB); a figure near it is memory-bound. The
+/// bytes a token reads count one embedding row, each weight once and only the routed experts
+/// a token uses (docs/benchmarks.md).
+///
+/// --prompt-tokens P --decode-tokens M times a prefill of P tokens, then M single-token
+/// decode steps after it (so `--prompt-tokens 1024 --decode-tokens 64` is "decode 64 after
+/// 1024"; 0 decode tokens times the prefill only). --json adds one machine-readable line per
+/// model (for bench/compare_llama_cpp.sh). --synthetic-save DIR writes the synthetic model
+/// (BF16 safetensors, config.json and a small byte-level BPE tokenizer.json) to DIR and exits.
 ///
 /// Examples:
 ///   concord bench
 ///   concord bench --synthetic --synthetic-hidden 1792 --synthetic-layers 4 --precision fp8
 ///   concord bench --backend cuda --mode fast --synthetic --synthetic-hidden 7168 --precision fp8
 ///   concord bench --speculative mtp --decode-tokens 64
+///   concord bench --synthetic-save /tmp/v3-h1024-l4 --synthetic-hidden 1024
+///   concord --threads 2 bench --model /tmp/v3-h1024-l4 --prompt-tokens 1024 --json
 ///
 /// With --speculative mtp it also decodes greedily from a text prompt (--prompt; default: the
 /// opening of A Tale of Two Cities) with and without MTP drafts in the same run and prints
@@ -32,12 +43,18 @@ use crate::synthetic::SyntheticSpec;
 pub struct Args {
     #[command(flatten)]
     pub model: ModelArgs,
-    /// Prompt length for the prefill measurement.
-    #[arg(long, default_value_t = 128)]
-    pub prompt_tokens: usize,
-    /// Tokens to decode.
+    /// Prompt length for the prefill measurement (at least 1).
+    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u64).range(1..))]
+    pub prompt_tokens: u64,
+    /// Tokens to decode after the prompt (0: time the prefill only).
     #[arg(long, default_value_t = 32)]
     pub decode_tokens: usize,
+    /// Also print one JSON line per model with every figure (tokens/s, bytes, bandwidth).
+    #[arg(long)]
+    pub json: bool,
+    /// Write the synthetic model (see --synthetic-hidden/-layers) to DIR and exit.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["synthetic", "speculative"])]
+    pub synthetic_save: Option<PathBuf>,
     /// Also benchmark a synthetic model of V3 proportions.
     #[arg(long)]
     pub synthetic: bool,
@@ -58,9 +75,12 @@ pub struct Args {
 const SPECULATIVE_PROMPT: &str = "It was the best of times, it was the worst of times,";
 
 struct Figures {
+    prompt_tokens: usize,
     prefill_tps: f64,
-    decode_tps: f64,
-    bytes_per_token: f64,
+    decode_tokens: usize,
+    /// None when no token was decoded.
+    decode_tps: Option<f64>,
+    bytes: WeightBytes,
 }
 
 fn measure(model: &Model, prompt_tokens: usize, decode_tokens: usize) -> Result<Figures> {
@@ -88,9 +108,11 @@ fn measure(model: &Model, prompt_tokens: usize, decode_tokens: usize) -> Result<
     }
     let decode = t.elapsed().as_secs_f64();
     Ok(Figures {
+        prompt_tokens,
         prefill_tps: prompt_tokens as f64 / prefill,
-        decode_tps: decode_tokens as f64 / decode,
-        bytes_per_token: activated_weight_bytes(model),
+        decode_tokens,
+        decode_tps: (decode_tokens > 0).then(|| decode_tokens as f64 / decode),
+        bytes: decode_bytes::weight_bytes(model.config(), model.precision()),
     })
 }
 
@@ -104,40 +126,53 @@ fn argmax(v: &[f32]) -> u32 {
     best as u32
 }
 
-/// Weight bytes one decode token reads: everything but the routed experts it does not use.
-fn activated_weight_bytes(model: &Model) -> f64 {
-    let c = model.config();
-    let total = model.weight_bytes() as f64;
-    let moe_layers = (0..c.num_hidden_layers)
-        .filter(|&l| c.is_moe_layer(l))
-        .count() as f64;
-    let per_expert_params = 3.0 * (c.hidden_size * c.moe_intermediate_size) as f64;
-    let bytes_per_param = match model.precision() {
-        Precision::F32 => 4.0,
-        Precision::Bf16 => 2.0,
-        Precision::Fp8 => 1.0 + 4.0 / (128.0 * 128.0),
+fn report(
+    name: &str,
+    model: &Model,
+    f: &Figures,
+    bandwidth: Option<f64>,
+    json: bool,
+) -> Result<()> {
+    let per_token = f.bytes.per_decode_token as f64;
+    let floor = bandwidth.map(|b| b / per_token);
+    let decode = match f.decode_tps {
+        Some(tps) => format!("{tps:>9.2} decode tok/s"),
+        None => format!("{:>9} decode tok/s", "-"),
     };
-    let unused = c.n_routed_experts.saturating_sub(c.num_experts_per_tok) as f64;
-    total - moe_layers * unused * per_expert_params * bytes_per_param
-}
-
-fn report(name: &str, model: &Model, f: &Figures, bandwidth: Option<f64>) -> Result<()> {
-    let floor = bandwidth.map(|b| b / f.bytes_per_token);
     outln!(
-        "{name:32} {:5} {:5} {:>10.1} prefill tok/s {:>9.2} decode tok/s   {:.1} MiB/token{}",
+        "{name:32} {:5} {:5} {:>10.1} prefill tok/s {decode}   {:.1} MiB/token{}",
         model.precision().name(),
         model.backend().info().mode.name(),
         f.prefill_tps,
-        f.decode_tps,
-        f.bytes_per_token / (1 << 20) as f64,
-        match floor {
-            Some(fl) => format!(
+        per_token / (1 << 20) as f64,
+        match (floor, f.decode_tps) {
+            (Some(fl), Some(tps)) => format!(
                 "   bandwidth floor {fl:.1} tok/s ({:.0}% of it)",
-                100.0 * f.decode_tps / fl
+                100.0 * tps / fl
             ),
-            None => "   (bandwidth floor: bandwidth not measured)".into(),
+            (Some(fl), None) => format!("   bandwidth floor {fl:.1} tok/s"),
+            (None, _) => "   (bandwidth floor: bandwidth not measured)".into(),
         }
-    )
+    )?;
+    if json {
+        let line = serde_json::json!({
+            "system": "concord",
+            "model": name,
+            "precision": model.precision().name(),
+            "mode": model.backend().info().mode.name(),
+            "threads": rayon::current_num_threads(),
+            "prompt_tokens": f.prompt_tokens,
+            "prefill_tok_s": f.prefill_tps,
+            "decode_tokens": f.decode_tokens,
+            "decode_tok_s": f.decode_tps,
+            "decode_bytes_per_token": f.bytes.per_decode_token,
+            "resident_weight_bytes": model.weight_bytes(),
+            "bandwidth_bytes_per_s": bandwidth,
+            "floor_tok_s": floor,
+        });
+        outln!("{line}")?;
+    }
+    Ok(())
 }
 
 /// Greedy decode of `tokens` new tokens after `prompt`: the tokens, the decode rate (tokens
@@ -217,13 +252,29 @@ fn compare_speculative(args: &Args, model: &Model, config: SpeculativeMtp) -> Re
 }
 
 pub fn run(args: Args) -> Result<()> {
+    let spec = SyntheticSpec {
+        hidden: args.synthetic_hidden,
+        layers: args.synthetic_layers,
+    };
+    if let Some(dir) = &args.synthetic_save {
+        spec.write(dir)?;
+        return outln!(
+            "wrote synthetic V3 h{} l{} to {}",
+            spec.hidden,
+            spec.layers,
+            dir.display()
+        );
+    }
+    let prompt_tokens = usize::try_from(args.prompt_tokens)
+        .map_err(|_| Error::invalid("--prompt-tokens does not fit this machine's memory"))?;
     let speculative = args.speculative.config()?;
     let model = args.model.load_with_mtp(speculative.is_some())?;
     let bandwidth = if args.model.backend == "cpu" {
         let b = bandwidth::host();
         outln!(
-            "host memory bandwidth {:.1} GB/s (copy), backend cpu",
-            b / 1e9
+            "host memory bandwidth {:.1} GB/s (read, {} threads), backend cpu",
+            b / 1e9,
+            rayon::current_num_threads()
         )?;
         Some(b)
     } else {
@@ -246,12 +297,13 @@ pub fn run(args: Args) -> Result<()> {
             }
         }
     };
-    let f = measure(&model, args.prompt_tokens, args.decode_tokens)?;
+    let f = measure(&model, prompt_tokens, args.decode_tokens)?;
     report(
         &args.model.dir()?.display().to_string(),
         &model,
         &f,
         bandwidth,
+        args.json,
     )?;
     if let Some(config) = speculative {
         compare_speculative(&args, &model, config)?;
@@ -263,10 +315,6 @@ pub fn run(args: Args) -> Result<()> {
             .tempdir()
             .map_err(|e| Error::io(std::env::temp_dir(), e))?;
         let dir: PathBuf = scratch.path().to_path_buf();
-        let spec = SyntheticSpec {
-            hidden: args.synthetic_hidden,
-            layers: args.synthetic_layers,
-        };
         spec.write(&dir)?;
         let synthetic = ModelArgs {
             model: Some(dir.clone()),
@@ -274,12 +322,13 @@ pub fn run(args: Args) -> Result<()> {
         };
         // The synthetic model has no MTP module: it is benchmarked plainly.
         let result = synthetic.load().and_then(|m| {
-            let f = measure(&m, args.prompt_tokens, args.decode_tokens)?;
+            let f = measure(&m, prompt_tokens, args.decode_tokens)?;
             report(
                 &format!("synthetic V3 h{} l{}", spec.hidden, spec.layers),
                 &m,
                 &f,
                 bandwidth,
+                args.json,
             )
         });
         drop(scratch);
