@@ -197,6 +197,20 @@ fn inspect_reports_parameters_and_memory() {
         out.contains("parameters") && out.contains("F8_E4M3") && out.contains("fp8"),
         "{out}"
     );
+    assert!(out.contains("activation scales f32"), "{out}");
+    // The same checkpoint declaring DeepSeek-V3.1's power-of-two activation scales.
+    let dir = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(&model).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
+    }
+    let config = dir.path().join("config.json");
+    let mut cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
+    cfg["quantization_config"]["scale_fmt"] = "ue8m0".into();
+    std::fs::write(&config, cfg.to_string()).unwrap();
+    let out = ok(&["inspect", "--model", dir.path().to_str().unwrap()]);
+    assert!(out.contains("activation scales ue8m0"), "{out}");
 }
 
 #[test]

@@ -14,7 +14,7 @@
 
 use std::path::Path;
 
-use concord_core::{Error, Result};
+use concord_core::{ActScaleFormat, Error, Result};
 use serde_json::Value;
 
 use crate::json_fields::{Field, Obj};
@@ -84,8 +84,9 @@ pub struct QuantizationConfig {
     pub activation_scheme: String,
     /// `weight_block_size` `[rows, cols]` (default `[128, 128]`).
     pub weight_block_size: [usize; 2],
-    /// `scale_fmt` (e.g. `ue8m0` in V3.1), if present.
-    pub scale_fmt: Option<String>,
+    /// `scale_fmt`: absent or null → plain f32 activation scales; `ue8m0` (V3.1) → activation
+    /// scales rounded up to a power of two (docs/numerics.md §6).
+    pub scale_fmt: ActScaleFormat,
 }
 
 /// Parsed `config.json` (spec §0.2).
@@ -370,6 +371,14 @@ impl ModelConfig {
             .unwrap_or([128, 128])
     }
 
+    /// How FP8 activation scales are stored: `quantization_config.scale_fmt`, else plain f32.
+    pub fn act_scale_format(&self) -> ActScaleFormat {
+        self.quantization
+            .as_ref()
+            .map(|q| q.scale_fmt)
+            .unwrap_or_default()
+    }
+
     /// Checks internal consistency and support; reports every problem found in one error.
     pub fn validate(&self) -> Result<()> {
         // Bounds first: the consistency checks below loop over layers and form products of
@@ -650,8 +659,21 @@ fn parse_quantization(o: &Obj<'_>) -> Result<Option<QuantizationConfig>> {
             .opt_string("activation_scheme")?
             .unwrap_or_else(|| "dynamic".into()),
         weight_block_size,
-        scale_fmt: q.opt_string("scale_fmt")?,
+        scale_fmt: parse_scale_fmt(&q)?,
     }))
+}
+
+/// `quantization_config.scale_fmt`: absent or null, or `"ue8m0"`.
+fn parse_scale_fmt(q: &Obj<'_>) -> Result<ActScaleFormat> {
+    let spelled = q.opt_string("scale_fmt")?;
+    ActScaleFormat::parse(spelled.as_deref()).ok_or_else(|| {
+        Error::model(format!(
+            "{}: field `{}scale_fmt`: {:?} is not supported (absent, null or \"ue8m0\")",
+            q.src,
+            q.prefix,
+            spelled.unwrap_or_default()
+        ))
+    })
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ mod rope_reference;
 
 use configs::{V2_LITE_CONFIG, V3_CONFIG};
 
+use concord_core::ActScaleFormat;
 use concord_loader::{Architecture, ModelConfig, RopeScalingKind, ScoringFunc, TopkMethod};
 
 fn v3() -> ModelConfig {
@@ -104,7 +105,8 @@ fn v3_fields() {
         ("fp8", "e4m3", "dynamic")
     );
     assert_eq!(q.weight_block_size, [128, 128]);
-    assert_eq!(q.scale_fmt, None);
+    assert_eq!(q.scale_fmt, ActScaleFormat::F32);
+    assert_eq!(c.act_scale_format(), ActScaleFormat::F32);
     assert_eq!(c.weight_block_size(), [128, 128]);
     assert_eq!(c.torch_dtype.as_deref(), Some("bfloat16"));
     assert!(c.rope_interleave);
@@ -555,7 +557,25 @@ fn quantization_variants() {
         ),
         ("e4m3", "dynamic", [128, 128])
     );
-    assert_eq!(q.scale_fmt.as_deref(), Some("ue8m0"));
+    assert_eq!(q.scale_fmt, ActScaleFormat::Ue8m0);
+    assert_eq!(c.act_scale_format(), ActScaleFormat::Ue8m0);
+    v["quantization_config"]["scale_fmt"] = serde_json::Value::Null;
+    let c = ModelConfig::from_json_str(&v.to_string()).unwrap();
+    assert_eq!(c.act_scale_format(), ActScaleFormat::F32);
+    // An unknown format is refused at parse time, naming the field and the value.
+    v["quantization_config"]["scale_fmt"] = "ue4m3".into();
+    let e = ModelConfig::from_json_str(&v.to_string())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("quantization_config.scale_fmt") && e.contains("\"ue4m3\""),
+        "{e}"
+    );
+    v["quantization_config"]["scale_fmt"] = 8.into();
+    let e = ModelConfig::from_json_str(&v.to_string())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("quantization_config.scale_fmt"), "{e}");
     v["quantization_config"] = serde_json::json!({"quant_method": "awq"});
     let c = ModelConfig::from_json_str(&v.to_string()).unwrap();
     assert!(c.validate().unwrap_err().to_string().contains("awq"));

@@ -132,7 +132,7 @@ fn output_aliasing_an_input_is_an_error() {
     let mut s = TensorArg::new(&both, DType::F32, [2, 1]);
     s.offset = 8;
     let r = be.run(
-        &Fp8ActQuant.into(),
+        &Fp8ActQuant::default().into(),
         &[x.arg()],
         &[TensorArg::new(&both, DType::F8E4M3, [2, 3]), s],
     );

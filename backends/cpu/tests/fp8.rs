@@ -5,12 +5,48 @@ use common::*;
 use concord_core::convert::{e4m3_to_f32, round_to_bf16};
 use concord_core::numerics::reduce::canonical_block_sum;
 use concord_core::DType;
-use concord_ops::{BlockFp8Matmul, Fp8ActQuant};
+use concord_ops::{ActScaleFormat, BlockFp8Matmul, Fp8ActQuant};
 
 fn quant(x: &[f32], m: usize, k: usize) -> (Vec<u8>, Vec<f32>) {
+    quant_in(ActScaleFormat::F32, x, m, k)
+}
+
+fn quant_in(scale_fmt: ActScaleFormat, x: &[f32], m: usize, k: usize) -> (Vec<u8>, Vec<f32>) {
     let be = backend();
-    let out = run(&be, Fp8ActQuant, &[&f32s(&be, &[m, k], x)]).unwrap();
+    let out = run(&be, Fp8ActQuant { scale_fmt }, &[&f32s(&be, &[m, k], x)]).unwrap();
     (out[0].bytes.clone(), out[1].f32())
+}
+
+#[test]
+fn act_quant_ue8m0_rounds_the_scale_up_to_a_power_of_two() {
+    // Block 0: amax 448·(1 + 2^-23), s = 1 + 2^-23 → 2 in ue8m0. Block 1 (partial, 2 columns):
+    // amax 448, s = 1 already a power of two. Codes by hand (spec §6.7): 224 = 1.75·2^7 → 0x76,
+    // 0.5 → 0x30, 448 → 0x7E, 1 → 0x38.
+    let mut x = vec![0.0f32; 130];
+    x[0] = f32::from_bits(448.0f32.to_bits() + 1);
+    x[1] = 1.0;
+    x[128] = 448.0;
+    x[129] = -1.0;
+    let (q, s) = quant_in(ActScaleFormat::Ue8m0, &x, 1, 130);
+    assert_eq!(s, vec![2.0, 1.0]);
+    assert_eq!((q[0], q[1], q[128], q[129]), (0x76, 0x30, 0x7E, 0xB8));
+    // Plain scales for the same input: s = 1 + 2^-23, and x/s rounds back to 448 and 1.
+    let (q, s) = quant(&x, 1, 130);
+    assert_eq!(s, vec![f32::from_bits(0x3F80_0001), 1.0]);
+    assert_eq!((q[0], q[1], q[128], q[129]), (0x7E, 0x38, 0x7E, 0xB8));
+    // The 1e-4 floor: 1e-4/448 ≈ 2.23e-7 rounds up to 2^-22.
+    let (_, s) = quant_in(ActScaleFormat::Ue8m0, &[0.0; 3], 1, 3);
+    assert_eq!(s, vec![2f32.powi(-22)]);
+    // ∞ and NaN scales stay what they are.
+    let (q, s) = quant_in(
+        ActScaleFormat::Ue8m0,
+        &[f32::INFINITY, 1.0, f32::NAN, 1.0],
+        2,
+        2,
+    );
+    assert_eq!(s[0], f32::INFINITY);
+    assert!(s[1].is_nan());
+    assert_eq!(q, vec![0x7F, 0x00, 0x7F, 0x7F]);
 }
 
 #[test]

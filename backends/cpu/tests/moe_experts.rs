@@ -4,7 +4,9 @@ mod common;
 use common::*;
 use concord_core::convert::round_to_bf16;
 use concord_core::DType;
-use concord_ops::{BlockFp8Matmul, ExpertWeights, Fp8ActQuant, Matmul, MoeExperts, Swiglu};
+use concord_ops::{
+    ActScaleFormat, BlockFp8Matmul, ExpertWeights, Fp8ActQuant, Matmul, MoeExperts, Swiglu,
+};
 
 const T_: usize = 5;
 const H: usize = 200;
@@ -117,6 +119,17 @@ fn moe_experts_dense_equals_composed_ops() {
 
 #[test]
 fn moe_experts_fp8_equals_composed_ops() {
+    let plain = moe_experts_fp8_and_composed_ops(ActScaleFormat::F32);
+    let ue8m0 = moe_experts_fp8_and_composed_ops(ActScaleFormat::Ue8m0);
+    assert_eq!(plain.0, plain.1, "f32 activation scales");
+    assert_eq!(ue8m0.0, ue8m0.1, "ue8m0 activation scales");
+    // The format reaches the experts' quantization: power-of-two scales change the result.
+    assert_ne!(plain.0, ue8m0.0);
+}
+
+/// moe_experts with FP8 weights and activation scales in `scale_fmt`, and the same experts
+/// composed from fp8_act_quant, block_fp8_matmul and swiglu: (op bits, composed bits).
+fn moe_experts_fp8_and_composed_ops(scale_fmt: ActScaleFormat) -> (Vec<u32>, Vec<u32>) {
     let be = backend();
     let d = data(71);
     let mut rng = Rng::new(72);
@@ -145,7 +158,10 @@ fn moe_experts_fp8_equals_composed_ops() {
     );
     let out = DType::BF16;
     let op = MoeExperts {
-        weights: ExpertWeights::BlockFp8 { block: [128, 128] },
+        weights: ExpertWeights::BlockFp8 {
+            block: [128, 128],
+            scale_fmt,
+        },
         out,
     };
     let ins = [
@@ -162,7 +178,7 @@ fn moe_experts_fp8_equals_composed_ops() {
     let refs: Vec<&T> = ins.iter().collect();
     let got = run1(&be, op, &refs).bits();
     let fp8 = |x: &T, w: &[u8], s: &[f32], rows: usize, cols: usize| -> Vec<f32> {
-        let q = run(&be, Fp8ActQuant, &[x]).unwrap();
+        let q = run(&be, Fp8ActQuant { scale_fmt }, &[x]).unwrap();
         let xq = e4m3s(&be, &[1, cols], &q[0].bytes);
         let xs = f32s(&be, &[1, cols.div_ceil(128)], &q[1].f32());
         let wt = e4m3s(&be, &[rows, cols], w);
@@ -207,7 +223,7 @@ fn moe_experts_fp8_equals_composed_ops() {
             I,
         )
     });
-    assert_eq!(got, want);
+    (got, want)
 }
 
 #[test]

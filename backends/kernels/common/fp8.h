@@ -7,11 +7,27 @@
 #define FP8_AMAX_FLOOR BITS_F32(0x38D1B717u)
 /* 448, the largest finite e4m3fn value. */
 #define FP8_E4M3_MAX BITS_F32(0x43E00000u)
+/* Activation scale formats (concord_kernels::scale_fmt_code): the scale as computed, or
+ * rounded up to a power of two (DeepSeek-V3.1's scale_fmt "ue8m0"). */
+#define SCALE_FMT_F32 0u
+#define SCALE_FMT_UE8M0 1u
+
+/* A normal f32 rounded up to the nearest power of two with bit operations only (no log2/exp2,
+ * whose results differ between vendors): unchanged when its mantissa bits are zero, else
+ * 2^(exponent + 1) with a zero mantissa. NaN and +-inf come back unchanged. */
+FN float round_up_to_power_of_two(float s) {
+    u32 b = F32_BITS(s);
+    if ((b & 0x7F800000u) == 0x7F800000u || (b & 0x007FFFFFu) == 0u) {
+        return s;
+    }
+    return BITS_F32((b & 0xFF800000u) + 0x00800000u);
+}
 
 /* Quantizes the len <= 128 values x[base ..] (F32 or BF16 by dt) into q[qbase ..] and returns
- * the block's scale: amax = max |x| (a NaN sticks), s = max(amax, 1e-4) / 448,
- * q = e4m3_satfinite(x / s). */
-FN float quantize_block(GLOBAL const u8 *x, u32 dt, u64 base, u32 len, GLOBAL u8 *q, u64 qbase) {
+ * the block's scale: amax = max |x| (a NaN sticks), s = max(amax, 1e-4) / 448, rounded up to
+ * a power of two when scale_fmt is SCALE_FMT_UE8M0, q = e4m3_satfinite(x / s). */
+FN float quantize_block(GLOBAL const u8 *x, u32 dt, u64 base, u32 len, GLOBAL u8 *q, u64 qbase,
+                        u32 scale_fmt) {
     float amax = 0.0f;
     for (u32 i = 0u; i < len; i++) {
         float a = abs_f32(load_act(x, base + i, dt));
@@ -22,6 +38,9 @@ FN float quantize_block(GLOBAL const u8 *x, u32 dt, u64 base, u32 len, GLOBAL u8
     /* Written so that a NaN amax stays NaN. */
     float clamped = amax < FP8_AMAX_FLOOR ? FP8_AMAX_FLOOR : amax;
     float scale = clamped / FP8_E4M3_MAX;
+    if (scale_fmt == SCALE_FMT_UE8M0) {
+        scale = round_up_to_power_of_two(scale);
+    }
     for (u32 i = 0u; i < len; i++) {
         q[qbase + i] = f32_to_e4m3_satfinite(load_act(x, base + i, dt) / scale);
     }

@@ -5,7 +5,7 @@
  * ERR_MOE_EXPERT_ID.
  * Dense weights (F32|BF16) use the canonical dot. BlockFp8 weights (F8_E4M3 + F32 scales
  * [E, ceil(rows/bn), ceil(cols/128)]) quantize x and h per 128 columns exactly as
- * fp8_act_quant and multiply exactly as block_fp8_matmul.
+ * fp8_act_quant (with the op's scale format) and multiply exactly as block_fp8_matmul.
  * Kernels (scratch h [T*K, I], eo [T*K, H], plus quantized copies for FP8): gate_up (per slot
  * and intermediate column), down (per slot and hidden column), combine (per output element);
  * quant_x (per token and block) and quant_h (per slot and block) for FP8. */
@@ -81,9 +81,10 @@ KERNEL moe_experts_combine(GLOBAL const float *eo, IN_TENSOR(weights), OUT_TENSO
     store_act(OUT_BYTES(out), i, out_dt, y);
 }
 
-/* FP8: quantizes rows of `cols` values of src (F32 or BF16 by dt) per 128 columns. */
+/* FP8: quantizes rows of `cols` values of src (F32 or BF16 by dt) per 128 columns, scales in
+ * scale_fmt. */
 KERNEL moe_experts_quant(IN_TENSOR(src), u32 src_dt, GLOBAL u8 *q, GLOBAL float *qs, u32 rows,
-                         u32 cols) {
+                         u32 cols, u32 scale_fmt) {
     u32 kb = (cols + FP8_BLOCK - 1u) / FP8_BLOCK;
     u64 i = GLOBAL_ID();
     if (i >= (u64)rows * kb) {
@@ -94,7 +95,7 @@ KERNEL moe_experts_quant(IN_TENSOR(src), u32 src_dt, GLOBAL u8 *q, GLOBAL float 
     u32 c0 = b * FP8_BLOCK;
     u32 len = cols - c0 < FP8_BLOCK ? cols - c0 : FP8_BLOCK;
     u64 base = row * cols + c0;
-    qs[i] = quantize_block(IN_BYTES(src), src_dt, base, len, q, base);
+    qs[i] = quantize_block(IN_BYTES(src), src_dt, base, len, q, base, scale_fmt);
 }
 
 KERNEL moe_experts_gate_up_fp8(GLOBAL const u8 *xq, GLOBAL const float *xs, IN_TENSOR(ids),

@@ -44,6 +44,25 @@ pub mod dtype_code {
     pub const BF16: u32 = 1;
 }
 
+/// Activation scale format codes the quantizing kernels take (`SCALE_FMT_F32`,
+/// `SCALE_FMT_UE8M0` in common/fp8.h).
+pub mod scale_fmt_code {
+    use concord_core::ActScaleFormat;
+
+    /// The scale as computed.
+    pub const F32: u32 = 0;
+    /// The scale rounded up to a power of two.
+    pub const UE8M0: u32 = 1;
+
+    /// The code of `format`.
+    pub fn of(format: ActScaleFormat) -> u32 {
+        match format {
+            ActScaleFormat::F32 => F32,
+            ActScaleFormat::Ue8m0 => UE8M0,
+        }
+    }
+}
+
 /// Codes a kernel writes into the status buffer (common/error.h) for a data-dependent error:
 /// `[code, value, limit, 0]`.
 pub mod error_code {

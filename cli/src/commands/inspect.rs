@@ -1,6 +1,6 @@
 use std::collections::BTreeMap;
 
-use concord_core::{DType, Result};
+use concord_core::{ActScaleFormat, DType, Result};
 use concord_loader::{
     Architecture, Checkpoint, ExpectedTensor, ModelConfig, RopeScalingKind, ScoringFunc,
     TensorRole, TopkMethod,
@@ -94,6 +94,23 @@ pub fn run(args: Args) -> Result<()> {
                     RopeScalingKind::Other(kind) => kind.as_str(),
                 },
                 r.factor
+            ),
+        }
+    )?;
+    outln!(
+        "quantization     {}",
+        match &cfg.quantization {
+            None => "none".to_string(),
+            Some(q) => format!(
+                "{} {}, weight blocks {}x{}, activation scales {}",
+                q.quant_method,
+                q.fmt,
+                q.weight_block_size[0],
+                q.weight_block_size[1],
+                match q.scale_fmt {
+                    ActScaleFormat::F32 => "f32 (no scale_fmt)",
+                    ActScaleFormat::Ue8m0 => "ue8m0 (rounded up to powers of two)",
+                }
             ),
         }
     )?;

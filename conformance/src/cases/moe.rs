@@ -3,6 +3,7 @@
 use concord_core::DType;
 use concord_ops::*;
 
+use super::fp8::SCALE_FORMATS;
 use super::{act, case, short, Fill, InputSpec, OpCase, OutputSpec, Patch, ACTS};
 
 pub(super) fn moe_route(c: &mut Vec<OpCase>) {
@@ -113,7 +114,8 @@ pub(super) fn moe_experts(c: &mut Vec<OpCase>) {
         (2usize, 200usize, 130usize, 3usize, 2usize, 128usize),
         (4, 300, 257, 4, 3, 64),
     ] {
-        for a in ACTS {
+        for (a, (scale_fmt, suffix)) in ACTS.into_iter().flat_map(|a| SCALE_FORMATS.map(|f| (a, f)))
+        {
             let scales = |rows: usize, cols: usize| {
                 act(
                     DType::F32,
@@ -126,11 +128,14 @@ pub(super) fn moe_experts(c: &mut Vec<OpCase>) {
             };
             c.push(case(
                 format!(
-                    "moe_experts/t{t}.h{h}.i{i}.e{e}.k{k}.bn{bn}/{}.e4m3",
+                    "moe_experts/t{t}.h{h}.i{i}.e{e}.k{k}.bn{bn}/{}.e4m3{suffix}",
                     short(a)
                 ),
                 MoeExperts {
-                    weights: ExpertWeights::BlockFp8 { block: [bn, 128] },
+                    weights: ExpertWeights::BlockFp8 {
+                        block: [bn, 128],
+                        scale_fmt,
+                    },
                     out: a,
                 },
                 DType::F8E4M3,

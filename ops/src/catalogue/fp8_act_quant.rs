@@ -1,4 +1,4 @@
-use concord_core::{DType, Result};
+use concord_core::{ActScaleFormat, DType, Result};
 use serde::Serialize;
 
 use super::check::{arity, ceil_div, ACTIVATION};
@@ -8,10 +8,14 @@ use crate::TensorDesc;
 /// Columns per activation quantization group (DeepSeek's `act_quant` block size).
 pub const FP8_ACT_BLOCK: usize = 128;
 
-/// Per token, per 128 columns: `s = max(amax, 1e-4)/448`, `q = e4m3_satfinite(x/s)` —
+/// Per token, per 128 columns: `s = fmt(max(amax, 1e-4)/448)`, `q = e4m3_satfinite(x/s)` —
 /// x [M, K] → (q F8_E4M3 [M, K], s F32 [M, ⌈K/128⌉]); a partial last block uses its own amax.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Fp8ActQuant;
+/// `fmt` is the identity, or the rounding up to a power of two of `ue8m0` (DeepSeek-V3.1).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Fp8ActQuant {
+    /// How each block's scale is stored (`quantization_config.scale_fmt`).
+    pub scale_fmt: ActScaleFormat,
+}
 
 impl OpContract for Fp8ActQuant {
     fn infer(&self, inputs: &[TensorDesc]) -> Result<Vec<TensorDesc>> {

@@ -25,6 +25,7 @@ mod swiglu;
 
 pub use add::Add;
 pub use block_fp8_matmul::BlockFp8Matmul;
+pub use concord_core::ActScaleFormat;
 pub use embedding::Embedding;
 pub use fp8_act_quant::{Fp8ActQuant, FP8_ACT_BLOCK};
 pub use gather_rows::GatherRows;

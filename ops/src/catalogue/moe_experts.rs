@@ -1,4 +1,4 @@
-use concord_core::{DType, Error, Result};
+use concord_core::{ActScaleFormat, DType, Error, Result};
 use serde::Serialize;
 
 use super::check::{activation_out, arity, ceil_div, ACTIVATION, DENSE_WEIGHT};
@@ -16,6 +16,8 @@ pub enum ExpertWeights {
     BlockFp8 {
         /// `weight_block_size`.
         block: [usize; 2],
+        /// The activation scales' format (`quantization_config.scale_fmt`).
+        scale_fmt: ActScaleFormat,
     },
 }
 
@@ -66,7 +68,7 @@ impl OpContract for MoeExperts {
         for (m, what) in [(gate, "gate"), (up, "up"), (down, "down")] {
             m.expect_dtype(allowed, &format!("moe_experts {what}"))?;
         }
-        if let ExpertWeights::BlockFp8 { block } = self.weights {
+        if let ExpertWeights::BlockFp8 { block, .. } = self.weights {
             if block[1] != FP8_ACT_BLOCK || block[0] == 0 {
                 return Err(Error::unsupported(format!(
                     "moe_experts: weight block {block:?}"

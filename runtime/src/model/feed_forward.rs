@@ -74,7 +74,10 @@ impl Model {
                     s.down.arg(),
                     ds.arg(),
                 ]);
-                ExpertWeights::BlockFp8 { block: *block }
+                ExpertWeights::BlockFp8 {
+                    block: *block,
+                    scale_fmt: self.cfg.act_scale_format(),
+                }
             }
             None => {
                 inputs.extend([s.gate.arg(), s.up.arg(), s.down.arg()]);

@@ -300,7 +300,10 @@ impl Model {
                 scale,
                 block,
             } => {
-                let q = self.exec.apply(Fp8ActQuant, std::slice::from_ref(x))?;
+                let quant = Fp8ActQuant {
+                    scale_fmt: self.cfg.act_scale_format(),
+                };
+                let q = self.exec.apply(quant, std::slice::from_ref(x))?;
                 self.exec.apply1(
                     BlockFp8Matmul {
                         block: *block,

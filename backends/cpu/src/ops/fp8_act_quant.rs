@@ -1,11 +1,13 @@
 //! Per row, per 128 columns (the last block may be partial):
-//! `amax = max |x|`, `s = max(amax, 1e-4) / 448`, `q = e4m3_satfinite(x / s)`.
+//! `amax = max |x|`, `s = fmt(max(amax, 1e-4) / 448)`, `q = e4m3_satfinite(x / s)`, where
+//! `fmt` is the identity or, for `ue8m0`, the rounding up to a power of two (bit operations,
+//! [`concord_core::round_up_to_power_of_two`]).
 //!
 //! A NaN anywhere in a block makes its amax, and so its scale, NaN (`max(NaN, 1e-4)` stays
 //! NaN here), and every q of that block becomes the NaN code 0x7F. An infinite element gives
 //! s = ∞: the finite elements quantize to 0 and the infinite one to NaN (∞/∞).
 use concord_core::convert::f32_to_e4m3_satfinite;
-use concord_core::Result;
+use concord_core::{ActScaleFormat, Result};
 use concord_ops::{Fp8ActQuant, FP8_ACT_BLOCK};
 use rayon::prelude::*;
 
@@ -14,7 +16,7 @@ use crate::storage::{In, Out};
 /// The smallest amax a block is scaled by (DeepSeek's clamp).
 const AMAX_FLOOR: f32 = 1e-4;
 
-pub(crate) fn run(_op: &Fp8ActQuant, ins: &[In], outs: &mut [Out]) -> Result<()> {
+pub(crate) fn run(op: &Fp8ActQuant, ins: &[In], outs: &mut [Out]) -> Result<()> {
     let x = ins[0].f32s()?;
     let k = ins[0].desc.shape[1];
     let kb = k.div_ceil(FP8_ACT_BLOCK);
@@ -27,12 +29,12 @@ pub(crate) fn run(_op: &Fp8ActQuant, ins: &[In], outs: &mut [Out]) -> Result<()>
     q.par_chunks_mut(k)
         .zip(s.par_chunks_mut(kb))
         .zip(x.par_chunks(k))
-        .for_each(|((q, s), x)| quantize_row(x, q, s));
+        .for_each(|((q, s), x)| quantize_row(x, q, s, op.scale_fmt));
     Ok(())
 }
 
-/// Quantizes one row: `q` gets the e4m3 codes, `s` one scale per 128 columns.
-pub(crate) fn quantize_row(x: &[f32], q: &mut [u8], s: &mut [f32]) {
+/// Quantizes one row: `q` gets the e4m3 codes, `s` one scale per 128 columns, in `scale_fmt`.
+pub(crate) fn quantize_row(x: &[f32], q: &mut [u8], s: &mut [f32], scale_fmt: ActScaleFormat) {
     for ((xb, qb), sb) in x
         .chunks(FP8_ACT_BLOCK)
         .zip(q.chunks_mut(FP8_ACT_BLOCK))
@@ -47,7 +49,7 @@ pub(crate) fn quantize_row(x: &[f32], q: &mut [u8], s: &mut [f32]) {
         }
         // Written so that a NaN amax stays NaN.
         let clamped = if amax < AMAX_FLOOR { AMAX_FLOOR } else { amax };
-        let scale = clamped / 448.0;
+        let scale = scale_fmt.apply(clamped / 448.0);
         *sb = scale;
         for (d, v) in qb.iter_mut().zip(xb) {
             *d = f32_to_e4m3_satfinite(*v / scale);

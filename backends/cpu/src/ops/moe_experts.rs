@@ -4,9 +4,9 @@
 //!
 //! Dense weights use the canonical dot (as matmul); BlockFp8 weights quantize x and h per
 //! 128 columns and multiply exactly as fp8_act_quant + block_fp8_matmul, with the expert's
-//! slice of each scale tensor. Tokens are grouped by expert so each expert's weights are read
+//! slice of each scale tensor (activation scales in the op's `scale_fmt`). Tokens are grouped by expert so each expert's weights are read
 //! once per group; every element is still computed by the same sequential code.
-use concord_core::{Error, Result};
+use concord_core::{ActScaleFormat, Error, Result};
 use concord_ops::{ExpertWeights, MoeExperts, FP8_ACT_BLOCK};
 use rayon::prelude::*;
 
@@ -32,6 +32,8 @@ struct Experts<'a> {
     hidden: usize,
     inter: usize,
     block_rows: usize,
+    /// How the FP8 projections' activation scales are stored (unused for Dense weights).
+    scale_fmt: ActScaleFormat,
 }
 
 pub(crate) fn run(op: &MoeExperts, ins: &[In], outs: &mut [Out]) -> Result<()> {
@@ -55,8 +57,9 @@ pub(crate) fn run(op: &MoeExperts, ins: &[In], outs: &mut [Out]) -> Result<()> {
             hidden: h,
             inter: i,
             block_rows: 1,
+            scale_fmt: ActScaleFormat::default(),
         },
-        ExpertWeights::BlockFp8 { block } => {
+        ExpertWeights::BlockFp8 { block, scale_fmt } => {
             scales = [4, 6, 8]
                 .iter()
                 .map(|&j| ins[j].f32s())
@@ -72,6 +75,7 @@ pub(crate) fn run(op: &MoeExperts, ins: &[In], outs: &mut [Out]) -> Result<()> {
                 hidden: h,
                 inter: i,
                 block_rows: block[0],
+                scale_fmt,
             }
         }
     };
@@ -172,7 +176,7 @@ impl Experts<'_> {
                     q.par_chunks_mut(cols)
                         .zip(xs.par_chunks_mut(kb))
                         .zip(x.par_chunks(cols))
-                        .for_each(|((q, s), x)| quantize_row(x, q, s));
+                        .for_each(|((q, s), x)| quantize_row(x, q, s, self.scale_fmt));
                 }
                 let w = Fp8Weight {
                     codes: &codes[range],

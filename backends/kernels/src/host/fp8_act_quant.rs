@@ -1,11 +1,14 @@
-//! Per row and 128-column block: scale and e4m3 codes, one work-item per block.
+//! Per row and 128-column block: scale (in the op's format) and e4m3 codes, one work-item per
+//! block.
 use concord_core::Result;
-use concord_ops::{TensorArg, FP8_ACT_BLOCK};
+use concord_ops::{Fp8ActQuant, TensorArg, FP8_ACT_BLOCK};
 
 use super::{Args, Cx, KernelDevice};
+use crate::scale_fmt_code;
 
 pub(super) fn launch<D: KernelDevice>(
     cx: &Cx<D>,
+    op: &Fp8ActQuant,
     ins: &[TensorArg],
     outs: &[TensorArg],
 ) -> Result<()> {
@@ -16,6 +19,7 @@ pub(super) fn launch<D: KernelDevice>(
         .tensor(cx, q)?
         .tensor(cx, s)?
         .dim(rows)?
-        .dim(k)?;
+        .dim(k)?
+        .u32(scale_fmt_code::of(op.scale_fmt));
     cx.run("fp8_act_quant", rows * k.div_ceil(FP8_ACT_BLOCK), &args)
 }

@@ -120,7 +120,7 @@ pub fn launch<D: KernelDevice>(
         Op::RmsNorm(p) => rms_norm::launch(&cx, p, ins, outs),
         Op::Matmul(_) if fast => fast_tiles::matmul(&cx, ins, outs),
         Op::Matmul(_) => matmul::launch(&cx, ins, outs),
-        Op::Fp8ActQuant(_) => fp8_act_quant::launch(&cx, ins, outs),
+        Op::Fp8ActQuant(p) => fp8_act_quant::launch(&cx, p, ins, outs),
         Op::BlockFp8Matmul(p) if fast => fast_tiles::block_fp8_matmul(&cx, p, ins, outs),
         Op::BlockFp8Matmul(p) => block_fp8_matmul::launch(&cx, p, ins, outs),
         Op::Rope(p) => rope::launch(&cx, p, ins, outs),

@@ -5,6 +5,7 @@ use concord_core::{DType, Result};
 use concord_ops::{ExpertWeights, MoeExperts, TensorArg, FP8_ACT_BLOCK};
 
 use super::{f32s, Args, Cx, KernelDevice};
+use crate::scale_fmt_code;
 
 pub(super) fn launch<D: KernelDevice>(
     cx: &Cx<D>,
@@ -51,13 +52,20 @@ pub(super) fn launch<D: KernelDevice>(
                 .dim(i)?;
             cx.run("moe_experts_down", slots * h, &a)?;
         }
-        ExpertWeights::BlockFp8 { block } => {
+        ExpertWeights::BlockFp8 { block, scale_fmt } => {
+            let scale_fmt = scale_fmt_code::of(scale_fmt);
             let (gate, gate_s, up, up_s) = (&ins[3], &ins[4], &ins[5], &ins[6]);
             let (down, down_s) = (&ins[7], &ins[8]);
             let (kb_h, kb_i) = (h.div_ceil(FP8_ACT_BLOCK), i.div_ceil(FP8_ACT_BLOCK));
             let xq = cx.scratch(t * h)?;
             let xs = cx.scratch(f32s(t * kb_h))?;
-            let a = Args::new().act(cx, x)?.mem(&xq).mem(&xs).dim(t)?.dim(h)?;
+            let a = Args::new()
+                .act(cx, x)?
+                .mem(&xq)
+                .mem(&xs)
+                .dim(t)?
+                .dim(h)?
+                .u32(scale_fmt);
             cx.run("moe_experts_quant", t * kb_h, &a)?;
             let a = Args::new()
                 .mem(&xq)
@@ -86,7 +94,8 @@ pub(super) fn launch<D: KernelDevice>(
                 .mem(&hq)
                 .mem(&hs)
                 .dim(slots)?
-                .dim(i)?;
+                .dim(i)?
+                .u32(scale_fmt);
             cx.run("moe_experts_quant", slots * kb_i, &a)?;
             let a = Args::new()
                 .mem(&hq)

@@ -1,5 +1,5 @@
 use concord_core::DType;
-use concord_ops::Fp8ActQuant;
+use concord_ops::{ActScaleFormat, Fp8ActQuant};
 
 use crate::harness::{check, opencl, Data, Out, Rng, ACTS, EXTREMES};
 
@@ -23,15 +23,17 @@ fn fp8_act_quant_matches_cpu() {
                 x[m * k - 3] = f32::NAN;
             }
             let kb = k.div_ceil(128);
-            check(
-                &format!("fp8_act_quant {m}x{k} {x_dt}"),
-                Fp8ActQuant,
-                &[Data::act(x_dt, &[m, k], &x)],
-                &[
-                    Out::new(DType::F8E4M3, &[m, k]),
-                    Out::new(DType::F32, &[m, kb]),
-                ],
-            );
+            for scale_fmt in [ActScaleFormat::F32, ActScaleFormat::Ue8m0] {
+                check(
+                    &format!("fp8_act_quant {m}x{k} {x_dt} {scale_fmt}"),
+                    Fp8ActQuant { scale_fmt },
+                    &[Data::act(x_dt, &[m, k], &x)],
+                    &[
+                        Out::new(DType::F8E4M3, &[m, k]),
+                        Out::new(DType::F32, &[m, kb]),
+                    ],
+                );
+            }
         }
     }
 }
@@ -50,7 +52,7 @@ fn fp8_act_quant_of_every_extreme() {
     let m = EXTREMES.len();
     check(
         "fp8_act_quant extremes",
-        Fp8ActQuant,
+        Fp8ActQuant::default(),
         &[Data::f32(&[m, 128], &x)],
         &[
             Out::new(DType::F8E4M3, &[m, 128]),

@@ -25,3 +25,4 @@ mod sample;
 mod scatter_rows;
 mod slice_columns;
 mod swiglu;
+mod ue8m0_fixture;

@@ -1,5 +1,5 @@
 use concord_core::DType;
-use concord_ops::{ExpertWeights, MoeExperts};
+use concord_ops::{ActScaleFormat, ExpertWeights, MoeExperts};
 
 use crate::harness::{check, check_error, opencl, Data, Out, Rng, ACTS};
 
@@ -66,10 +66,22 @@ fn moe_experts_block_fp8_matches_cpu() {
                         .collect();
                     Data::f32(&shape, &v)
                 };
+                // Both activation scale formats, without doubling the cases.
+                let scale_fmt = if out == DType::BF16 {
+                    ActScaleFormat::Ue8m0
+                } else {
+                    ActScaleFormat::F32
+                };
                 check(
-                    &format!("moe_experts fp8 t={t} h={h} i={i} e={e} k={k} bn={bn} {x_dt}->{out}"),
+                    &format!(
+                        "moe_experts fp8 t={t} h={h} i={i} e={e} k={k} bn={bn} {x_dt}->{out} \
+                         {scale_fmt}"
+                    ),
                     MoeExperts {
-                        weights: ExpertWeights::BlockFp8 { block: [bn, 128] },
+                        weights: ExpertWeights::BlockFp8 {
+                            block: [bn, 128],
+                            scale_fmt,
+                        },
                         out,
                     },
                     &[
