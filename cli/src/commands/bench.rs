@@ -5,6 +5,7 @@ use concord_core::{Error, Result};
 use concord_runtime::{GenerateParams, LogitRows, Model, Precision, SpeculativeMtp};
 
 use crate::bandwidth;
+use crate::commands::inspect::human_bytes;
 use crate::common::{ModelArgs, SpeculativeArgs};
 use crate::stdout::outln;
 use crate::synthetic::SyntheticSpec;
@@ -22,6 +23,7 @@ use crate::synthetic::SyntheticSpec;
 ///   concord bench --synthetic --synthetic-hidden 1792 --synthetic-layers 4 --precision fp8
 ///   concord bench --backend cuda --mode fast --synthetic --synthetic-hidden 7168 --precision fp8
 ///   concord bench --speculative mtp --decode-tokens 64
+///   concord bench --backend opencl --experts-on host
 ///
 /// With --speculative mtp it also decodes greedily from a text prompt (--prompt; default: the
 /// opening of A Tale of Two Cities) with and without MTP drafts in the same run and prints
@@ -246,6 +248,16 @@ pub fn run(args: Args) -> Result<()> {
             }
         }
     };
+    let host = model.host_weight_bytes();
+    if host > 0 {
+        outln!(
+            "experts on host: {} of routed experts in host RAM (cpu backend), {} on {}; the \
+             floor below counts every byte at the device bandwidth",
+            human_bytes(host),
+            human_bytes(model.weight_bytes() - host),
+            args.model.backend
+        )?;
+    }
     let f = measure(&model, args.prompt_tokens, args.decode_tokens)?;
     report(
         &args.model.dir()?.display().to_string(),
