@@ -158,23 +158,10 @@ impl Model {
             .max_positions
             .unwrap_or(cfg.max_position_embeddings.min(DEFAULT_MAX_POSITIONS))
             .max(1);
-        if host_experts.is_some() {
-            let all = weights.bytes() + mtp.as_ref().map_or(0, MtpWeights::bytes);
-            let host = weights.routed_expert_bytes()
-                + mtp.as_ref().map_or(0, |m| m.layer.routed_expert_bytes());
-            let mib = |b: usize| b as f64 / f64::from(1 << 20);
-            tracing::info!(
-                host_mib = mib(host),
-                device_mib = mib(all - host),
-                backend = exec.backend().info().name,
-                "--experts-on host: routed experts in host RAM (run on the cpu backend), the \
-                 other weights on the backend"
-            );
-        }
         let table = RopeTable::new(&cfg, max_positions)?;
         let rope_cos = exec.upload_f32(&[table.positions, table.pairs], &table.cos)?;
         let rope_sin = exec.upload_f32(&[table.positions, table.pairs], &table.sin)?;
-        Ok(Model {
+        let model = Model {
             cfg,
             exec,
             weights,
@@ -184,7 +171,19 @@ impl Model {
             rope_sin,
             max_positions,
             host_experts,
-        })
+        };
+        if model.host_experts.is_some() {
+            let host = model.host_weight_bytes();
+            let mib = |b: usize| b as f64 / f64::from(1 << 20);
+            tracing::info!(
+                host_mib = mib(host),
+                device_mib = mib(model.weight_bytes() - host),
+                backend = model.exec.backend().info().name,
+                "--experts-on host: routed experts in host RAM (run on the cpu backend), the \
+                 other weights on the backend"
+            );
+        }
+        Ok(model)
     }
 
     /// The model's configuration.
