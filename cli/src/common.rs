@@ -8,7 +8,7 @@ use clap::Args;
 use concord_core::{Error, Result};
 use concord_ops::KernelMode;
 use concord_runtime::text::Tokenizer;
-use concord_runtime::{LoadOptions, Model, Precision, SpeculativeMtp};
+use concord_runtime::{ExpertPlacement, LoadOptions, Model, Precision, SpeculativeMtp};
 
 /// `--model`, `--backend`, `--precision`: where the model is and how it runs.
 #[derive(Args, Debug, Clone)]
@@ -34,6 +34,12 @@ pub struct ModelArgs {
     /// max_position_embeddings, at most 262144 (docs/limits.md).
     #[arg(long, value_name = "N")]
     pub context: Option<usize>,
+    /// Where the routed experts live and run: device (with everything else) or host (host
+    /// RAM, run by the CPU backend, while attention, dense layers, shared experts, router and
+    /// head stay on --backend — for models whose experts do not fit the device). Same bits
+    /// either way in exact mode; on --backend cpu both are the same.
+    #[arg(long, default_value = "device", value_name = "WHERE")]
+    pub experts_on: ExpertPlacement,
 }
 
 /// Sets up `tracing` on stderr, filtered by CONCORD_LOG (default: warnings).
@@ -89,6 +95,7 @@ impl ModelArgs {
             precision: self.precision,
             max_positions: self.context,
             mtp,
+            experts_on: self.experts_on,
         };
         let bar = std::io::stderr().is_terminal().then(|| {
             let bar = indicatif::ProgressBar::new(0);

@@ -5,6 +5,7 @@ use concord_core::{Error, Result};
 use concord_runtime::{GenerateParams, LogitRows, Model, SpeculativeMtp};
 
 use crate::bandwidth;
+use crate::commands::inspect::human_bytes;
 use crate::common::{ModelArgs, SpeculativeArgs};
 use crate::decode_bytes::{self, WeightBytes};
 use crate::stdout::outln;
@@ -33,6 +34,7 @@ use crate::synthetic::SyntheticSpec;
 ///   concord bench --speculative mtp --decode-tokens 64
 ///   concord bench --synthetic-save /tmp/v3-h1024-l4 --synthetic-hidden 1024
 ///   concord --threads 2 bench --model /tmp/v3-h1024-l4 --prompt-tokens 1024 --json
+///   concord bench --backend opencl --experts-on host
 ///
 /// With --speculative mtp it also decodes greedily from a text prompt (--prompt; default: the
 /// opening of A Tale of Two Cities) with and without MTP drafts in the same run and prints
@@ -297,6 +299,16 @@ pub fn run(args: Args) -> Result<()> {
             }
         }
     };
+    let host = model.host_weight_bytes();
+    if host > 0 {
+        outln!(
+            "experts on host: {} of routed experts in host RAM (cpu backend), {} on {}; the \
+             floor below counts every byte at the device bandwidth",
+            human_bytes(host),
+            human_bytes(model.weight_bytes() - host),
+            args.model.backend
+        )?;
+    }
     let f = measure(&model, prompt_tokens, args.decode_tokens)?;
     report(
         &args.model.dir()?.display().to_string(),

@@ -19,6 +19,7 @@ use crate::stdout::outln;
 ///   concord inspect
 ///   concord inspect --model ./DeepSeek-V3
 ///   concord inspect --model ./DeepSeek-V3 --measure --backend cpu
+///   concord inspect --model ./DeepSeek-V3 --measure --backend cuda --experts-on host
 #[derive(clap::Args, Debug)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
@@ -184,11 +185,21 @@ pub fn run(args: Args) -> Result<()> {
                 ..args.model.clone()
             }
             .load()?;
-            outln!(
-                "measured         {precision:5} {} of weights on {}",
-                human_bytes(model.weight_bytes()),
-                args.model.backend
-            )?;
+            let host = model.host_weight_bytes();
+            if host == 0 {
+                outln!(
+                    "measured         {precision:5} {} of weights on {}",
+                    human_bytes(model.weight_bytes()),
+                    args.model.backend
+                )?;
+            } else {
+                outln!(
+                    "measured         {precision:5} {} of weights on {}, {} of routed experts in host RAM",
+                    human_bytes(model.weight_bytes() - host),
+                    args.model.backend,
+                    human_bytes(host)
+                )?;
+            }
         }
     }
     Ok(())
@@ -293,7 +304,7 @@ fn human(n: usize) -> String {
     }
 }
 
-fn human_bytes(n: usize) -> String {
+pub(crate) fn human_bytes(n: usize) -> String {
     let n = n as f64;
     match n {
         n if n >= 1024.0 * 1024.0 * 1024.0 => format!("{:.2} GiB", n / 1024f64.powi(3)),

@@ -8,9 +8,9 @@ use concord_ops::{
     TensorArg,
 };
 
-use super::weights::{Ffn, MlpWeights, MoeWeights};
+use super::weights::{ExpertStacks, Ffn, MlpWeights, MoeWeights};
 use super::Model;
-use crate::exec::DeviceTensor;
+use crate::exec::{DeviceTensor, Executor};
 
 impl Model {
     /// `down(silu(gate(x)) ⊙ up(x))`.
@@ -62,9 +62,32 @@ impl Model {
             route_in.push(b.arg());
         }
         let route = self.exec.apply(self.router(), &route_in)?;
-        let s = &w.experts;
-        let mut inputs = vec![x.clone(), route[0].arg(), route[1].arg()];
-        let weights = match &s.scales {
+        if let Some(host) = &self.host_experts {
+            return self.moe_with_host_experts(host, x, &route[0], &route[1], w);
+        }
+        let routed =
+            self.routed_experts(&self.exec, x, &route[0].arg(), &route[1].arg(), &w.experts)?;
+        match &w.shared {
+            Some(shared) => {
+                let sh = self.mlp(x, shared)?;
+                self.add_shared(&routed, &sh)
+            }
+            None => Ok(routed),
+        }
+    }
+
+    /// `MoeExperts` on `exec` (the model's executor, or the host's for `--experts-on host`):
+    /// x [T,H], ids [T,K], weights [T,K] and the stacks all live on its backend.
+    pub(crate) fn routed_experts(
+        &self,
+        exec: &Executor,
+        x: &TensorArg,
+        ids: &TensorArg,
+        weights: &TensorArg,
+        s: &ExpertStacks,
+    ) -> Result<DeviceTensor> {
+        let mut inputs = vec![x.clone(), ids.clone(), weights.clone()];
+        let storage = match &s.scales {
             Some(([gs, us, ds], block)) => {
                 inputs.extend([
                     s.gate.arg(),
@@ -84,24 +107,26 @@ impl Model {
                 ExpertWeights::Dense
             }
         };
-        let routed = self.exec.apply1(
+        exec.apply1(
             MoeExperts {
-                weights,
+                weights: storage,
                 out: self.activation(),
             },
             &inputs,
-        )?;
-        match &w.shared {
-            Some(shared) => {
-                let sh = self.mlp(x, shared)?;
-                self.exec.apply1(
-                    Add {
-                        out: self.activation(),
-                    },
-                    &[routed.arg(), sh.arg()],
-                )
-            }
-            None => Ok(routed),
-        }
+        )
+    }
+
+    /// routed + shared, in that order (the contract's order of the layer's sum).
+    pub(crate) fn add_shared(
+        &self,
+        routed: &DeviceTensor,
+        shared: &DeviceTensor,
+    ) -> Result<DeviceTensor> {
+        self.exec.apply1(
+            Add {
+                out: self.activation(),
+            },
+            &[routed.arg(), shared.arg()],
+        )
     }
 }

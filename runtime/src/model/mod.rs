@@ -2,6 +2,7 @@
 //! sequences. Nothing here names a vendor: every computation is an op of the catalogue.
 
 mod attention;
+mod expert_offload;
 mod feed_forward;
 mod forward;
 mod mtp;
@@ -14,6 +15,7 @@ use concord_core::{DType, Error, Result};
 use concord_loader::{Checkpoint, ModelConfig};
 use concord_ops::{Backend, TensorArg};
 
+pub use expert_offload::ExpertPlacement;
 pub(crate) use forward::MlaForm;
 pub use forward::{BatchLogits, LogitRows};
 pub use mtp::{greedy_token, is_identical_copy, main_head_name, MtpWeights};
@@ -38,6 +40,10 @@ pub struct LoadOptions {
     /// `forward_with_mtp` and speculative decoding. An error when the config declares none
     /// (`num_nextn_predict_layers = 0`) or its tensors are missing or mis-shaped.
     pub mtp: bool,
+    /// Where the routed experts live and run: `Host` keeps them in host memory and runs them
+    /// on the CPU backend, everything else on the model's backend (expert_offload.rs);
+    /// bit-identical to `Device` in exact mode.
+    pub experts_on: ExpertPlacement,
 }
 
 /// Positions the RoPE tables cover when [`LoadOptions::max_positions`] is not given: the
@@ -57,6 +63,9 @@ pub struct Model {
     pub(crate) rope_cos: DeviceTensor,
     pub(crate) rope_sin: DeviceTensor,
     pub(crate) max_positions: usize,
+    /// `--experts-on host` on a non-CPU backend: the CPU executor holding and running the
+    /// routed experts.
+    pub(crate) host_experts: Option<Executor>,
 }
 
 /// A sequence being processed: its latent cache and how many tokens it holds.
@@ -122,6 +131,7 @@ impl Model {
         let ckpt = Checkpoint::open(dir)?;
         concord_loader::validate_checkpoint(&cfg, &ckpt, options.mtp)?;
         let precision = options.precision.unwrap_or_else(|| native_precision(&cfg));
+        let host_experts = expert_offload::host_executor(&backend, options.experts_on)?;
         let exec = Executor::new(backend);
         tracing::info!(
             layers = cfg.num_hidden_layers,
@@ -135,6 +145,7 @@ impl Model {
             cfg: &cfg,
             ckpt: &ckpt,
             exec: &exec,
+            experts_exec: host_experts.as_ref().unwrap_or(&exec),
             precision,
         };
         let weights = loader.load(progress)?;
@@ -150,7 +161,7 @@ impl Model {
         let table = RopeTable::new(&cfg, max_positions)?;
         let rope_cos = exec.upload_f32(&[table.positions, table.pairs], &table.cos)?;
         let rope_sin = exec.upload_f32(&[table.positions, table.pairs], &table.sin)?;
-        Ok(Model {
+        let model = Model {
             cfg,
             exec,
             weights,
@@ -159,7 +170,20 @@ impl Model {
             rope_cos,
             rope_sin,
             max_positions,
-        })
+            host_experts,
+        };
+        if model.host_experts.is_some() {
+            let host = model.host_weight_bytes();
+            let mib = |b: usize| b as f64 / f64::from(1 << 20);
+            tracing::info!(
+                host_mib = mib(host),
+                device_mib = mib(model.weight_bytes() - host),
+                backend = model.exec.backend().info().name,
+                "--experts-on host: routed experts in host RAM (run on the cpu backend), the \
+                 other weights on the backend"
+            );
+        }
+        Ok(model)
     }
 
     /// The model's configuration.
@@ -177,10 +201,34 @@ impl Model {
         self.exec.backend()
     }
 
-    /// Backend memory held by the weights (the MTP module's included), in bytes (measured
-    /// from the allocations).
+    /// Memory held by the weights (the MTP module's included), in bytes (measured from the
+    /// allocations): the backend's and, with `--experts-on host`, the host's.
     pub fn weight_bytes(&self) -> usize {
         self.weights.bytes() + self.mtp.as_ref().map_or(0, MtpWeights::bytes)
+    }
+
+    /// The part of [`Model::weight_bytes`] in host memory apart from the model's backend: the
+    /// routed experts under `--experts-on host` on a non-CPU backend, else 0.
+    pub fn host_weight_bytes(&self) -> usize {
+        match self.host_experts {
+            Some(_) => {
+                self.weights.routed_expert_bytes()
+                    + self
+                        .mtp
+                        .as_ref()
+                        .map_or(0, |m| m.layer.routed_expert_bytes())
+            }
+            None => 0,
+        }
+    }
+
+    /// Where the routed experts run: `Host` only when they are apart from the model's
+    /// backend (a CPU model reports `Device`, as `Host` changes nothing there).
+    pub fn experts_on(&self) -> ExpertPlacement {
+        match self.host_experts {
+            Some(_) => ExpertPlacement::Host,
+            None => ExpertPlacement::Device,
+        }
     }
 
     /// The loaded MTP module, if any.

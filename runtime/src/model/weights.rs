@@ -116,6 +116,9 @@ pub struct WeightLoader<'a> {
     pub(crate) cfg: &'a ModelConfig,
     pub(crate) ckpt: &'a Checkpoint,
     pub(crate) exec: &'a Executor,
+    /// Where the routed experts' stacks go: `exec` itself, or the host's CPU executor for
+    /// `--experts-on host` (expert_offload.rs).
+    pub(crate) experts_exec: &'a Executor,
     pub(crate) precision: Precision,
 }
 
@@ -147,9 +150,7 @@ impl WeightLoader<'_> {
         shape: Vec<usize>,
         dtype: DType,
     ) -> Result<DeviceTensor> {
-        let bytes = host_convert::encode(values, dtype)
-            .map_err(|e| Error::model(format!("{name}: {e}")))?;
-        self.exec.upload(TensorDesc::new(dtype, shape), &bytes)
+        upload_dense_on(self.exec, name, values, shape, dtype)
     }
 
     /// A norm, embedding or router tensor, in the precision's dense dtype.
@@ -292,19 +293,16 @@ impl WeightLoader<'_> {
                 }
             }
             let (r, c) = shape;
+            let exec = self.experts_exec;
             if fp8 {
                 let block = self.block();
-                stacks.push(
-                    self.exec
-                        .upload(TensorDesc::new(DType::F8E4M3, [e, r, c]), &codes)?,
-                );
+                stacks.push(exec.upload(TensorDesc::new(DType::F8E4M3, [e, r, c]), &codes)?);
                 scale_stacks.push(
-                    self.exec
-                        .upload_f32(&[e, r.div_ceil(block[0]), c.div_ceil(block[1])], &scales)?,
+                    exec.upload_f32(&[e, r.div_ceil(block[0]), c.div_ceil(block[1])], &scales)?,
                 );
             } else {
                 let dtype = self.precision.dense_weight();
-                stacks.push(self.upload_dense(p, &dense, vec![e, r, c], dtype)?);
+                stacks.push(upload_dense_on(exec, p, &dense, vec![e, r, c], dtype)?);
             }
         }
         let scales = if fp8 {
@@ -381,6 +379,19 @@ impl WeightLoader<'_> {
     }
 }
 
+/// `values` encoded as `dtype` and uploaded to `exec`'s backend (`name` for errors).
+fn upload_dense_on(
+    exec: &Executor,
+    name: &str,
+    values: &[f32],
+    shape: Vec<usize>,
+    dtype: DType,
+) -> Result<DeviceTensor> {
+    let bytes =
+        host_convert::encode(values, dtype).map_err(|e| Error::model(format!("{name}: {e}")))?;
+    exec.upload(TensorDesc::new(dtype, shape), &bytes)
+}
+
 impl Linear {
     /// Bytes of backend memory the projection occupies.
     pub fn bytes(&self) -> usize {
@@ -411,21 +422,21 @@ impl LayerWeights {
         total += match &self.ffn {
             Ffn::Dense(m) => m.bytes(),
             Ffn::Moe(m) => {
-                let e = &m.experts;
-                let scales = e
-                    .scales
-                    .as_ref()
-                    .map_or(0, |(s, _)| s.iter().map(|t| t.buffer.len()).sum());
                 m.router.buffer.len()
                     + m.bias.as_ref().map_or(0, |b| b.buffer.len())
-                    + e.gate.buffer.len()
-                    + e.up.buffer.len()
-                    + e.down.buffer.len()
-                    + scales
+                    + super::expert_offload::stack_bytes(&m.experts)
                     + m.shared.as_ref().map_or(0, MlpWeights::bytes)
             }
         };
         total
+    }
+
+    /// Bytes of the layer's routed expert stacks (weights and FP8 scales); 0 for a dense layer.
+    pub fn routed_expert_bytes(&self) -> usize {
+        match &self.ffn {
+            Ffn::Moe(m) => super::expert_offload::stack_bytes(&m.experts),
+            Ffn::Dense(_) => 0,
+        }
     }
 }
 
@@ -436,5 +447,13 @@ impl ModelWeights {
             + self.norm.buffer.len()
             + self.lm_head.buffer.len()
             + self.layers.iter().map(LayerWeights::bytes).sum::<usize>()
+    }
+
+    /// Bytes of every layer's routed expert stacks.
+    pub fn routed_expert_bytes(&self) -> usize {
+        self.layers
+            .iter()
+            .map(LayerWeights::routed_expert_bytes)
+            .sum()
     }
 }
