@@ -10,12 +10,14 @@
 //! Transports: [`SingleRank`], [`InProcessGroup`] (threads, for tests) and [`MpiCommunicator`]
 //! (the system's MPI, loaded at run time).
 
+mod check;
 mod communicator;
 mod in_process;
 mod launch;
 mod local;
 pub mod mpi;
 
+pub use check::check_collectives;
 pub use communicator::{exclusive_prefix, Communicator};
 pub use in_process::InProcessGroup;
 pub use launch::{
