@@ -5,9 +5,11 @@
 //! a rank that died or called a different collective makes the others fail with an error
 //! naming the collective and the rank, never hang. MPI is initialised once per process
 //! (`MPI_Init_thread`, at least `MPI_THREAD_FUNNELED`) by a process-wide owner, which also
-//! finalises it when the process exits — unless a collective failed, since a job whose
-//! collectives broke cannot finalise cleanly (`MPI_Finalize` would wait for the lost rank);
-//! the launcher then ends the job and says which rank left without finalising.
+//! finalises it when the process exits — unless a collective failed: a job whose collectives
+//! broke cannot finalise (`MPI_Finalize` waits for the lost rank), so the exit handler calls
+//! `MPI_Abort` instead and the launcher ends every rank (Open MPI's mpirun prints
+//! "MPI_ABORT was invoked on rank R"). Leaving the job without finalising made Debian's
+//! mpirun 4.1.4 hang in its own teardown now and then; the abort path did not.
 //!
 //! Open MPI (pointer handles) is what CI runs; MPICH and its derivatives (int handles) are
 //! supported from their `mpi.h` constants but untested.
@@ -260,10 +262,15 @@ impl<H: Handle> Session for World<H> {
             return;
         };
         if let Some(why) = failed.as_ref() {
+            // The job's collectives are broken: `MPI_Finalize` would wait for the lost rank.
+            // MPI_Abort has the launcher end every rank now, whatever they are doing.
             tracing::warn!(
                 rank = self.rank,
-                "MPI_Finalize skipped after a failed collective ({why}); the launcher ends the job"
+                "MPI_Abort instead of MPI_Finalize after a failed collective ({why})"
             );
+            if let Err(e) = self.mpi.abort_world(1) {
+                tracing::warn!("{e}");
+            }
             return;
         }
         match self.mpi.finalized() {

@@ -60,6 +60,7 @@ struct Api<H> {
     init_thread: MpiInitThread,
     query_thread: MpiQueryThread,
     finalize: MpiFinalize,
+    abort: MpiAbort<H>,
     error_string: MpiErrorString,
     comm_rank: MpiCommRank<H>,
     comm_size: MpiCommSize<H>,
@@ -86,6 +87,7 @@ unsafe fn load_api<H: Handle>(lib: &Library) -> Result<Api<H>, String> {
             init_thread: symbol(lib, "MPI_Init_thread")?,
             query_thread: symbol(lib, "MPI_Query_thread")?,
             finalize: symbol(lib, "MPI_Finalize")?,
+            abort: symbol(lib, "MPI_Abort")?,
             error_string: symbol(lib, "MPI_Error_string")?,
             comm_rank: symbol(lib, "MPI_Comm_rank")?,
             comm_size: symbol(lib, "MPI_Comm_size")?,
@@ -350,6 +352,14 @@ impl<H: Handle> Mpi<H> {
     pub fn finalize(&self) -> Result<(), CallError> {
         // SAFETY: no arguments; the caller finalises once, with no request pending.
         self.check("MPI_Finalize", unsafe { (self.api.finalize)() })
+    }
+
+    /// `MPI_Abort(MPI_COMM_WORLD, code)`: asks the launcher to end every rank of the job.
+    /// Open MPI and MPICH do not return from it.
+    pub fn abort_world(&self, code: c_int) -> Result<(), CallError> {
+        // SAFETY: a predefined communicator; any code is allowed.
+        let rc = unsafe { (self.api.abort)(self.handles.comm_world, code) };
+        self.check("MPI_Abort", rc)
     }
 
     /// `MPI_Comm_rank(MPI_COMM_WORLD)`.

@@ -80,6 +80,8 @@ pub type MpiFinalize = unsafe extern "C" fn() -> c_int;
 pub type MpiGetLibraryVersion = unsafe extern "C" fn(*mut c_char, *mut c_int) -> c_int;
 /// `int MPI_Error_string(int errorcode, char *string, int *resultlen)`.
 pub type MpiErrorString = unsafe extern "C" fn(c_int, *mut c_char, *mut c_int) -> c_int;
+/// `int MPI_Abort(MPI_Comm comm, int errorcode)`.
+pub type MpiAbort<H> = unsafe extern "C" fn(H, c_int) -> c_int;
 /// `int MPI_Comm_rank(MPI_Comm comm, int *rank)`.
 pub type MpiCommRank<H> = unsafe extern "C" fn(H, *mut c_int) -> c_int;
 /// `int MPI_Comm_size(MPI_Comm comm, int *size)`.
