@@ -126,11 +126,16 @@ impl Loaded {
     /// is not a usable MPI is an error naming it. The error lists every candidate tried and
     /// why each failed.
     pub fn load() -> Result<Loaded, String> {
+        Loaded::load_first(&sys::search_path())
+    }
+
+    fn load_first(candidates: &[String]) -> Result<Loaded, String> {
         let mut tried = Vec::new();
-        for candidate in sys::search_path() {
-            let library = match sys::open(Path::new(&candidate)) {
+        for candidate in candidates {
+            let library = match sys::open(Path::new(candidate)) {
                 Ok(l) => l,
                 Err(e) => {
+                    tracing::debug!("MPI library {candidate} does not open: {e}");
                     tried.push(format!("{candidate} ({e})"));
                     continue;
                 }
@@ -531,6 +536,25 @@ impl<H: Handle> Mpi<H> {
                     buf.len()
                 ),
             })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_library_names_every_path_tried() {
+        let candidates = [
+            "/nonexistent/libmpi.so.40".to_string(),
+            "libmpi-none.so.7".into(),
+        ];
+        let Err(err) = Loaded::load_first(&candidates) else {
+            panic!("a library that does not exist loaded");
+        };
+        for candidate in &candidates {
+            assert!(err.contains(candidate.as_str()), "{err}");
         }
     }
 }
