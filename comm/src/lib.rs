@@ -8,7 +8,8 @@
 //! whole on one rank and gathered), which is what keeps their bits identical to one device.
 //!
 //! Transports: [`SingleRank`], [`InProcessGroup`] (threads, for tests) and [`MpiCommunicator`]
-//! (the system's MPI, loaded at run time).
+//! (the system's MPI, loaded at run time). [`vendor::probe_all`] reports which of MPI, NCCL, RCCL
+//! and HCCL this machine has (the last three are probes only).
 
 mod check;
 mod communicator;
@@ -16,6 +17,7 @@ mod in_process;
 mod launch;
 mod local;
 pub mod mpi;
+pub mod vendor;
 
 pub use check::check_collectives;
 pub use communicator::{exclusive_prefix, Communicator};
