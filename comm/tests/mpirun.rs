@@ -23,6 +23,42 @@ fn rank_program() {
     println!("collectives OK on rank {} of {}", comm.rank(), comm.size());
 }
 
+/// Started with launcher variables that MPI (a singleton here) contradicts.
+#[test]
+fn mismatch_program() {
+    if std::env::var_os(RANK_PROGRAM_ENV).is_none() {
+        return;
+    }
+    let err = match from_environment(Duration::from_secs(10)) {
+        Ok(comm) => panic!("opened as rank {} of {}", comm.rank(), comm.size()),
+        Err(e) => e.to_string(),
+    };
+    println!("from_environment: {err}");
+}
+
+#[test]
+fn a_launcher_that_disagrees_with_mpi_is_an_error() {
+    if let Some(why) = mpirun_missing() {
+        assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "CI needs MPI: {why}");
+        println!("SKIP a_launcher_that_disagrees_with_mpi_is_an_error: {why}");
+        return;
+    }
+    // PMI_* say rank 1 of 3; MPI_Init without a launcher makes a job of one rank.
+    let out = Command::new(std::env::current_exe().expect("the test binary's path"))
+        .args(["--exact", "mismatch_program", "--nocapture"])
+        .env(RANK_PROGRAM_ENV, "1")
+        .env("PMI_RANK", "1")
+        .env("PMI_SIZE", "3")
+        .output()
+        .expect("the test binary starts");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        text.contains("the launcher says rank 1 of 3") && text.contains("says rank 0 of 1"),
+        "{text}"
+    );
+}
+
 fn mpirun_missing() -> Option<String> {
     match Command::new("mpirun").arg("--version").output() {
         Ok(out) if out.status.success() => None,
