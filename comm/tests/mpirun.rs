@@ -39,7 +39,11 @@ fn mismatch_program() {
 #[test]
 fn a_launcher_that_disagrees_with_mpi_is_an_error() {
     if let Some(why) = mpirun_missing() {
-        assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "CI needs MPI: {why}");
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "CI needs MPI: {why}"
+        );
         println!("SKIP a_launcher_that_disagrees_with_mpi_is_an_error: {why}");
         return;
     }
@@ -52,7 +56,11 @@ fn a_launcher_that_disagrees_with_mpi_is_an_error() {
         .output()
         .expect("the test binary starts");
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(
         text.contains("the launcher says rank 1 of 3") && text.contains("says rank 0 of 1"),
         "{text}"
