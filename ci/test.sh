@@ -52,6 +52,10 @@ if [ "${CI:-}" = true ]; then
     export CONCORD_REQUIRE_NVRTC=1
 fi
 
+# The MPI transport runs for real on Open MPI from the distribution (ci/mpi.sh installs
+# openmpi-bin and libopenmpi3 when mpirun is missing; in CI a missing mpirun fails the tests).
+./ci/mpi.sh --install-only
+
 echo "== build"
 cargo build --release --workspace --all-targets
 
@@ -62,6 +66,9 @@ echo "== tests"
 # --show-output keeps each passing test's stdout, where a test that could not run prints
 # `SKIP <name>: <reason>`; the summary at the end counts those tests as skipped, not passed.
 cargo test --release --workspace -- --show-output 2>&1 | tee target/test-output.log
+
+echo "== MPI transport under mpirun (-np 2 and 4, a rank that exits, a rank that crashes)"
+./ci/mpi.sh
 
 echo "== conformance (cpu, opencl)"
 ./target/release/concord conformance --backends cpu,opencl --out target/conformance-report

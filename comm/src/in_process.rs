@@ -375,6 +375,15 @@ mod tests {
     }
 
     #[test]
+    fn the_collectives_self_check_passes_on_2_3_and_4_ranks() {
+        for size in 2..=4 {
+            for outcome in run(size, |c| crate::check_collectives(&c)) {
+                outcome.unwrap();
+            }
+        }
+    }
+
+    #[test]
     fn a_missing_rank_times_out_with_its_number() {
         let ranks = InProcessGroup::ranks(2, Duration::from_millis(200)).unwrap();
         let err = ranks[0].barrier().unwrap_err().to_string();

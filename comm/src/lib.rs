@@ -6,13 +6,24 @@
 //! that a result never depends on the transport or on which rank finished first. The runtime's
 //! parallel layouts avoid even that sum on the model's numbers (each output element is computed
 //! whole on one rank and gathered), which is what keeps their bits identical to one device.
+//!
+//! Transports: [`SingleRank`], [`InProcessGroup`] (threads, for tests) and [`MpiCommunicator`]
+//! (the system's MPI, loaded at run time). [`vendor::probe_all`] reports which of MPI, NCCL, RCCL
+//! and HCCL this machine has (the last three are probes only).
 
+mod check;
 mod communicator;
 mod in_process;
 mod launch;
 mod local;
+pub mod mpi;
+pub mod vendor;
 
+pub use check::check_collectives;
 pub use communicator::{exclusive_prefix, Communicator};
 pub use in_process::InProcessGroup;
-pub use launch::{from_environment, launched_ranks, DEFAULT_TIMEOUT};
+pub use launch::{
+    from_environment, launched_ranks, timeout_from_env, DEFAULT_TIMEOUT, TIMEOUT_ENV,
+};
 pub use local::SingleRank;
+pub use mpi::MpiCommunicator;

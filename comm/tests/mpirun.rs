@@ -1,0 +1,141 @@
+//! The MPI transport for real: this test binary is started by `mpirun` as 2 ranks, each of
+//! which runs the collectives' self-check on `MPI_COMM_WORLD`. Without `mpirun` on the PATH the
+//! test prints SKIP with the reason (and fails under `CI=true`, where ci/mpi.sh installs Open
+//! MPI).
+
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use concord_comm::{check_collectives, from_environment};
+
+/// Set in the ranks' environment: the test below then acts as the rank program.
+const RANK_PROGRAM_ENV: &str = "CONCORD_COMM_TEST_RANK_PROGRAM";
+
+/// One rank's part: does nothing unless started by `collectives_pass_on_every_rank_of_mpirun`.
+#[test]
+fn rank_program() {
+    if std::env::var_os(RANK_PROGRAM_ENV).is_none() {
+        return;
+    }
+    let comm = from_environment(Duration::from_secs(60)).expect("the MPI communicator opens");
+    check_collectives(comm.as_ref()).unwrap_or_else(|e| panic!("rank {}: {e}", comm.rank()));
+    println!("collectives OK on rank {} of {}", comm.rank(), comm.size());
+}
+
+/// Started with launcher variables that MPI (a singleton here) contradicts.
+#[test]
+fn mismatch_program() {
+    if std::env::var_os(RANK_PROGRAM_ENV).is_none() {
+        return;
+    }
+    let err = match from_environment(Duration::from_secs(10)) {
+        Ok(comm) => panic!("opened as rank {} of {}", comm.rank(), comm.size()),
+        Err(e) => e.to_string(),
+    };
+    println!("from_environment: {err}");
+}
+
+#[test]
+fn a_launcher_that_disagrees_with_mpi_is_an_error() {
+    if let Some(why) = mpirun_missing() {
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "CI needs MPI: {why}"
+        );
+        println!("SKIP a_launcher_that_disagrees_with_mpi_is_an_error: {why}");
+        return;
+    }
+    // PMI_* say rank 1 of 3; MPI_Init without a launcher makes a job of one rank.
+    let out = Command::new(std::env::current_exe().expect("the test binary's path"))
+        .args(["--exact", "mismatch_program", "--nocapture"])
+        .env(RANK_PROGRAM_ENV, "1")
+        .env("PMI_RANK", "1")
+        .env("PMI_SIZE", "3")
+        .output()
+        .expect("the test binary starts");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("the launcher says rank 1 of 3") && text.contains("says rank 0 of 1"),
+        "{text}"
+    );
+}
+
+fn mpirun_missing() -> Option<String> {
+    match Command::new("mpirun").arg("--version").output() {
+        Ok(out) if out.status.success() => None,
+        Ok(out) => Some(format!("`mpirun --version` exited with {}", out.status)),
+        Err(e) => Some(format!(
+            "mpirun not found ({e}); ci/mpi.sh installs Open MPI"
+        )),
+    }
+}
+
+#[test]
+fn collectives_pass_on_every_rank_of_mpirun() {
+    if let Some(why) = mpirun_missing() {
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "CI needs mpirun: {why}"
+        );
+        println!("SKIP collectives_pass_on_every_rank_of_mpirun: {why}");
+        return;
+    }
+    let ranks = 2;
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let mut child = Command::new("mpirun")
+        .args(["--allow-run-as-root", "--oversubscribe", "-np"])
+        .arg(ranks.to_string())
+        .arg(exe)
+        .args([
+            "--exact",
+            "rank_program",
+            "--nocapture",
+            "--test-threads",
+            "1",
+        ])
+        .env(RANK_PROGRAM_ENV, "1")
+        .env("OMPI_MCA_btl_vader_single_copy_mechanism", "none")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("mpirun starts");
+    // The outer guard: a hung job is killed and reported, never waited on forever.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("mpirun's status") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("mpirun -np {ranks} still running after 120 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut out = String::new();
+    let mut err = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(status.success(), "mpirun: {status}\n{out}\n{err}");
+    for rank in 0..ranks {
+        let line = format!("collectives OK on rank {rank} of {ranks}");
+        assert!(out.contains(&line), "no `{line}`:\n{out}\n{err}");
+    }
+}
