@@ -51,11 +51,7 @@ impl PyModel {
             top_k: s.top_k,
             top_p: s.top_p,
             seed: s.seed,
-            stop_tokens: if s.ignore_eos {
-                Vec::new()
-            } else {
-                self.model.config().eos_token_ids.clone()
-            },
+            stop_at_eos: !s.ignore_eos,
             ..GenerateParams::default()
         };
         TextGeneration::start(

@@ -89,6 +89,19 @@ def test_max_tokens_and_eos(model, cli):
     assert (PROMPT + long + "\n").encode() == want
 
 
+def test_generation_ends_at_eos_unless_ignore_eos(model, cli):
+    # At temperature 10, seed 17, the demo model draws its EOS as the 10th token.
+    args = ["--prompt", PROMPT, "--max-new-tokens", "40", "--temperature", "10", "--seed", "17"]
+    ids = cli("generate", *args, "--ignore-eos", "--emit", "ids").decode().split()[-1]
+    assert ids.split(",")[9] == str(model.eos_token_ids[0])
+    sampling = dict(max_tokens=40, temperature=10.0, seed=17)
+    stopped = model.generate(PROMPT, **sampling)
+    assert (PROMPT + stopped + "\n").encode() == cli("generate", *args)
+    ran_on = model.generate(PROMPT, ignore_eos=True, **sampling)
+    assert (PROMPT + ran_on + "\n").encode() == cli("generate", *args, "--ignore-eos")
+    assert len(ran_on) > len(stopped)
+
+
 def test_logits_equal_the_cli_bytes(model, cli, tmp_path):
     ids = [0, 305, 303, 279, 27]
     out = tmp_path / "logits.safetensors"

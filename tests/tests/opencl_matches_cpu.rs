@@ -158,7 +158,7 @@ fn opencl_decode_steps_and_generation_are_byte_identical_to_cpu() {
                 &prompt,
                 GenerateParams {
                     max_new_tokens: DECODE_STEPS,
-                    stop_tokens: Vec::new(),
+                    stop_at_eos: false,
                     ..GenerateParams::default()
                 },
             );
@@ -178,6 +178,7 @@ fn opencl_decode_steps_and_generation_are_byte_identical_to_cpu() {
                     &prompt,
                     GenerateParams {
                         max_new_tokens: DECODE_STEPS,
+                        stop_at_eos: false,
                         ..GenerateParams::default()
                     }
                 ),
@@ -190,6 +191,7 @@ fn opencl_decode_steps_and_generation_are_byte_identical_to_cpu() {
                 temperature: 0.8,
                 top_p: 0.95,
                 seed: 7,
+                stop_at_eos: false,
                 ..GenerateParams::default()
             };
             assert_eq!(
