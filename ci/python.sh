@@ -17,7 +17,7 @@ target="${CARGO_TARGET_DIR:-$root/target}"
 venv="${CONCORD_CI_VENV:-$root/target/ci-venv}"
 
 echo "== build (the workspace's release artifacts; nothing to do after ci/test.sh's build)"
-cargo build --release --workspace --quiet
+cargo build --release --workspace --all-targets --quiet
 
 if [ ! -x "$venv/bin/python" ]; then
     echo "installing a Python virtual environment in $venv" >&2
