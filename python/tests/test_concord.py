@@ -157,12 +157,27 @@ def test_backends_lists_cpu_available():
 
 
 def test_generation_releases_the_gil(model):
-    # A thread that sleeps 50 ms needs the GIL back to record when it woke: if generation held
-    # the GIL, it would wake only after generation ended.
-    woke = []
-    sleeper = threading.Thread(target=lambda: (time.sleep(0.05), woke.append(time.perf_counter())))
-    sleeper.start()
-    model.generate(PROMPT, max_tokens=model.context, ignore_eos=True)
-    ended = time.perf_counter()
-    sleeper.join()
-    assert woke[0] < ended, "the sleeping thread could not run while generating"
+    # A thread ticking once per millisecond needs the GIL for every tick: while generation
+    # holds it, the ticks stop (at most one slips in around the call's ends).
+    ticks = [0]
+    done = threading.Event()
+
+    def tick():
+        while not done.is_set():
+            time.sleep(0.001)
+            ticks[0] += 1
+
+    ticker = threading.Thread(target=tick)
+    ticker.start()
+    try:
+        time.sleep(0.01)
+        before = ticks[0]
+        started = time.perf_counter()
+        model.generate(PROMPT, max_tokens=model.context, ignore_eos=True)
+        took = time.perf_counter() - started
+        during = ticks[0] - before
+    finally:
+        done.set()
+        ticker.join()
+    assert took > 0.05, f"generation took {took:.3f} s: too short to tell"
+    assert during >= 10, f"{during} ticks in {took:.2f} s of generation: the GIL was held"
