@@ -2,7 +2,10 @@
 # The C ABI check: builds libconcord (release), compiles the C example and the misuse test
 # against the shared library (and the example against the static one), runs them, and runs the
 # misuse test under valgrind memcheck, which must report no errors and no definite or indirect
-# leaks. Installs gcc and valgrind with apt-get when they are missing (CI machines).
+# leaks; checks the shared library's SONAME (libconcord.so.MAJOR), installs under
+# target/ffi-prefix and builds the example through `pkg-config --cflags --libs concord` (shared)
+# and `--static` (the installed, debug-stripped archive). Installs gcc, valgrind, pkg-config
+# and binutils with apt-get when they are missing (CI machines), saying so first.
 #
 #   ./ci/ffi.sh
 #
@@ -26,6 +29,8 @@ apt_install() {
 }
 command -v gcc >/dev/null 2>&1 || apt_install gcc libc6-dev
 command -v valgrind >/dev/null 2>&1 || apt_install valgrind
+command -v pkg-config >/dev/null 2>&1 || apt_install pkg-config
+command -v readelf >/dev/null 2>&1 || apt_install binutils
 
 echo "== build libconcord (release)"
 cargo build --release -p concord-ffi
@@ -36,9 +41,25 @@ out="$target/ffi-c"
 mkdir -p "$out"
 cflags=(-std=c11 -Wall -Werror -Iffi/include)
 
+echo "== SONAME"
+major="$(cargo pkgid -p concord-ffi)"
+major="${major##*@}"
+major="${major%%.*}"
+soname="$(readelf -d "$lib/libconcord.so" | sed -n 's/.*(SONAME).*\[\(.*\)\]/\1/p')"
+if [ "$soname" != "libconcord.so.$major" ]; then
+    echo "ffi: libconcord.so has SONAME '$soname', expected libconcord.so.$major" >&2
+    exit 1
+fi
+echo "$soname"
+passed=$((passed + 1))
+# Programs linked with -lconcord ask the loader for the SONAME: give it that name beside them.
+ln -sf "$lib/libconcord.so" "$out/$soname"
+
 echo "== compile"
-gcc "${cflags[@]}" examples/c/generate.c -L"$lib" -lconcord -Wl,-rpath,"$lib" -o "$out/generate"
-gcc "${cflags[@]}" ffi/tests/misuse.c -L"$lib" -lconcord -Wl,-rpath,"$lib" -o "$out/misuse"
+gcc "${cflags[@]}" examples/c/generate.c -L"$lib" -lconcord -Wl,-rpath,"$(cd "$out" && pwd)" \
+    -o "$out/generate"
+gcc "${cflags[@]}" ffi/tests/misuse.c -L"$lib" -lconcord -Wl,-rpath,"$(cd "$out" && pwd)" \
+    -o "$out/misuse"
 # The static library needs the system libraries Rust's std links (rustc --print native-static-libs).
 gcc "${cflags[@]}" examples/c/generate.c "$lib/libconcord.a" -lpthread -ldl -lm -o "$out/generate-static"
 
@@ -62,15 +83,26 @@ echo "== install (ffi/install.sh) and build through pkg-config"
 prefix="$(cd "$target" && pwd)/ffi-prefix"
 rm -rf "$prefix"
 ffi/install.sh "$prefix"
-if command -v pkg-config >/dev/null 2>&1; then
-    # shellcheck disable=SC2046 # pkg-config prints several flags on purpose
-    gcc "${cflags[@]}" examples/c/generate.c \
-        $(PKG_CONFIG_PATH="$prefix/lib/pkgconfig" pkg-config --cflags --libs concord) \
-        -Wl,-rpath,"$prefix/lib" -o "$out/generate-installed"
-    "$out/generate-installed" >/dev/null
-    passed=$((passed + 1))
-else
-    echo "SKIP ffi pkg-config build: pkg-config not found"
+pc=(env PKG_CONFIG_PATH="$prefix/lib/pkgconfig" pkg-config)
+echo "pkg-config --cflags --libs concord: $("${pc[@]}" --cflags --libs concord)"
+# shellcheck disable=SC2046 # pkg-config prints several flags on purpose
+gcc "${cflags[@]}" examples/c/generate.c $("${pc[@]}" --cflags --libs concord) \
+    -Wl,-rpath,"$prefix/lib" -o "$out/generate-installed"
+if ! readelf -d "$out/generate-installed" | grep -q "NEEDED.*\[$soname\]"; then
+    echo "ffi: the installed build does not ask for $soname" >&2
+    exit 1
 fi
+"$out/generate-installed" >/dev/null
+passed=$((passed + 1))
+# The static archive alone (the linker prefers it to the .so only when told: -Wl,-Bstatic).
+# shellcheck disable=SC2046
+gcc "${cflags[@]}" examples/c/generate.c $("${pc[@]}" --cflags concord) \
+    -L"$prefix/lib" -Wl,-Bstatic -lconcord -Wl,-Bdynamic \
+    $("${pc[@]}" --static --libs-only-other --libs-only-l concord | sed 's/-lconcord//') \
+    -o "$out/generate-installed-static"
+"$out/generate-installed-static" >/dev/null
+passed=$((passed + 1))
+echo "installed: libconcord.a $(du -h "$prefix/lib/libconcord.a" | cut -f1) (debug-stripped), \
+libconcord.so.$(cargo pkgid -p concord-ffi | sed 's/.*@//') $(du -hL "$prefix/lib/libconcord.so" | cut -f1)"
 
 echo "ffi: $passed passed, 0 failed"

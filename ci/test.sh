@@ -79,6 +79,9 @@ echo "== device check, dry run (OpenCL on PoCL in place of CUDA)"
 echo "== concord serve with OpenAI's Python client (installs the openai package into target/ci-venv)"
 ./ci/serve-openai.sh
 
+echo "== Python bindings (installs pytest and numpy into target/ci-venv)"
+./ci/python.sh 2>&1 | tee target/python-output.log
+
 echo "== C ABI (gcc, valgrind)"
 ./ci/ffi.sh 2>&1 | tee target/ffi-output.log
 
@@ -124,6 +127,16 @@ for line in open("target/test-output.log", encoding="utf-8", errors="replace"):
         continue
     if current and line.startswith("SKIP") and current not in skipped:
         skipped[current] = line.strip()[:140]
+# pytest's closing line of the Python bindings' tests (ci/python.sh), e.g. "14 passed in 3.5s".
+for line in open("target/python-output.log", encoding="utf-8", errors="replace"):
+    if re.search(r"\d+ (passed|failed)", line) and " in " in line:
+        for count, kind in re.findall(r"(\d+) (passed|failed|skipped)", line):
+            if kind == "passed":
+                passed += int(count)
+            elif kind == "failed":
+                failed += int(count)
+            else:
+                ignored += int(count)
 for (_, name), reason in sorted(skipped.items()):
     print(f"skipped {name}: {reason}")
 # A skipping test returns early and cargo counts it as passed; count it as skipped instead

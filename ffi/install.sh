@@ -4,9 +4,11 @@
 #
 #   ffi/install.sh [PREFIX]        # default /usr/local; e.g. ffi/install.sh "$HOME/.local"
 #
-# Layout: PREFIX/lib/libconcord.{so,a}, PREFIX/include/concord.h,
-# PREFIX/lib/pkgconfig/concord.pc. Honours CARGO_TARGET_DIR; DESTDIR is prepended to every
-# path written (for packaging), not to the prefix recorded in concord.pc.
+# Layout: PREFIX/lib/libconcord.so.X.Y.Z with the links libconcord.so.X (its SONAME, what
+# programs load) and libconcord.so (what `-lconcord` finds), PREFIX/lib/libconcord.a (debug
+# sections stripped: the Rust standard library's debug info is most of what strip removes),
+# PREFIX/include/concord.h, PREFIX/lib/pkgconfig/concord.pc. Honours CARGO_TARGET_DIR; DESTDIR
+# is prepended to every path written (for packaging), not to the prefix recorded in concord.pc.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,12 +26,22 @@ fi
 pkgid="$(cargo pkgid -p concord-ffi)"
 version="${pkgid##*@}"
 
+major="${version%%.*}"
+
 install -d "$dest/lib/pkgconfig" "$dest/include"
-for lib in libconcord.so libconcord.dylib libconcord.a; do
-    if [ -f "$lib_dir/$lib" ]; then
-        install -m 0644 "$lib_dir/$lib" "$dest/lib/$lib"
-    fi
-done
+if [ -f "$lib_dir/libconcord.so" ]; then
+    install -m 0755 "$lib_dir/libconcord.so" "$dest/lib/libconcord.so.$version"
+    ln -sf "libconcord.so.$version" "$dest/lib/libconcord.so.$major"
+    ln -sf "libconcord.so.$major" "$dest/lib/libconcord.so"
+fi
+if [ -f "$lib_dir/libconcord.dylib" ]; then
+    install -m 0755 "$lib_dir/libconcord.dylib" "$dest/lib/libconcord.$major.dylib"
+    ln -sf "libconcord.$major.dylib" "$dest/lib/libconcord.dylib"
+fi
+install -m 0644 "$lib_dir/libconcord.a" "$dest/lib/libconcord.a"
+if command -v strip >/dev/null 2>&1; then
+    strip --strip-debug "$dest/lib/libconcord.a"
+fi
 install -m 0644 ffi/include/concord.h "$dest/include/concord.h"
 sed -e "s|@PREFIX@|$prefix|g" -e "s|@VERSION@|$version|g" ffi/concord.pc.in \
     >"$dest/lib/pkgconfig/concord.pc"

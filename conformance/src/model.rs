@@ -148,6 +148,7 @@ fn output(model: &Model, check: &str, seed: u64) -> Result<(DType, Vec<u8>), Err
                 speculative: speculative.then_some(concord_runtime::SpeculativeMtp {
                     draft_tokens: DRAFT_TOKENS,
                 }),
+                stop_at_eos: false,
                 ..GenerateParams::default()
             };
             let ids = model

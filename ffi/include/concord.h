@@ -34,6 +34,21 @@
 #include <stdint.h>
 
 /**
+ * Major version: a change here is an incompatible ABI change (a new SONAME).
+ */
+#define CONCORD_VERSION_MAJOR 0
+
+/**
+ * Minor version.
+ */
+#define CONCORD_VERSION_MINOR 1
+
+/**
+ * Patch version.
+ */
+#define CONCORD_VERSION_PATCH 0
+
+/**
  * What a call did. `CONCORD_OK` (0) and `CONCORD_DONE` (1) are successes; every error is
  * negative and leaves a message for `concord_last_error()` on the calling thread.
  */

@@ -18,6 +18,8 @@ mod args;
 mod handles;
 
 // The API, in the order the header presents it (cbindgen follows this order).
+mod version;
+
 mod status;
 
 mod backend;
@@ -44,3 +46,4 @@ pub use text::{
     concord_chat_template, concord_chat_template_ex, concord_detokenize, concord_tokenize,
     ChatMessage,
 };
+pub use version::{CONCORD_VERSION_MAJOR, CONCORD_VERSION_MINOR, CONCORD_VERSION_PATCH};

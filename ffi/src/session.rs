@@ -190,6 +190,7 @@ unsafe fn start(
         } else {
             model.model.config().eos_token_ids.clone()
         },
+        stop_at_eos: false,
         speculative: speculative_from(&model, p.speculative_draft_tokens)?,
     };
     Ok(OwnedGeneration::try_new(model, |m| {

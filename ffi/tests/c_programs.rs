@@ -39,16 +39,30 @@ fn gcc_available() -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
+/// Where the loader finds the library under its SONAME: cargo writes only `libconcord.so`,
+/// but a program linked with `-lconcord` asks for `libconcord.so.MAJOR` (ffi/build.rs), so
+/// `out_dir` gets that name as a link to it (as ffi/install.sh lays out an installed library).
+fn soname_link(lib: &Path, out_dir: &Path) {
+    if cfg!(unix) && !cfg!(target_os = "macos") {
+        let link = out_dir.join(concat!("libconcord.so.", env!("CARGO_PKG_VERSION_MAJOR")));
+        let _ = std::fs::remove_file(&link);
+        #[cfg(unix)]
+        std::os::unix::fs::symlink(lib.join(shared_library_name()), &link)
+            .expect("link the library under its SONAME");
+    }
+}
+
 fn compile_and_run(repo: &Path, lib: &Path, source: &str, name: &str) {
     let out_dir = lib.join("ffi-c-test");
     std::fs::create_dir_all(&out_dir).expect("create the output directory");
+    soname_link(lib, &out_dir);
     let exe = out_dir.join(name);
     let compile = Command::new("gcc")
         .current_dir(repo)
         .args(["-std=c11", "-Wall", "-Werror", "-Iffi/include", source])
         .arg(format!("-L{}", lib.display()))
         .arg("-lconcord")
-        .arg(format!("-Wl,-rpath,{}", lib.display()))
+        .arg(format!("-Wl,-rpath,{}", out_dir.display()))
         .arg("-o")
         .arg(&exe)
         .output()

@@ -44,6 +44,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 prompt,
                 params: GenerateParams {
                     max_new_tokens: NEW_TOKENS,
+                    stop_at_eos: false,
                     ..GenerateParams::default()
                 },
                 top_logprobs: 0,

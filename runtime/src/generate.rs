@@ -26,6 +26,10 @@ pub struct GenerateParams {
     pub seed: u64,
     /// Ids that end generation (emitted, then stop).
     pub stop_tokens: Vec<u32>,
+    /// Also end at the model's end-of-sequence ids (`eos_token_id` of its config.json), as if
+    /// they were in `stop_tokens`. On in [`GenerateParams::default`]; off runs to
+    /// `max_new_tokens` unless a `stop_tokens` id comes first.
+    pub stop_at_eos: bool,
     /// Draft with the model's MTP module and verify (`None` = plain decoding). Greedy output
     /// is identical either way; sampled output follows the same distribution (not the same
     /// tokens for a seed). The model must be loaded with [`crate::LoadOptions::mtp`].
@@ -41,12 +45,26 @@ impl Default for GenerateParams {
             top_p: 1.0,
             seed: 0,
             stop_tokens: Vec::new(),
+            stop_at_eos: true,
             speculative: None,
         }
     }
 }
 
 impl GenerateParams {
+    /// These parameters with `model`'s end-of-sequence ids added to `stop_tokens` when
+    /// `stop_at_eos` asks for them (each id once).
+    pub fn with_model_stops(mut self, model: &Model) -> Self {
+        if self.stop_at_eos {
+            for &eos in &model.config().eos_token_ids {
+                if !self.stop_tokens.contains(&eos) {
+                    self.stop_tokens.push(eos);
+                }
+            }
+        }
+        self
+    }
+
     /// Rejects values no sampler can honour: a NaN, negative or infinite temperature, a
     /// `top_p` outside (0, 1] (NaN included). Every `top_k` is valid (0 = all, above the
     /// vocabulary = all).
@@ -91,6 +109,7 @@ impl Model {
     /// Starts generating after `prompt` (which must not be empty).
     pub fn generate(&self, prompt: &[u32], params: GenerateParams) -> Result<Generation<'_>> {
         params.validate()?;
+        let params = params.with_model_stops(self);
         if prompt.is_empty() {
             return Err(Error::invalid("the prompt has no tokens"));
         }

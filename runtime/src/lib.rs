@@ -5,7 +5,8 @@
 //! # A tour
 //!
 //! Load a Hugging Face checkpoint directory (here the bundled demo model) on a backend, at its
-//! native precision, then generate — greedy, stopping at the model's end-of-sequence token:
+//! native precision, then generate — greedy, and stopping at the model's end-of-sequence token
+//! as [`GenerateParams::default`] does (`stop_at_eos: false` runs to `max_new_tokens`):
 //!
 //! ```
 //! use concord_runtime::{open_backend, text::Tokenizer, GenerateParams, LoadOptions, Model};
@@ -16,11 +17,7 @@
 //! let tokenizer = Tokenizer::from_dir(&dir)?;
 //!
 //! let prompt = tokenizer.encode("It was the best of times,", true)?;
-//! let params = GenerateParams {
-//!     max_new_tokens: 12,
-//!     stop_tokens: model.config().eos_token_ids.clone(),
-//!     ..GenerateParams::default()
-//! };
+//! let params = GenerateParams { max_new_tokens: 12, ..GenerateParams::default() };
 //! let mut stream = tokenizer.decoder_stream();
 //! let mut text = String::new();
 //! for token in model.generate(&prompt, params)? {

@@ -149,6 +149,7 @@ fn mixed_requests(count: usize, longest: usize, vocab: usize) -> Vec<EngineReque
                     top_p: if i % 4 == 3 { 0.9 } else { 1.0 },
                     seed: 1000 + i as u64,
                     stop_tokens: if i % 5 == 0 { vec![7, 11] } else { vec![] },
+                    stop_at_eos: false,
                     speculative: None,
                 },
                 top_logprobs: i % 3,
@@ -340,6 +341,7 @@ fn greedy(prompt: Vec<u32>, max_new_tokens: usize) -> EngineRequest {
         prompt,
         params: GenerateParams {
             max_new_tokens,
+            stop_at_eos: false,
             ..GenerateParams::default()
         },
         top_logprobs: 0,
@@ -553,4 +555,58 @@ fn shutdown_finishes_running_and_queued_requests() {
         assert_eq!(received[i].tokens, *want, "request {i}");
         assert!(received[i].finished.is_some(), "request {i}");
     }
+}
+
+/// `GenerateParams::default()` ends at the model's EOS, through `Model::generate` and through
+/// the engine alike; `stop_at_eos: false` runs on to the budget. The oracle is the same run
+/// with EOS stopping off (what the default did before), cut just after the first id that
+/// config.json names as `eos_token_id`. At temperature 10, seed 22, the demo model draws its
+/// EOS (1) as the 18th token (`concord generate --ids 0,305,303 --temperature 10 --seed 22
+/// --ignore-eos --emit ids`).
+#[test]
+fn default_params_stop_at_the_models_eos() {
+    let dir = concord_runtime::demo_model_dir();
+    let config_json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
+    let eos = config_json["eos_token_id"].as_u64().unwrap() as u32;
+    let model = load(&dir, false);
+    let prompt = vec![0, 305, 303];
+    let sampled = |stop_at_eos| GenerateParams {
+        max_new_tokens: 60,
+        temperature: 10.0,
+        seed: 22,
+        stop_at_eos,
+        ..GenerateParams::default()
+    };
+    let run_on: Vec<u32> = model
+        .generate(&prompt, sampled(false))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(run_on.len(), 60, "stop_at_eos: false runs to the budget");
+    let first_eos = run_on.iter().position(|&t| t == eos).expect("EOS drawn");
+    assert_eq!(first_eos, 17);
+    let want = &run_on[..=first_eos];
+
+    assert!(GenerateParams::default().stop_at_eos);
+    let by_default: Vec<u32> = model
+        .generate(&prompt, sampled(true))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(by_default, want, "Model::generate");
+
+    let engine = Engine::new(Arc::clone(&model), config(1, 16)).unwrap();
+    let request = EngineRequest {
+        prompt,
+        params: sampled(true),
+        top_logprobs: 0,
+    };
+    let received = submit_and_collect(&engine, &[request]);
+    let ids: Vec<u32> = received[0].tokens.iter().map(|t| t.0).collect();
+    assert_eq!(ids, want, "engine");
+    assert_eq!(
+        received[0].finished.as_ref().map(|f| f.0),
+        Some(FinishReason::Stop)
+    );
 }

@@ -269,6 +269,7 @@ pub fn prepare(
             top_p,
             seed,
             stop_tokens: state.eos.clone(),
+            stop_at_eos: false,
             speculative: None,
         },
         logprobs,

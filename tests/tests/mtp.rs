@@ -68,6 +68,7 @@ fn greedy(max_new_tokens: usize, speculative: Option<SpeculativeMtp>) -> Generat
     GenerateParams {
         max_new_tokens,
         speculative,
+        stop_at_eos: false,
         ..GenerateParams::default()
     }
 }

@@ -105,6 +105,7 @@ fn chi_square(draft_tokens: usize, len: usize, text: &str) -> (f64, f64, usize) 
             top_k: TOP_K,
             seed,
             speculative: Some(SpeculativeMtp { draft_tokens }),
+            stop_at_eos: false,
             ..GenerateParams::default()
         };
         let mut tokens: Vec<u32> = model

@@ -159,7 +159,7 @@ fn opencl_decode_steps_and_generation_are_byte_identical_to_cpu() {
                 &prompt,
                 GenerateParams {
                     max_new_tokens: DECODE_STEPS,
-                    stop_tokens: Vec::new(),
+                    stop_at_eos: false,
                     ..GenerateParams::default()
                 },
             );
@@ -179,6 +179,7 @@ fn opencl_decode_steps_and_generation_are_byte_identical_to_cpu() {
                     &prompt,
                     GenerateParams {
                         max_new_tokens: DECODE_STEPS,
+                        stop_at_eos: false,
                         ..GenerateParams::default()
                     }
                 ),
@@ -191,6 +192,7 @@ fn opencl_decode_steps_and_generation_are_byte_identical_to_cpu() {
                 temperature: 0.8,
                 top_p: 0.95,
                 seed: 7,
+                stop_at_eos: false,
                 ..GenerateParams::default()
             };
             assert_eq!(

@@ -114,6 +114,7 @@ fn fp8_checkpoint_runs_fp8_by_default_and_matches_the_w8a8_reference() {
         let greedy = refs[&format!("greedy_w8a8_absorbed.{i}")].ids();
         let params = GenerateParams {
             max_new_tokens: greedy.len(),
+            stop_at_eos: false,
             ..GenerateParams::default()
         };
         let got: Vec<u32> = model

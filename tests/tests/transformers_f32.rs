@@ -57,6 +57,7 @@ fn f32_greedy_continuation_matches_transformers() {
             let want = want.ids();
             let params = GenerateParams {
                 max_new_tokens: want.len(),
+                stop_at_eos: false,
                 ..GenerateParams::default()
             };
             let got: Vec<u32> = model

@@ -188,6 +188,7 @@ fn timed_generation(
 ) -> Result<(Vec<u32>, f64, Option<concord_runtime::AcceptanceStats>)> {
     let params = GenerateParams {
         max_new_tokens: tokens,
+        stop_at_eos: false,
         speculative,
         ..GenerateParams::default()
     };

@@ -101,6 +101,8 @@ pub fn run(args: Args) -> Result<()> {
         top_p: args.top_p,
         seed: args.seed,
         stop_tokens,
+        // `stop_tokens` already holds the EOS ids unless --ignore-eos.
+        stop_at_eos: false,
         speculative,
     };
     let mut out = std::io::stdout().lock();

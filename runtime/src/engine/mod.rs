@@ -221,8 +221,9 @@ impl Engine {
 
     /// Queues a request. Errors: bad parameters or prompt (invalid argument), a full queue
     /// (`Error::Unavailable` with backend "engine"), or an engine shutting down.
-    pub fn submit(&self, request: EngineRequest, sink: EventSink) -> Result<RequestId> {
+    pub fn submit(&self, mut request: EngineRequest, sink: EventSink) -> Result<RequestId> {
         request.params.validate()?;
+        request.params = request.params.with_model_stops(&self.inner.model);
         if request.prompt.is_empty() {
             return Err(Error::invalid("the prompt has no tokens"));
         }
