@@ -85,6 +85,7 @@ fn formats_launched(
         precision: Some(Precision::Fp8),
         max_positions: Some(64),
         mtp: false,
+        ..LoadOptions::default()
     };
     let model = Model::load(dir.path(), recording.clone(), &options, &mut |_, _| true).unwrap();
     let mut seq = model.new_sequence(8).unwrap();
