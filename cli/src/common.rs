@@ -89,6 +89,7 @@ impl ModelArgs {
             precision: self.precision,
             max_positions: self.context,
             mtp,
+            parallel: None,
         };
         let bar = std::io::stderr().is_terminal().then(|| {
             let bar = indicatif::ProgressBar::new(0);

@@ -66,6 +66,7 @@ fn load(dir: &Path, backend: &Arc<dyn Backend>, p: Precision) -> Result<Model, E
         precision: Some(p),
         max_positions: Some(64),
         mtp: has_mtp,
+        parallel: None,
     };
     Model::load(dir, backend.clone(), &options, &mut |_, _| true)
 }

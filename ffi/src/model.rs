@@ -180,6 +180,7 @@ pub unsafe extern "C" fn concord_model_load(
             precision,
             max_positions: None,
             mtp: params.load_mtp != 0,
+            parallel: None,
         };
         let (callback, user) = (params.progress_callback, params.progress_user_data);
         let mut progress = |done: usize, total: usize| match callback {

@@ -20,6 +20,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         precision: None,
         max_positions: None,
         mtp: false,
+        parallel: None,
     };
     let dir = concord_runtime::demo_model_dir();
     let model = Arc::new(Model::load(&dir, backend, &options, &mut |_, _| true)?);

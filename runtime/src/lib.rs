@@ -100,6 +100,8 @@ pub use exec::{DeviceTensor, Executor};
 pub use generate::{GenerateParams, Generation};
 pub use host_convert::{quantize_block_fp8, BlockFp8};
 pub use kv_pool::{KvPool, KvPoolUsage};
-pub use model::{native_precision, BatchLogits, LoadOptions, LogitRows, Model, Sequence};
+pub use model::{
+    native_precision, BatchLogits, LoadOptions, LogitRows, Model, ParallelLayout, Sequence,
+};
 pub use precision::Precision;
 pub use speculative::{AcceptanceStats, SpeculativeMtp};

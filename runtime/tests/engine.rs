@@ -23,6 +23,7 @@ fn load(dir: &Path, mtp: bool) -> Arc<Model> {
         precision: None,
         max_positions: None,
         mtp,
+        parallel: None,
     };
     Arc::new(
         Model::load(dir, backend, &options, &mut |_, _| true)

@@ -34,6 +34,7 @@ fn load(dir: &Path, precision: Option<Precision>) -> Result<Model, String> {
         precision,
         max_positions: Some(64),
         mtp: false,
+        parallel: None,
     };
     Model::load(dir, Arc::clone(&backend), &options, &mut |_, _| true).map_err(|e| e.to_string())
 }

@@ -127,6 +127,7 @@ pub fn load_cpu_with(
         precision,
         max_positions: None,
         mtp,
+        parallel: None,
     };
     concord_runtime::Model::load(dir, backend, &options, &mut |_, _| true)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))

@@ -20,6 +20,7 @@ fn logits(dir: &Path, precision: Option<Precision>, ids: &[u32]) -> (Precision, 
         precision,
         max_positions: Some(256),
         mtp: false,
+        parallel: None,
     };
     let model = Model::load(dir, backend, &options, &mut |_, _| true).unwrap();
     let mut seq = model.new_sequence(ids.len()).unwrap();

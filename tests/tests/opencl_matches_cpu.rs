@@ -15,6 +15,7 @@ fn load(dir: &Path, backend: &str, precision: Precision) -> Model {
         precision: Some(precision),
         max_positions: Some(256),
         mtp: false,
+        parallel: None,
     };
     Model::load(dir, backend, &options, &mut |_, _| true)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))

@@ -19,6 +19,7 @@ fn logits(backend: Arc<dyn Backend>, precision: Precision) -> Vec<Vec<f32>> {
         precision: Some(precision),
         max_positions: Some(32),
         mtp: false,
+        parallel: None,
     };
     let model = Model::load(&demo_model(), backend, &options, &mut |_, _| true).expect("load");
     let prompts: [&[u32]; 2] = [&[1, 7, 42, 3, 99], &[5, 11, 2]];

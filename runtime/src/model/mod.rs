@@ -5,6 +5,7 @@ mod attention;
 mod feed_forward;
 mod forward;
 mod mtp;
+mod parallel;
 mod weights;
 
 use std::path::Path;
@@ -17,6 +18,7 @@ use concord_ops::{Backend, TensorArg};
 pub(crate) use forward::MlaForm;
 pub use forward::{BatchLogits, LogitRows};
 pub use mtp::{greedy_token, is_identical_copy, main_head_name, MtpWeights};
+pub use parallel::ParallelLayout;
 pub use weights::{Ffn, Linear, ModelWeights};
 
 use crate::exec::{DeviceTensor, Executor};
@@ -38,6 +40,11 @@ pub struct LoadOptions {
     /// `forward_with_mtp` and speculative decoding. An error when the config declares none
     /// (`num_nextn_predict_layers = 0`) or its tensors are missing or mis-shaped.
     pub mtp: bool,
+    /// Spread the model over several ranks (expert and tensor parallelism); `None` = this
+    /// process holds the whole model. Every rank loads only its shard and must call the same
+    /// methods with the same arguments (the collectives pair them up); results are
+    /// bit-identical to one rank.
+    pub parallel: Option<ParallelLayout>,
 }
 
 /// Positions the RoPE tables cover when [`LoadOptions::max_positions`] is not given: the
@@ -57,6 +64,8 @@ pub struct Model {
     pub(crate) rope_cos: DeviceTensor,
     pub(crate) rope_sin: DeviceTensor,
     pub(crate) max_positions: usize,
+    /// This rank's shard when the model is spread over several ranks.
+    pub(crate) parallel: Option<parallel::Shard>,
 }
 
 /// A sequence being processed: its latent cache and how many tokens it holds.
@@ -122,6 +131,11 @@ impl Model {
         let ckpt = Checkpoint::open(dir)?;
         concord_loader::validate_checkpoint(&cfg, &ckpt, options.mtp)?;
         let precision = options.precision.unwrap_or_else(|| native_precision(&cfg));
+        let parallel = options
+            .parallel
+            .as_ref()
+            .map(|layout| layout.shard(&cfg))
+            .transpose()?;
         let exec = Executor::new(backend);
         tracing::info!(
             layers = cfg.num_hidden_layers,
@@ -129,6 +143,7 @@ impl Model {
             experts = cfg.n_routed_experts,
             %precision,
             backend = exec.backend().info().name,
+            layout = ?options.parallel,
             "loading model"
         );
         let loader = weights::WeightLoader {
@@ -136,12 +151,19 @@ impl Model {
             ckpt: &ckpt,
             exec: &exec,
             precision,
+            shard: parallel.as_ref(),
         };
-        let weights = loader.load(progress)?;
-        let mtp = if options.mtp {
-            Some(loader.mtp()?)
-        } else {
-            None
+        let loaded = loader.load(progress).and_then(|weights| {
+            let mtp = if options.mtp {
+                Some(loader.mtp()?)
+            } else {
+                None
+            };
+            Ok((weights, mtp))
+        });
+        let (weights, mtp) = match &parallel {
+            Some(shard) => shard.agree(loaded, "loading their shard")?,
+            None => loaded?,
         };
         let max_positions = options
             .max_positions
@@ -159,6 +181,7 @@ impl Model {
             rope_cos,
             rope_sin,
             max_positions,
+            parallel,
         })
     }
 
@@ -266,6 +289,12 @@ impl Model {
     /// Runs `pass` (one forward pass or generation step) through the backend's
     /// [`Backend::host_scope`], where its many launches start cheapest.
     pub(crate) fn hosted<R: Send>(&self, pass: impl FnOnce() -> R + Send) -> R {
+        if self.parallel.is_some() {
+            // A rank waits inside collectives for the others; on a pool worker it would hold
+            // that worker, and ranks sharing one pool (threads of a process) could starve the
+            // ranks they wait for. The calling thread waits instead.
+            return pass();
+        }
         let mut pass = Some(pass);
         let mut result = None;
         self.exec.backend().host_scope(&mut || {
