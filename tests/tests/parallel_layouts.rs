@@ -189,3 +189,99 @@ fn bf16_layouts_match_one_rank_bit_for_bit() {
 fn fp8_layouts_match_one_rank_bit_for_bit() {
     check_precision(Precision::Fp8);
 }
+
+/// Every rank's load error under `tensor × expert` ranks of a group of `size` (each rank's own
+/// text), and how long the slowest rank took.
+fn load_errors(
+    dir: &Path,
+    precision: Precision,
+    size: usize,
+    tensor: usize,
+    expert: usize,
+    timeout: Duration,
+) -> (Vec<String>, Duration) {
+    let started = std::time::Instant::now();
+    let ranks = InProcessGroup::ranks(size, timeout).unwrap();
+    let errors = std::thread::scope(|scope| {
+        let handles: Vec<_> = ranks
+            .into_iter()
+            .map(|rank| {
+                scope.spawn(move || {
+                    let layout = ParallelLayout {
+                        comm: Arc::new(rank),
+                        tensor,
+                        expert,
+                    };
+                    match load(dir, precision, Some(layout)) {
+                        Ok(_) => "loaded".to_string(),
+                        Err(e) => e.to_string(),
+                    }
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("rank thread panicked"))
+            .collect()
+    });
+    (errors, started.elapsed())
+}
+
+fn fixture(name: &str) -> PathBuf {
+    concord_tests::fixtures_dir().join(name)
+}
+
+#[test]
+fn a_layout_that_does_not_divide_the_model_names_the_field() {
+    let timeout = Duration::from_secs(30);
+    // 8 routed experts over 3 expert shards.
+    let (errors, _) = load_errors(&fixture("qlora_null"), Precision::F32, 3, 1, 3, timeout);
+    for e in &errors {
+        assert!(
+            e.contains("expert-parallel 3 does not divide n_routed_experts = 8"),
+            "{e}"
+        );
+    }
+    // 3 heads over 2 tensor shards.
+    let (errors, _) = load_errors(
+        &fixture("v3_grouped_routing"),
+        Precision::F32,
+        2,
+        2,
+        1,
+        timeout,
+    );
+    for e in &errors {
+        assert!(
+            e.contains("tensor-parallel 2 does not divide num_attention_heads = 3"),
+            "{e}"
+        );
+    }
+    // A group of 4 ranks for a layout of 2.
+    let (errors, _) = load_errors(&fixture("qlora_null"), Precision::F32, 4, 2, 1, timeout);
+    for e in &errors {
+        assert!(e.contains("needs 2 ranks") && e.contains("has 4"), "{e}");
+    }
+}
+
+#[test]
+fn a_rank_that_fails_to_load_fails_every_rank_at_once() {
+    // TP 2 in fp8 on qlora_null: rank 0's half of q_proj starts on a scale block, rank 1's
+    // (rows 80..160 of 160, block 0 ends at 128) straddles two: only rank 1 fails by itself.
+    let timeout = Duration::from_secs(30);
+    let (errors, took) = load_errors(&fixture("qlora_null"), Precision::Fp8, 2, 2, 1, timeout);
+    assert!(
+        errors[1].contains("tensor-parallel 2 does not divide model.layers.0.self_attn.q_proj.weight on its 128-row scale blocks"),
+        "rank 1: {}",
+        errors[1]
+    );
+    assert!(
+        errors[0].contains("rank(s) 1 failed loading their shard"),
+        "rank 0: {}",
+        errors[0]
+    );
+    assert!(
+        took < timeout / 2,
+        "the ranks waited {took:?} for each other"
+    );
+}

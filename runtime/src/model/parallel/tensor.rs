@@ -120,3 +120,41 @@ impl Model {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::RowSplit;
+
+    fn split(index: usize, parts: usize) -> RowSplit {
+        RowSplit { index, parts }
+    }
+
+    #[test]
+    fn row_ranges_are_equal_contiguous_parts() {
+        assert_eq!(split(0, 2).range(320, "w").unwrap(), (0, 160));
+        assert_eq!(split(1, 2).range(320, "w").unwrap(), (160, 160));
+        assert_eq!(split(3, 4).range(8, "w").unwrap(), (6, 2));
+        let e = split(1, 2).range(3, "q_b_proj.weight").unwrap_err();
+        assert!(e.to_string().contains("q_b_proj.weight"), "{e}");
+    }
+
+    #[test]
+    fn scale_rows_follow_their_weight_rows_or_the_split_is_refused() {
+        // 256 rows in 128-row blocks, two parts: one block each.
+        assert_eq!(split(1, 2).scale_rows(128, 128, 128, "w").unwrap(), (1, 1));
+        // 512 rows, two parts of 256: blocks 2 and 3 for the second.
+        assert_eq!(split(1, 2).scale_rows(256, 256, 128, "w").unwrap(), (2, 2));
+        // 128 rows, two parts of 64: both inside block 0, which both keep.
+        assert_eq!(split(1, 2).scale_rows(64, 64, 128, "w").unwrap(), (0, 1));
+        // 320 rows, two parts of 160: the second starts inside block 1 and ends in block 2.
+        let e = split(1, 2)
+            .scale_rows(160, 160, 128, "mlp.gate_proj.weight")
+            .unwrap_err();
+        assert!(
+            e.to_string().contains(
+                "tensor-parallel 2 does not divide mlp.gate_proj.weight on its 128-row scale blocks"
+            ),
+            "{e}"
+        );
+    }
+}
