@@ -20,11 +20,12 @@ const LAYOUTS: [(usize, usize); 4] = [(1, 2), (1, 4), (2, 1), (2, 2)];
 /// Tokens generated per generation.
 const NEW_TOKENS: usize = 6;
 
-/// What one rank produced for one model: per prompt, every position's f32 logits as bytes,
-/// the greedy ids and the sampled ids.
+/// What one rank produced for one model: per prompt, every position's f32 logits as bytes
+/// (and the MTP module's, for a model that has one), the greedy ids and the sampled ids.
 #[derive(Debug, PartialEq, Eq)]
 struct Outputs {
     logits: Vec<Vec<u8>>,
+    mtp_logits: Vec<Vec<u8>>,
     greedy: Vec<Vec<u32>>,
     sampled: Vec<Vec<u32>>,
 }
@@ -47,6 +48,7 @@ fn load(
 fn run(model: &Model, prompts: &[Vec<u32>]) -> concord_core::Result<Outputs> {
     let mut out = Outputs {
         logits: Vec::new(),
+        mtp_logits: Vec::new(),
         greedy: Vec::new(),
         sampled: Vec::new(),
     };
@@ -58,6 +60,18 @@ fn run(model: &Model, prompts: &[Vec<u32>]) -> concord_core::Result<Outputs> {
             .remove(0);
         out.logits
             .push(logits.iter().flat_map(|v| v.to_le_bytes()).collect());
+        if model.has_mtp() {
+            let mut main = model.new_sequence(ids.len())?;
+            let mut mtp = model.new_mtp_sequence(ids.len())?;
+            let (_, mtp_logits) =
+                model.forward_with_mtp(&mut [&mut main], &mut [&mut mtp], &[ids])?;
+            out.mtp_logits.push(
+                mtp_logits.per_sequence[0]
+                    .iter()
+                    .flat_map(|v| v.to_le_bytes())
+                    .collect(),
+            );
+        }
         let greedy = GenerateParams {
             max_new_tokens: NEW_TOKENS,
             ..GenerateParams::default()
@@ -151,12 +165,21 @@ fn check_precision(precision: Precision) {
             .unwrap_or_else(|e| panic!("{name} {precision}: one rank: {e}"));
         for (tensor, expert) in LAYOUTS {
             let layout = format!("{name} {precision} TP {tensor} × EP {expert}");
+            let started = std::time::Instant::now();
             match run_layout(&dir, precision, tensor, expert, &prompts) {
                 Ok(ranks) => {
+                    println!(
+                        "{layout}: identical ({:.2} s)",
+                        started.elapsed().as_secs_f64()
+                    );
                     for (r, got) in ranks.iter().enumerate() {
                         assert!(
                             got.logits == one.logits,
                             "{layout}: rank {r}'s logits differ from one rank's"
+                        );
+                        assert!(
+                            got.mtp_logits == one.mtp_logits,
+                            "{layout}: rank {r}'s MTP logits differ from one rank's"
                         );
                         assert_eq!(got.greedy, one.greedy, "{layout}: rank {r} greedy ids");
                         assert_eq!(got.sampled, one.sampled, "{layout}: rank {r} sampled ids");
