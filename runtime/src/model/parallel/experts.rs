@@ -174,3 +174,49 @@ fn combine(
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use concord_core::convert::{bf16_to_f32, f32_to_bf16};
+    use concord_core::DType;
+
+    use super::combine;
+
+    fn bf16_bytes(values: &[f32]) -> Vec<u8> {
+        values
+            .iter()
+            .flat_map(|&v| f32_to_bf16(v).to_le_bytes())
+            .collect()
+    }
+
+    #[test]
+    fn combine_sums_slots_in_order_from_positive_zero_and_rounds_once() {
+        // One token, three slots of one column: eo = 1, 2^26, −2^26 (exact in BF16), weights 1.
+        // In slot order: 0 + 1 = 1; 1 + 2^26 rounds to 2^26 in f32 (24-bit significand);
+        // 2^26 − 2^26 = +0. Any other order gives 1 (e.g. reversed: −2^26 + 2^26 = 0, + 1).
+        let eo = bf16_bytes(&[1.0, 67_108_864.0, -67_108_864.0]);
+        let at = [0, 2, 4];
+        let out = combine(&eo, &at, &[1.0, 1.0, 1.0], 1, 3, 1, DType::BF16).unwrap();
+        let y = bf16_to_f32(u16::from_le_bytes([out[0], out[1]]));
+        assert_eq!(y.to_bits(), 0.0f32.to_bits());
+
+        // Slots may sit anywhere in the gathered bytes: `at` says where, per (token, slot).
+        let eo = bf16_bytes(&[-67_108_864.0, 1.0, 67_108_864.0]);
+        let out = combine(&eo, &[2, 4, 0], &[1.0, 1.0, 1.0], 1, 3, 1, DType::BF16).unwrap();
+        assert_eq!(bf16_to_f32(u16::from_le_bytes([out[0], out[1]])), 0.0);
+
+        // Products are rounded to f32 before the add, and the sum to the activation once:
+        // f32: 0.1·3 = 0.3000000119… (f32(0.1)·3 rounded), + 0 → that value.
+        let eo: Vec<u8> = 3.0f32.to_le_bytes().to_vec();
+        let out = combine(&eo, &[0], &[0.1], 1, 1, 1, DType::F32).unwrap();
+        let y = f32::from_le_bytes([out[0], out[1], out[2], out[3]]);
+        assert_eq!(y, 0.1f32 * 3.0f32);
+        // −0.0 outputs give +0.0 (the sum starts at +0.0), as on one rank.
+        let eo: Vec<u8> = (-0.0f32).to_le_bytes().to_vec();
+        let out = combine(&eo, &[0], &[0.5], 1, 1, 1, DType::F32).unwrap();
+        assert_eq!(
+            f32::from_le_bytes([out[0], out[1], out[2], out[3]]).to_bits(),
+            0
+        );
+    }
+}
