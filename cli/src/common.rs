@@ -3,12 +3,16 @@
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use clap::Args;
+use concord_comm::Communicator;
 use concord_core::{Error, Result};
 use concord_ops::KernelMode;
 use concord_runtime::text::Tokenizer;
-use concord_runtime::{ExpertPlacement, LoadOptions, Model, Precision, SpeculativeMtp};
+use concord_runtime::{
+    ExpertPlacement, LoadOptions, Model, ParallelLayout, Precision, SpeculativeMtp,
+};
 
 /// `--model`, `--backend`, `--precision`: where the model is and how it runs.
 #[derive(Args, Debug, Clone)]
@@ -40,6 +44,15 @@ pub struct ModelArgs {
     /// either way in exact mode; on --backend cpu both are the same.
     #[arg(long, default_value = "device", value_name = "WHERE")]
     pub experts_on: ExpertPlacement,
+    /// Split attention heads, dense MLPs and shared experts over N ranks (each computes whole
+    /// output columns, which are gathered: bit-identical to one rank). Launch
+    /// tensor × expert ranks with `mpirun -np <N×M> concord …`.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub tensor_parallel: usize,
+    /// Shard the routed experts over N ranks (contiguous ranges; each token's expert outputs
+    /// are gathered and combined in slot order: bit-identical to one rank).
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub expert_parallel: usize,
 }
 
 /// Sets up `tracing` on stderr, filtered by CONCORD_LOG (default: warnings).
@@ -96,8 +109,10 @@ impl ModelArgs {
             max_positions: self.context,
             mtp,
             experts_on: self.experts_on,
+            parallel: self.parallel_layout()?,
         };
-        let bar = std::io::stderr().is_terminal().then(|| {
+        let show_bar = std::io::stderr().is_terminal() && crate::ranks::writes_output();
+        let bar = show_bar.then(|| {
             let bar = indicatif::ProgressBar::new(0);
             bar.set_style(
                 indicatif::ProgressStyle::with_template(
@@ -121,6 +136,53 @@ impl ModelArgs {
             b.finish_and_clear();
         }
         model
+    }
+
+    /// The layout of `--tensor-parallel` × `--expert-parallel` over the ranks this process was
+    /// launched with (`None` for one process and one rank). The product must equal the number
+    /// of ranks.
+    pub fn parallel_layout(&self) -> Result<Option<ParallelLayout>> {
+        let (tensor, expert) = (self.tensor_parallel, self.expert_parallel);
+        if tensor == 0 || expert == 0 {
+            return Err(Error::invalid(
+                "--tensor-parallel and --expert-parallel must be at least 1",
+            ));
+        }
+        let world = tensor.saturating_mul(expert);
+        if world == 1 && crate::ranks::launched().is_none() {
+            return Ok(None);
+        }
+        let comm: Arc<dyn Communicator> = Arc::from(concord_comm::from_environment(
+            concord_comm::DEFAULT_TIMEOUT,
+        )?);
+        let size = comm.size();
+        if size != world {
+            return Err(Error::invalid(format!(
+                "--tensor-parallel {tensor} × --expert-parallel {expert} needs {world} ranks, \
+                 but this process is one of {size} ({}): launch it with \
+                 `mpirun -np {world} concord …`",
+                comm.describe()
+            )));
+        }
+        if world == 1 {
+            return Ok(None);
+        }
+        Ok(Some(ParallelLayout {
+            comm,
+            tensor,
+            expert,
+        }))
+    }
+
+    /// An error when a parallel layout was asked for: `command` runs one process for now.
+    pub fn require_one_rank(&self, command: &str) -> Result<()> {
+        if self.tensor_parallel * self.expert_parallel > 1 || crate::ranks::launched().is_some() {
+            return Err(Error::unsupported(format!(
+                "`concord {command}` with --tensor-parallel/--expert-parallel or under mpirun: \
+                 not supported yet (use `logits`, `generate` or `bench`)"
+            )));
+        }
+        Ok(())
     }
 
     /// The tokenizer of the model directory.

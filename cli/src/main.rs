@@ -5,6 +5,7 @@ mod commands;
 mod common;
 mod decode_bytes;
 mod fail_point;
+mod ranks;
 mod stdout;
 mod synthetic;
 
@@ -100,7 +101,7 @@ fn main() -> ExitCode {
         // The reader of our output is gone (`concord inspect | head -1`): a normal end.
         Err(e) if stdout::is_closed_stdout(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("{}error: {e:#}", ranks::error_prefix());
             ExitCode::FAILURE
         }
     }

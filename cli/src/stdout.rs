@@ -13,9 +13,13 @@ pub fn stdout_error(source: std::io::Error) -> Error {
     Error::io(STDOUT, source)
 }
 
-/// Writes one formatted line to standard output.
+/// Writes one formatted line to standard output (on rank 0 only under several ranks: the
+/// others computed the same lines).
 pub fn write_line(args: std::fmt::Arguments<'_>) -> Result<()> {
     use std::io::Write;
+    if !crate::ranks::writes_output() {
+        return Ok(());
+    }
     let mut out = std::io::stdout().lock();
     out.write_fmt(args)
         .and_then(|()| out.write_all(b"\n"))

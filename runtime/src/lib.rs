@@ -98,7 +98,8 @@ pub use generate::{GenerateParams, Generation};
 pub use host_convert::{quantize_block_fp8, BlockFp8};
 pub use kv_pool::{KvPool, KvPoolUsage};
 pub use model::{
-    native_precision, BatchLogits, ExpertPlacement, LoadOptions, LogitRows, Model, Sequence,
+    native_precision, BatchLogits, ExpertPlacement, LoadOptions, LogitRows, Model,
+    ParallelLayout, Sequence,
 };
 pub use precision::Precision;
 pub use speculative::{AcceptanceStats, SpeculativeMtp};

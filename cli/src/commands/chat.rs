@@ -171,6 +171,8 @@ pub fn run(args: Args) -> Result<()> {
         add_generation_prompt: true,
         allow_special_tokens_in_content: args.allow_special_tokens_in_content,
     };
+    // Every rank would need each line the user types (a broadcast of stdin): not built yet.
+    args.model.require_one_rank("chat")?;
     let tokenizer = args.model.tokenizer()?;
     let model = args
         .model

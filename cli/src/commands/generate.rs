@@ -105,7 +105,13 @@ pub fn run(args: Args) -> Result<()> {
         stop_at_eos: false,
         speculative,
     };
-    let mut out = std::io::stdout().lock();
+    // Under several ranks every rank generates the same tokens; rank 0 prints them.
+    let writes_output = crate::ranks::writes_output();
+    let mut out: Box<dyn Write> = if writes_output {
+        Box::new(std::io::stdout().lock())
+    } else {
+        Box::new(std::io::sink())
+    };
     let mut generated = Vec::new();
     let mut stream = tokenizer.as_ref().map(|t| t.decoder_stream());
     let started = std::time::Instant::now();
@@ -143,6 +149,9 @@ pub fn run(args: Args) -> Result<()> {
         _ if max_new_tokens < args.max_new_tokens => format!("length (context {context})"),
         _ => "length".to_string(),
     };
+    if !writes_output {
+        return Ok(());
+    }
     eprintln!(
         "{} prompt tokens, {} generated in {total:.2} s (first after {first:.2} s, then {:.1} \
          tok/s); finish: {finish}",

@@ -92,6 +92,10 @@ pub fn run(args: Args) -> Result<()> {
     if let Some(mtp) = &mtp_logits {
         add("mtp_logits", &mtp.per_sequence);
     }
+    if !crate::ranks::writes_output() {
+        // Every rank computed the same logits; rank 0 writes them.
+        return Ok(());
+    }
     write_safetensors(&args.out, &tensors)
 }
 

@@ -98,6 +98,7 @@ pub fn run(args: Args) -> Result<()> {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "model".to_owned()),
     };
+    args.model.require_one_rank("serve")?;
     let tokenizer = args.model.tokenizer()?;
     let model = Arc::new(args.model.load()?);
     let kv_cache_bytes = kv_cache_bytes(&args, &model)?;

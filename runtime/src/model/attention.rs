@@ -34,8 +34,10 @@ impl Model {
         let c = &self.cfg;
         let act = self.activation();
         let t = a.desc.shape[0];
+        // This rank's heads (all of them without tensor parallelism): q_b_proj, kv_b_proj and
+        // its absorbed copy hold only their rows.
         let (n, dn, dr, dv, r) = (
-            c.num_attention_heads,
+            self.local_heads(),
             c.qk_nope_head_dim,
             c.qk_rope_head_dim,
             c.v_head_dim,
@@ -174,6 +176,12 @@ impl Model {
                 )?;
             }
         }
-        self.linear(&out.arg(), &w.o_proj)
+        // Tensor parallelism: every rank's heads side by side ([T, heads·Dv] in head order),
+        // then this rank's output columns of o_proj, gathered likewise — two gathers of whole
+        // values instead of a row-parallel o_proj's all-reduce of partial dots, which would
+        // change the bits (docs/numerics.md "Parallel layouts").
+        let out = self.gather_columns(out)?;
+        let y = self.linear(&out.arg(), &w.o_proj)?;
+        self.gather_columns(y)
     }
 }

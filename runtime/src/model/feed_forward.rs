@@ -3,17 +3,16 @@
 use concord_core::DType;
 use concord_core::Result;
 use concord_loader::{ScoringFunc, TopkMethod};
-use concord_ops::{
-    Add, ExpertWeights, Matmul, MoeExperts, MoeRoute, RouterMethod, RouterScoring, Swiglu,
-    TensorArg,
-};
+use concord_ops::{Add, Matmul, MoeRoute, RouterMethod, RouterScoring, Swiglu, TensorArg};
 
 use super::weights::{ExpertStacks, Ffn, MlpWeights, MoeWeights};
 use super::Model;
 use crate::exec::{DeviceTensor, Executor};
 
 impl Model {
-    /// `down(silu(gate(x)) ⊙ up(x))`.
+    /// `down(silu(gate(x)) ⊙ up(x))`. Under tensor parallelism this rank holds a slice of
+    /// each projection's output rows: its columns of `h` and of the output are gathered from
+    /// the tensor group (each element computed whole on one rank, nothing summed across ranks).
     pub(crate) fn mlp(&self, x: &TensorArg, w: &MlpWeights) -> Result<DeviceTensor> {
         let g = self.linear(x, &w.gate)?;
         let u = self.linear(x, &w.up)?;
@@ -23,7 +22,9 @@ impl Model {
             },
             &[g.arg(), u.arg()],
         )?;
-        self.linear(&h.arg(), &w.down)
+        let h = self.gather_columns(h)?;
+        let y = self.linear(&h.arg(), &w.down)?;
+        self.gather_columns(y)
     }
 
     pub(crate) fn feed_forward(&self, x: &TensorArg, ffn: &Ffn) -> Result<DeviceTensor> {
@@ -65,8 +66,18 @@ impl Model {
         if let Some(host) = &self.host_experts {
             return self.moe_with_host_experts(host, x, &route[0], &route[1], w);
         }
-        let routed =
-            self.routed_experts(&self.exec, x, &route[0].arg(), &route[1].arg(), &w.experts)?;
+        let routed = match &self.parallel {
+            Some(shard) => {
+                self.routed_experts_sharded(shard, x, &route[0], &route[1], &w.experts)?
+            }
+            None => self.routed_experts(
+                &self.exec,
+                x,
+                &route[0].arg(),
+                &route[1].arg(),
+                &w.experts,
+            )?,
+        };
         match &w.shared {
             Some(shared) => {
                 let sh = self.mlp(x, shared)?;

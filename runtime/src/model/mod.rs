@@ -6,6 +6,7 @@ mod expert_offload;
 mod feed_forward;
 mod forward;
 mod mtp;
+mod parallel;
 mod weights;
 
 use std::path::Path;
@@ -19,6 +20,7 @@ pub use expert_offload::ExpertPlacement;
 pub(crate) use forward::MlaForm;
 pub use forward::{BatchLogits, LogitRows};
 pub use mtp::{greedy_token, is_identical_copy, main_head_name, MtpWeights};
+pub use parallel::ParallelLayout;
 pub use weights::{Ffn, Linear, ModelWeights};
 
 use crate::exec::{DeviceTensor, Executor};
@@ -44,6 +46,11 @@ pub struct LoadOptions {
     /// on the CPU backend, everything else on the model's backend (expert_offload.rs);
     /// bit-identical to `Device` in exact mode.
     pub experts_on: ExpertPlacement,
+    /// Spread the model over several ranks (expert and tensor parallelism); `None` = this
+    /// process holds the whole model. Every rank loads only its shard and must call the same
+    /// methods with the same arguments (the collectives pair them up); results are
+    /// bit-identical to one rank.
+    pub parallel: Option<ParallelLayout>,
 }
 
 /// Positions the RoPE tables cover when [`LoadOptions::max_positions`] is not given: the
@@ -66,6 +73,8 @@ pub struct Model {
     /// `--experts-on host` on a non-CPU backend: the CPU executor holding and running the
     /// routed experts.
     pub(crate) host_experts: Option<Executor>,
+    /// This rank's shard when the model is spread over several ranks.
+    pub(crate) parallel: Option<parallel::Shard>,
 }
 
 /// A sequence being processed: its latent cache and how many tokens it holds.
@@ -131,7 +140,18 @@ impl Model {
         let ckpt = Checkpoint::open(dir)?;
         concord_loader::validate_checkpoint(&cfg, &ckpt, options.mtp)?;
         let precision = options.precision.unwrap_or_else(|| native_precision(&cfg));
+        if options.parallel.is_some() && options.experts_on == ExpertPlacement::Host {
+            return Err(Error::invalid(
+                "--experts-on host with a parallel layout is not supported yet: each rank would \
+                 need its own shard of the host experts",
+            ));
+        }
         let host_experts = expert_offload::host_executor(&backend, options.experts_on)?;
+        let parallel = options
+            .parallel
+            .as_ref()
+            .map(|layout| layout.shard(&cfg))
+            .transpose()?;
         let exec = Executor::new(backend);
         tracing::info!(
             layers = cfg.num_hidden_layers,
@@ -139,6 +159,7 @@ impl Model {
             experts = cfg.n_routed_experts,
             %precision,
             backend = exec.backend().info().name,
+            layout = ?options.parallel,
             "loading model"
         );
         let loader = weights::WeightLoader {
@@ -147,12 +168,19 @@ impl Model {
             exec: &exec,
             experts_exec: host_experts.as_ref().unwrap_or(&exec),
             precision,
+            shard: parallel.as_ref(),
         };
-        let weights = loader.load(progress)?;
-        let mtp = if options.mtp {
-            Some(loader.mtp()?)
-        } else {
-            None
+        let loaded = loader.load(progress).and_then(|weights| {
+            let mtp = if options.mtp {
+                Some(loader.mtp()?)
+            } else {
+                None
+            };
+            Ok((weights, mtp))
+        });
+        let (weights, mtp) = match &parallel {
+            Some(shard) => shard.agree(loaded, "loading their shard")?,
+            None => loaded?,
         };
         let max_positions = options
             .max_positions
@@ -171,6 +199,7 @@ impl Model {
             rope_sin,
             max_positions,
             host_experts,
+            parallel,
         };
         if model.host_experts.is_some() {
             let host = model.host_weight_bytes();
@@ -314,6 +343,12 @@ impl Model {
     /// Runs `pass` (one forward pass or generation step) through the backend's
     /// [`Backend::host_scope`], where its many launches start cheapest.
     pub(crate) fn hosted<R: Send>(&self, pass: impl FnOnce() -> R + Send) -> R {
+        if self.parallel.is_some() {
+            // A rank waits inside collectives for the others; on a pool worker it would hold
+            // that worker, and ranks sharing one pool (threads of a process) could starve the
+            // ranks they wait for. The calling thread waits instead.
+            return pass();
+        }
         let mut pass = Some(pass);
         let mut result = None;
         self.exec.backend().host_scope(&mut || {

@@ -4,6 +4,7 @@ use concord_core::{DType, Error, Result};
 use concord_loader::{Checkpoint, ModelConfig};
 use concord_ops::TensorDesc;
 
+use super::parallel::{slice_rows, RowSplit, Shard};
 use crate::exec::{DeviceTensor, Executor};
 use crate::host_convert::{self, BlockFp8};
 use crate::Precision;
@@ -120,6 +121,9 @@ pub struct WeightLoader<'a> {
     /// `--experts-on host` (expert_offload.rs).
     pub(crate) experts_exec: &'a Executor,
     pub(crate) precision: Precision,
+    /// This rank's shard under a parallel layout: only its rows of tensor-parallel weights and
+    /// its routed experts are loaded.
+    pub(crate) shard: Option<&'a Shard>,
 }
 
 impl AttentionWeights {
@@ -168,24 +172,69 @@ impl WeightLoader<'_> {
 
     /// A projection `prefix.weight` (+ `_scale_inv`) as the precision stores it.
     pub fn linear(&self, prefix: &str) -> Result<Linear> {
+        self.linear_split(prefix, None)
+    }
+
+    /// This rank's split of a tensor-parallel projection's output rows (all of them without
+    /// tensor parallelism).
+    fn linear_tp(&self, prefix: &str) -> Result<Linear> {
+        self.linear_split(prefix, self.shard.and_then(Shard::tensor_split))
+    }
+
+    /// Output rows `split` of a projection (all rows for `None`), as the precision stores it;
+    /// FP8 scale rows are sliced with their weight rows.
+    fn linear_split(&self, prefix: &str, split: Option<RowSplit>) -> Result<Linear> {
         let name = format!("{prefix}.weight");
         if self.precision != Precision::Fp8 {
-            return Ok(Linear::Dense(self.dense(&name)?));
+            return Ok(Linear::Dense(self.dense_split(&name, split)?));
         }
-        let (rows, cols, q) = self.fp8_codes(&name)?;
+        let (rows, cols, mut q) = self.fp8_codes(&name)?;
         let block = self.block();
+        let mut scale_rows = rows.div_ceil(block[0]);
+        let scale_cols = cols.div_ceil(block[1]);
+        let mut rows = rows;
+        if let Some(split) = split {
+            let (start, len) = split.range(rows, &name)?;
+            let (s_start, s_len) = split.scale_rows(start, len, block[0], &name)?;
+            q = BlockFp8 {
+                codes: slice_rows(&q.codes, cols, start, len),
+                scales: slice_rows(&q.scales, scale_cols, s_start, s_len),
+            };
+            (rows, scale_rows) = (len, s_len);
+        }
         let weight = self
             .exec
             .upload(TensorDesc::new(DType::F8E4M3, [rows, cols]), &q.codes)?;
-        let scale = self.exec.upload_f32(
-            &[rows.div_ceil(block[0]), cols.div_ceil(block[1])],
-            &q.scales,
-        )?;
+        let scale = self.exec.upload_f32(&[scale_rows, scale_cols], &q.scales)?;
         Ok(Linear::BlockFp8 {
             weight,
             scale,
             block,
         })
+    }
+
+    /// Rows `split` of a matrix in the precision's dense dtype (all rows for `None`).
+    fn dense_split(&self, name: &str, split: Option<RowSplit>) -> Result<DeviceTensor> {
+        let Some(split) = split else {
+            return self.dense(name);
+        };
+        let view = self.ckpt.tensor(name)?;
+        let scale = self.ckpt.get(&format!("{name}_scale_inv"));
+        let values = host_convert::weight_f32(&view, scale.as_ref(), self.block())?;
+        let [rows, cols] = view.shape[..] else {
+            return Err(Error::model(format!(
+                "{name}: expected a matrix, got {:?}",
+                view.shape
+            )));
+        };
+        let (start, len) = split.range(rows, name)?;
+        let values = slice_rows(&values, cols, start, len);
+        self.upload_dense(
+            name,
+            &values,
+            vec![len, cols],
+            self.precision.dense_weight(),
+        )
     }
 
     /// FP8 codes and scales of a weight: taken as stored, or quantized here from BF16/F32.
@@ -221,6 +270,13 @@ impl WeightLoader<'_> {
     fn dequantized_kv_b(&self, name: &str) -> Result<DeviceTensor> {
         let (rows, cols, q) = self.fp8_codes(name)?;
         let values = host_convert::dequantize_block_fp8(&q, rows, cols, self.block());
+        let (values, rows) = match self.shard.and_then(Shard::tensor_split) {
+            Some(split) => {
+                let (start, len) = split.range(rows, name)?;
+                (slice_rows(&values, cols, start, len), len)
+            }
+            None => (values, rows),
+        };
         self.upload_dense(
             name,
             &values,
@@ -231,9 +287,9 @@ impl WeightLoader<'_> {
 
     fn mlp(&self, prefix: &str) -> Result<MlpWeights> {
         Ok(MlpWeights {
-            gate: self.linear(&format!("{prefix}.gate_proj"))?,
-            up: self.linear(&format!("{prefix}.up_proj"))?,
-            down: self.linear(&format!("{prefix}.down_proj"))?,
+            gate: self.linear_tp(&format!("{prefix}.gate_proj"))?,
+            up: self.linear_tp(&format!("{prefix}.up_proj"))?,
+            down: self.linear_tp(&format!("{prefix}.down_proj"))?,
         })
     }
 
@@ -242,30 +298,34 @@ impl WeightLoader<'_> {
             Some(_) => Some((
                 self.linear(&format!("{p}.q_a_proj"))?,
                 self.dense(&format!("{p}.q_a_layernorm.weight"))?,
-                self.linear(&format!("{p}.q_b_proj"))?,
+                self.linear_tp(&format!("{p}.q_b_proj"))?,
             )),
             None => None,
         };
         let q_proj = match q_lora {
             Some(_) => None,
-            None => Some(self.linear(&format!("{p}.q_proj"))?),
+            None => Some(self.linear_tp(&format!("{p}.q_proj"))?),
         };
         Ok(AttentionWeights {
             q_lora,
             q_proj,
             kv_a: self.linear(&format!("{p}.kv_a_proj_with_mqa"))?,
             kv_a_norm: self.dense(&format!("{p}.kv_a_layernorm.weight"))?,
-            kv_b: self.linear(&format!("{p}.kv_b_proj"))?,
+            kv_b: self.linear_tp(&format!("{p}.kv_b_proj"))?,
             kv_b_dequantized: match self.precision {
                 Precision::Fp8 => Some(self.dequantized_kv_b(&format!("{p}.kv_b_proj.weight"))?),
                 _ => None,
             },
-            o_proj: self.linear(&format!("{p}.o_proj"))?,
+            o_proj: self.linear_tp(&format!("{p}.o_proj"))?,
         })
     }
 
     fn experts(&self, p: &str) -> Result<ExpertStacks> {
-        let e = self.cfg.n_routed_experts;
+        // Under expert parallelism only this rank's contiguous range of experts.
+        let (first, e) = match self.shard {
+            Some(shard) => shard.local_experts(self.cfg.n_routed_experts),
+            None => (0, self.cfg.n_routed_experts),
+        };
         let fp8 = self.precision == Precision::Fp8;
         let mut stacks = Vec::new();
         let mut scale_stacks = Vec::new();
@@ -274,7 +334,7 @@ impl WeightLoader<'_> {
             let mut scales = Vec::new();
             let mut dense = Vec::new();
             let mut shape = (0, 0);
-            for i in 0..e {
+            for i in first..first + e {
                 let name = format!("{p}.experts.{i}.{proj}.weight");
                 if fp8 {
                     let (r, c, q) = self.fp8_codes(&name)?;
