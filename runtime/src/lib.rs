@@ -92,6 +92,7 @@ mod rope_table;
 pub mod speculative;
 pub mod staged_output;
 pub mod text;
+mod token_history;
 
 pub use backends::{open_backend, open_backend_mode, BACKEND_NAMES};
 pub use concord_backend_cpu::set_threads as set_cpu_threads;
@@ -103,3 +104,4 @@ pub use kv_pool::{KvPool, KvPoolUsage};
 pub use model::{native_precision, BatchLogits, LoadOptions, LogitRows, Model, Sequence};
 pub use precision::Precision;
 pub use speculative::{AcceptanceStats, SpeculativeMtp};
+pub use token_history::TokenHistory;

@@ -149,6 +149,7 @@ fn mixed_requests(count: usize, longest: usize, vocab: usize) -> Vec<EngineReque
                     seed: 1000 + i as u64,
                     stop_tokens: if i % 5 == 0 { vec![7, 11] } else { vec![] },
                     speculative: None,
+                    ..GenerateParams::default()
                 },
                 top_logprobs: i % 3,
             }

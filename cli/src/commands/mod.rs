@@ -9,5 +9,6 @@ pub mod generate;
 pub mod inspect;
 pub mod kernels;
 pub mod logits;
+pub mod sampling_flags;
 pub mod serve;
 pub mod tokenize;

@@ -33,6 +33,7 @@ pub(super) fn sample(c: &mut Vec<OpCase>) {
                     temperature,
                     top_k,
                     top_p,
+                    min_p: 0.0,
                     valid_vocab: valid,
                 },
                 DType::F32,
