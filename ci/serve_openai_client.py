@@ -82,8 +82,8 @@ def main() -> None:
     except openai.NotFoundError as e:
         assert e.body["code"] == "model_not_found", e.body
     try:
-        client.completions.create(model=model, prompt="x", max_tokens=1, presence_penalty=0.5)
-        raise AssertionError("presence_penalty 0.5 was accepted")
+        client.completions.create(model=model, prompt="x", max_tokens=1, presence_penalty=2.5)
+        raise AssertionError("presence_penalty 2.5 was accepted")
     except openai.BadRequestError as e:
         assert e.body["param"] == "presence_penalty", e.body
     print("errors: 404 unknown model, 400 naming the field")

@@ -177,6 +177,7 @@ mod tests {
                 precision: Some(precision),
                 max_positions: Some(64),
                 mtp: false,
+                ..Default::default()
             };
             let model =
                 concord_runtime::Model::load(dir.path(), backend, &options, &mut |_, _| true)

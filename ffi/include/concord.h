@@ -245,6 +245,26 @@ typedef struct concord_generate_params {
    * did.
    */
   uint32_t speculative_draft_tokens;
+  /**
+   * Drop ids whose probability is below `min_p` times the most likely one's (0 = off; in
+   * [0, 1]; greedy ignores it). Fields from here on were added after
+   * `speculative_draft_tokens`: start from `concord_generate_params_default()` so they
+   * hold neutral values.
+   */
+  float min_p;
+  /**
+   * Subtracted once from the logit of every id the output holds (0 = off; in [-2, 2]).
+   */
+  float presence_penalty;
+  /**
+   * Subtracted once per occurrence in the output (0 = off; in [-2, 2]).
+   */
+  float frequency_penalty;
+  /**
+   * For ids in the prompt or the output: positive logits divided by it, the others
+   * multiplied (1 = off; > 0). Not with `speculative_draft_tokens`.
+   */
+  float repetition_penalty;
 } concord_generate_params;
 
 /**
@@ -505,8 +525,8 @@ enum concord_status concord_chat_template_ex(const struct concord_model *model,
                                              size_t *n_out);
 
 /**
- * Default generation parameters: 64 new tokens, greedy, no top-k/top-p, seed 0, stop at EOS,
- * plain (not speculative) decoding.
+ * Default generation parameters: 64 new tokens, greedy, no top-k/top-p/min-p, no penalties
+ * (repetition 1), seed 0, stop at EOS, plain (not speculative) decoding.
  *
  * Thread safety: any thread, any time.
  */

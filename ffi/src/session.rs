@@ -40,6 +40,18 @@ pub struct GenerateParams {
     /// `concord_model_params.load_mtp`. `concord_session_acceptance` reports how the drafts
     /// did.
     pub speculative_draft_tokens: u32,
+    /// Drop ids whose probability is below `min_p` times the most likely one's (0 = off; in
+    /// [0, 1]; greedy ignores it). Fields from here on were added after
+    /// `speculative_draft_tokens`: start from `concord_generate_params_default()` so they
+    /// hold neutral values.
+    pub min_p: f32,
+    /// Subtracted once from the logit of every id the output holds (0 = off; in [-2, 2]).
+    pub presence_penalty: f32,
+    /// Subtracted once per occurrence in the output (0 = off; in [-2, 2]).
+    pub frequency_penalty: f32,
+    /// For ids in the prompt or the output: positive logits divided by it, the others
+    /// multiplied (1 = off; > 0). Not with `speculative_draft_tokens`.
+    pub repetition_penalty: f32,
 }
 
 /// [`GenerateParams`] as read from C: `ignore_eos` as its raw byte, so that any byte is a
@@ -54,6 +66,10 @@ struct RawGenerateParams {
     seed: u64,
     ignore_eos: u8,
     speculative_draft_tokens: u32,
+    min_p: f32,
+    presence_penalty: f32,
+    frequency_penalty: f32,
+    repetition_penalty: f32,
 }
 
 const _: () = assert!(
@@ -88,8 +104,8 @@ pub struct ConcordSession {
 
 static SESSIONS: Registry<ConcordSession> = Registry::new("concord_session");
 
-/// Default generation parameters: 64 new tokens, greedy, no top-k/top-p, seed 0, stop at EOS,
-/// plain (not speculative) decoding.
+/// Default generation parameters: 64 new tokens, greedy, no top-k/top-p/min-p, no penalties
+/// (repetition 1), seed 0, stop at EOS, plain (not speculative) decoding.
 ///
 /// Thread safety: any thread, any time.
 #[no_mangle]
@@ -104,6 +120,10 @@ pub extern "C" fn concord_generate_params_default() -> GenerateParams {
             seed: d.seed,
             ignore_eos: false,
             speculative_draft_tokens: 0,
+            min_p: d.min_p,
+            presence_penalty: d.presence_penalty,
+            frequency_penalty: d.frequency_penalty,
+            repetition_penalty: d.repetition_penalty,
         }
     };
     // The fallback is never used (`defaults` cannot fail); it only satisfies `guard_value`.
@@ -117,6 +137,10 @@ pub extern "C" fn concord_generate_params_default() -> GenerateParams {
             seed: 0,
             ignore_eos: false,
             speculative_draft_tokens: 0,
+            min_p: 0.0,
+            presence_penalty: 0.0,
+            frequency_penalty: 0.0,
+            repetition_penalty: 1.0,
         },
         || Ok(defaults()),
     )
@@ -184,6 +208,10 @@ unsafe fn start(
         temperature: p.temperature,
         top_k: p.top_k as usize,
         top_p: p.top_p,
+        min_p: p.min_p,
+        presence_penalty: p.presence_penalty,
+        frequency_penalty: p.frequency_penalty,
+        repetition_penalty: p.repetition_penalty,
         seed: p.seed,
         stop_tokens: if p.ignore_eos != 0 {
             Vec::new()

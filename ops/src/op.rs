@@ -61,6 +61,7 @@ catalogue! {
     SliceColumns => "slice_columns",
     ScatterRows => "scatter_rows",
     GatherRows => "gather_rows",
+    Penalize => "penalize",
     Sample => "sample",
 }
 

@@ -5,10 +5,11 @@ use std::collections::VecDeque;
 
 use concord_core::numerics::philox::sampling_uniform;
 use concord_core::{Error, Result};
-use concord_ops::{Op, Sample};
+use concord_ops::{Op, Penalize, Sample};
 
 use crate::model::{LogitRows, Model, Sequence};
 use crate::speculative::{AcceptanceStats, Emitted, MtpDecoder, SpeculativeMtp};
+use crate::token_history::TokenHistory;
 
 /// How to pick tokens and when to stop.
 #[derive(Debug, Clone)]
@@ -22,6 +23,17 @@ pub struct GenerateParams {
     pub top_k: usize,
     /// Nucleus threshold (1.0 = off).
     pub top_p: f32,
+    /// Drop ids whose probability is below `min_p` times the most likely one's, before top-k
+    /// and top-p (0 = off; in [0, 1]). Greedy decoding ignores it.
+    pub min_p: f32,
+    /// Subtracted once from the logit of every id the output already holds (0 = off; in
+    /// [−2, 2]).
+    pub presence_penalty: f32,
+    /// Subtracted from an id's logit once per occurrence in the output (0 = off; in [−2, 2]).
+    pub frequency_penalty: f32,
+    /// For ids in the prompt or the output: positive logits divided by it, others multiplied
+    /// (1 = off; > 0). Greedy decoding sees all three penalties (docs/numerics.md §Sampling).
+    pub repetition_penalty: f32,
     /// Seed of the Philox stream; the same seed gives the same tokens on every backend.
     pub seed: u64,
     /// Ids that end generation (emitted, then stop).
@@ -43,6 +55,10 @@ impl Default for GenerateParams {
             temperature: 0.0,
             top_k: 0,
             top_p: 1.0,
+            min_p: 0.0,
+            presence_penalty: 0.0,
+            frequency_penalty: 0.0,
+            repetition_penalty: 1.0,
             seed: 0,
             stop_tokens: Vec::new(),
             stop_at_eos: true,
@@ -66,8 +82,10 @@ impl GenerateParams {
     }
 
     /// Rejects values no sampler can honour: a NaN, negative or infinite temperature, a
-    /// `top_p` outside (0, 1] (NaN included). Every `top_k` is valid (0 = all, above the
-    /// vocabulary = all).
+    /// `top_p` outside (0, 1] (NaN included), a `min_p` outside [0, 1], presence or frequency
+    /// penalties outside [−2, 2], a repetition penalty that is not finite and > 0, and
+    /// penalties together with speculative decoding (the drafter does not track them). Every
+    /// `top_k` is valid (0 = all, above the vocabulary = all). Messages name the field.
     pub fn validate(&self) -> Result<()> {
         if !(self.temperature >= 0.0 && self.temperature.is_finite()) {
             return Err(Error::invalid(format!(
@@ -81,10 +99,52 @@ impl GenerateParams {
                 self.top_p
             )));
         }
+        if !(0.0..=1.0).contains(&self.min_p) {
+            return Err(Error::invalid(format!(
+                "min_p must be in [0, 1] (0 = off), got {}",
+                self.min_p
+            )));
+        }
+        for (name, value) in [
+            ("presence_penalty", self.presence_penalty),
+            ("frequency_penalty", self.frequency_penalty),
+        ] {
+            if !(-2.0..=2.0).contains(&value) {
+                return Err(Error::invalid(format!(
+                    "{name} must be in [-2, 2] (0 = off), got {value}"
+                )));
+            }
+        }
+        if !(self.repetition_penalty > 0.0 && self.repetition_penalty.is_finite()) {
+            return Err(Error::invalid(format!(
+                "repetition_penalty must be a finite number > 0 (1 = off), got {}",
+                self.repetition_penalty
+            )));
+        }
         if let Some(s) = &self.speculative {
             s.validate()?;
+            if self.has_penalties() {
+                return Err(Error::invalid(
+                    "presence_penalty, frequency_penalty and repetition_penalty are not \
+                     supported with speculative decoding (leave them at 0, 0 and 1)",
+                ));
+            }
         }
         Ok(())
+    }
+
+    /// Whether any penalty changes logits.
+    pub fn has_penalties(&self) -> bool {
+        !self.penalties().is_neutral()
+    }
+
+    /// The penalties as the `Penalize` op takes them.
+    pub fn penalties(&self) -> Penalize {
+        Penalize {
+            repetition: self.repetition_penalty,
+            frequency: self.frequency_penalty,
+            presence: self.presence_penalty,
+        }
     }
 }
 
@@ -103,6 +163,8 @@ pub struct Generation<'m> {
     last_token: Option<u32>,
     /// Tokens a speculative round decided that are not handed out yet.
     decided: VecDeque<Emitted>,
+    /// The prompt and the output so far, for the penalties.
+    history: TokenHistory,
 }
 
 impl Model {
@@ -131,20 +193,46 @@ impl Model {
             drafter,
             last_token: None,
             decided: VecDeque::new(),
+            history: TokenHistory::new(prompt),
         })
     }
 
-    /// Picks the next token from a row of logits under `params` at generation step `step`.
+    /// Picks the next token from a row of logits under `params` at generation step `step`,
+    /// with no token seen (the penalties change nothing; see [`Model::sample_after`]).
     pub fn sample(&self, logits: &[f32], params: &GenerateParams, step: u64) -> Result<u32> {
+        self.sample_after(logits, params, step, &TokenHistory::default())
+    }
+
+    /// Picks the next token from a row of logits under `params` at generation step `step`,
+    /// after the tokens of `history` (what the penalties read): `Penalize` on the device when
+    /// a penalty is set and a token was seen, then `Sample`.
+    pub fn sample_after(
+        &self,
+        logits: &[f32],
+        params: &GenerateParams,
+        step: u64,
+        history: &TokenHistory,
+    ) -> Result<u32> {
         params.validate()?;
         let exec = &self.exec;
         let vocab = logits.len();
-        let logits_t = exec.upload_f32(&[1, vocab], logits)?;
+        let mut logits_t = exec.upload_f32(&[1, vocab], logits)?;
+        if params.has_penalties() && !history.is_empty() {
+            let entries = history.entries();
+            let flat: Vec<u32> = entries.iter().flatten().copied().collect();
+            let bytes: Vec<u8> = flat.iter().flat_map(|v| v.to_le_bytes()).collect();
+            let seen = exec.upload(
+                concord_ops::TensorDesc::new(concord_core::DType::U32, [1, entries.len(), 3]),
+                &bytes,
+            )?;
+            logits_t = exec.apply1(params.penalties(), &[logits_t.arg(), seen.arg()])?;
+        }
         let uniform = exec.upload_f32(&[1], &[sampling_uniform(params.seed, step, 0)])?;
         let op = Op::Sample(Sample {
             temperature: params.temperature,
             top_k: params.top_k,
             top_p: params.top_p,
+            min_p: params.min_p,
             valid_vocab: vocab,
         });
         let ids = exec.apply(op, &[logits_t.arg(), uniform.arg()])?;
@@ -228,9 +316,13 @@ impl Generation<'_> {
             .model
             .forward(&mut [&mut self.sequence], &[&feed], LogitRows::Last)?;
         self.last_logits = logits.per_sequence.into_iter().next().unwrap_or_default();
-        let token = self
-            .model
-            .sample(&self.last_logits, &self.params, self.produced as u64)?;
+        let token = self.model.sample_after(
+            &self.last_logits,
+            &self.params,
+            self.produced as u64,
+            &self.history,
+        )?;
+        self.history.push_output(token);
         self.produced += 1;
         if self.params.stop_tokens.contains(&token) || self.produced >= self.params.max_new_tokens {
             self.done = true;

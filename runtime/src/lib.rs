@@ -89,6 +89,7 @@ mod rope_table;
 pub mod speculative;
 pub mod staged_output;
 pub mod text;
+mod token_history;
 
 pub use backends::{open_backend, open_backend_mode, BACKEND_NAMES};
 pub use concord_backend_cpu::set_threads as set_cpu_threads;
@@ -98,8 +99,9 @@ pub use generate::{GenerateParams, Generation};
 pub use host_convert::{quantize_block_fp8, BlockFp8};
 pub use kv_pool::{KvPool, KvPoolUsage};
 pub use model::{
-    native_precision, BatchLogits, ExpertPlacement, LoadOptions, LogitRows, Model,
-    ParallelLayout, Sequence,
+    native_precision, BatchLogits, ExpertPlacement, LoadOptions, LogitRows, Model, ParallelLayout,
+    Sequence,
 };
 pub use precision::Precision;
 pub use speculative::{AcceptanceStats, SpeculativeMtp};
+pub use token_history::TokenHistory;

@@ -151,6 +151,12 @@ fn mixed_requests(count: usize, longest: usize, vocab: usize) -> Vec<EngineReque
                     stop_tokens: if i % 5 == 0 { vec![7, 11] } else { vec![] },
                     stop_at_eos: false,
                     speculative: None,
+                    // Every third request with min-p and penalties (history = prompt + output).
+                    min_p: if i % 3 == 2 { 0.05 } else { 0.0 },
+                    repetition_penalty: if i % 3 == 2 { 1.3 } else { 1.0 },
+                    frequency_penalty: if i % 3 == 2 { 0.5 } else { 0.0 },
+                    presence_penalty: if i % 3 == 2 { -0.4 } else { 0.0 },
+                    ..GenerateParams::default()
                 },
                 top_logprobs: i % 3,
             }

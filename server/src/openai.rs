@@ -38,13 +38,14 @@ pub struct GenerationRequest {
     pub stream: Option<bool>,
     /// Streaming options.
     pub stream_options: Option<StreamOptions>,
-    /// Not supported yet except at its neutral value 0.
+    /// Drop tokens less likely than `min_p` times the most likely one (0 = off; [0, 1]).
     pub min_p: Option<f32>,
-    /// Not supported yet except at its neutral value 0.
+    /// Subtracted once from the logit of every token the output holds (0 = off; [−2, 2]).
     pub presence_penalty: Option<f32>,
-    /// Not supported yet except at its neutral value 0.
+    /// Subtracted once per occurrence in the output (0 = off; [−2, 2]).
     pub frequency_penalty: Option<f32>,
-    /// Not supported yet except at its neutral value 1.
+    /// Divides positive logits of prompt and output tokens, multiplies the others (1 = off;
+    /// > 0).
     pub repetition_penalty: Option<f32>,
 }
 

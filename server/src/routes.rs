@@ -161,13 +161,22 @@ pub fn parse_body(body: &[u8]) -> Result<GenerationRequest, ApiError> {
     Ok(request)
 }
 
-fn not_supported(field: &str, value: Option<f32>, neutral: f32) -> Result<(), ApiError> {
-    match value {
-        Some(v) if v != neutral => Err(ApiError::invalid(
+/// `value` (or `default` when absent) if it lies in `[low, high]`, else a 400 naming `field`.
+fn sampling_field(
+    field: &str,
+    value: Option<f32>,
+    default: f32,
+    (low, high): (f32, f32),
+    meaning: &str,
+) -> Result<f32, ApiError> {
+    let v = value.unwrap_or(default);
+    if (low..=high).contains(&v) {
+        Ok(v)
+    } else {
+        Err(ApiError::invalid(
             field,
-            format!("{field} is not supported yet (only {neutral}, its neutral value); got {v}"),
-        )),
-        _ => Ok(()),
+            format!("{field} must be in [{low}, {high}] ({meaning}); got {v}"),
+        ))
     }
 }
 
@@ -190,10 +199,30 @@ pub fn prepare(
             ));
         }
     }
-    not_supported("min_p", request.min_p, 0.0)?;
-    not_supported("presence_penalty", request.presence_penalty, 0.0)?;
-    not_supported("frequency_penalty", request.frequency_penalty, 0.0)?;
-    not_supported("repetition_penalty", request.repetition_penalty, 1.0)?;
+    let min_p = sampling_field("min_p", request.min_p, 0.0, (0.0, 1.0), "0 = off")?;
+    let presence_penalty = sampling_field(
+        "presence_penalty",
+        request.presence_penalty,
+        0.0,
+        (-2.0, 2.0),
+        "0 = off",
+    )?;
+    let frequency_penalty = sampling_field(
+        "frequency_penalty",
+        request.frequency_penalty,
+        0.0,
+        (-2.0, 2.0),
+        "0 = off",
+    )?;
+    let repetition_penalty = request.repetition_penalty.unwrap_or(1.0);
+    if !(repetition_penalty > 0.0 && repetition_penalty.is_finite()) {
+        return Err(ApiError::invalid(
+            "repetition_penalty",
+            format!(
+                "repetition_penalty must be a finite number > 0 (1 = off); got {repetition_penalty}"
+            ),
+        ));
+    }
     let temperature = request.temperature.unwrap_or(1.0);
     if !(temperature.is_finite() && temperature >= 0.0) {
         return Err(ApiError::invalid(
@@ -267,6 +296,10 @@ pub fn prepare(
             temperature,
             top_k,
             top_p,
+            min_p,
+            presence_penalty,
+            frequency_penalty,
+            repetition_penalty,
             seed,
             stop_tokens: state.eos.clone(),
             stop_at_eos: false,

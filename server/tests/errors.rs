@@ -96,30 +96,36 @@ async fn malformed_and_mistyped_bodies_are_400_naming_the_field() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn unsupported_sampling_fields_are_400_unless_neutral() {
+async fn sampling_fields_work_in_range_and_are_400_naming_the_field_outside() {
     let server = TestServer::start().await;
-    for (field, neutral, other) in [
-        ("min_p", 0.0, 0.1),
-        ("presence_penalty", 0.0, 0.5),
-        ("frequency_penalty", 0.0, -0.5),
-        ("repetition_penalty", 1.0, 1.1),
+    // Every field set at once, inside its range (vLLM/OpenAI: min_p [0, 1], presence and
+    // frequency [−2, 2], repetition > 0), sampled and greedy.
+    for temperature in [0.8, 0.0] {
+        let request = json!({"prompt": "hi there, hi there", "max_tokens": 8,
+            "temperature": temperature, "seed": 7, "min_p": 0.05, "presence_penalty": 1.5,
+            "frequency_penalty": -0.5, "repetition_penalty": 1.3});
+        let (status, body) = server.post("/v1/completions", &request).await;
+        assert_eq!(status, 200, "{request} → {body}");
+        assert!(
+            body["usage"]["completion_tokens"].as_u64().unwrap() > 0,
+            "{body}"
+        );
+    }
+    for (field, outside) in [
+        ("min_p", 1.5),
+        ("min_p", -0.1),
+        ("presence_penalty", 2.5),
+        ("frequency_penalty", -2.01),
+        ("repetition_penalty", 0.0),
+        ("repetition_penalty", -1.0),
     ] {
         let mut request = json!({"prompt": "hi", "max_tokens": 1, "temperature": 0});
-        request[field] = json!(neutral);
-        assert_eq!(
-            server.post("/v1/completions", &request).await.0,
-            200,
-            "{field} neutral"
-        );
-        request[field] = json!(other);
+        request[field] = json!(outside);
         let (status, body) = server.post("/v1/completions", &request).await;
-        assert_eq!(status, 400, "{field}");
+        assert_eq!(status, 400, "{field} {outside} → {body}");
         let error = error_object(&body);
         assert_eq!(error["param"], field);
-        assert!(error["message"]
-            .as_str()
-            .unwrap()
-            .contains("not supported yet"));
+        assert!(error["message"].as_str().unwrap().contains(field), "{body}");
     }
     // Unknown fields are ignored.
     let (status, _) = server

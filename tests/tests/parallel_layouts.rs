@@ -41,6 +41,7 @@ fn load(
         max_positions: Some(256),
         mtp: false,
         parallel,
+        ..LoadOptions::default()
     };
     Model::load(dir, backend, &options, &mut |_, _| true)
 }

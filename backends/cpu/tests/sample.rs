@@ -20,6 +20,7 @@ fn greedy(v: usize) -> Sample {
         temperature: 0.0,
         top_k: 0,
         top_p: 1.0,
+        min_p: 0.0,
         valid_vocab: v,
     }
 }
@@ -58,6 +59,7 @@ fn top_k_one_equals_greedy() {
             temperature,
             top_k: 1,
             top_p: 1.0,
+            min_p: 0.0,
             valid_vocab: v,
         };
         assert_eq!(sample(op, &logits, v, &uniform), want);
@@ -78,6 +80,7 @@ fn at(temperature: f32, top_k: usize, top_p: f32, uniform: &[f32]) -> Vec<u32> {
             temperature,
             top_k,
             top_p,
+            min_p: 0.0,
             valid_vocab: 4,
         },
         &l,
@@ -109,6 +112,7 @@ fn nan_logits_are_never_sampled() {
         temperature: 1.0,
         top_k: 0,
         top_p: 1.0,
+        min_p: 0.0,
         valid_vocab: 4,
     };
     assert_eq!(sample(op.clone(), &l, 4, &[0.25]), vec![1]);
@@ -146,6 +150,7 @@ fn tiny_temperatures_are_greedy() {
                     temperature,
                     top_k,
                     top_p: 1.0,
+                    min_p: 0.0,
                     valid_vocab: v,
                 };
                 for u in [0.0, 0.3, 0.6, 0.99999994] {
@@ -169,6 +174,7 @@ fn the_greedy_threshold_is_1e_minus_5() {
         temperature,
         top_k: 0,
         top_p: 1.0,
+        min_p: 0.0,
         valid_vocab: 2,
     };
     assert_eq!(sample(op(t), &[1.0, 1.0], 2, &[0.75]), vec![1]);
@@ -182,6 +188,7 @@ fn infinite_top_logit_is_greedy() {
         temperature: 1.0,
         top_k: 0,
         top_p: 1.0,
+        min_p: 0.0,
         valid_vocab: 4,
     };
     let l = [0.0, f32::INFINITY, 5.0, f32::INFINITY];
@@ -200,6 +207,7 @@ fn large_logits_sample_without_overflow() {
         temperature: 0.5,
         top_k: 0,
         top_p: 1.0,
+        min_p: 0.0,
         valid_vocab: 3,
     };
     let l = [3.0e38, 3.0e38, -3.0e38];

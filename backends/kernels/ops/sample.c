@@ -3,7 +3,8 @@
  * Greedy -- argmax, ties -> lower id, NaN never wins (all NaN -> 0) -- when temperature <
  * SAMPLE_GREEDY_BELOW (Sample::GREEDY_BELOW, 1e-5f = 0x3727C5AC) or the highest logit m is
  * +-inf. Otherwise l_i = (logits_i - m) / temperature (<= 0, so nothing overflows);
- * candidates are the non-NaN l sorted by l descending (ties ->
+ * candidates are the non-NaN l (in id order); if min_p > 0, q = softmax over every candidate
+ * in id order and the candidates with q < min_p * max q go; the rest sorted by l descending (ties ->
  * lower id); keep the first top_k (0 = all); softmax over the kept values in sorted order; if
  * top_p < 1 keep the shortest prefix whose running sum (in order, from +0.0) reaches top_p;
  * total = running sum of the kept probabilities; the first kept id whose running sum exceeds
@@ -54,7 +55,7 @@ FN void sample_sift_down(GLOBAL const float *vals, GLOBAL u32 *heap, u32 n, u32 
 
 KERNEL sample(IN_TENSOR(logits), IN_TENSOR(uniform), OUT_TENSOR(ids), GLOBAL float *vals_scratch,
               GLOBAL u32 *order_scratch, GLOBAL float *probs_scratch, u32 rows, u32 vocab,
-              u32 valid, float temperature, u32 top_k, float top_p) {
+              u32 valid, float temperature, u32 top_k, float top_p, float min_p) {
     u64 row = GLOBAL_ID();
     if (row >= rows) {
         return;
@@ -97,6 +98,28 @@ KERNEL sample(IN_TENSOR(logits), IN_TENSOR(uniform), OUT_TENSOR(ids), GLOBAL flo
     if (n == 0u) {
         *out = 0u;
         return;
+    }
+    if (min_p > 0.0f) {
+        /* probs[j] = softmax over the candidates in id order; keep those >= min_p * max. */
+        for (u32 j = 0u; j < n; j++) {
+            probs[j] = vals[order[j]];
+        }
+        softmax_in_place(probs, n);
+        float highest = 0.0f;
+        for (u32 j = 0u; j < n; j++) {
+            if (probs[j] > highest) {
+                highest = probs[j];
+            }
+        }
+        float threshold = min_p * highest;
+        u32 m = 0u;
+        for (u32 j = 0u; j < n; j++) {
+            if (probs[j] >= threshold) {
+                order[m] = order[j];
+                m++;
+            }
+        }
+        n = m;
     }
     u32 kept = top_k > 0u && top_k < n ? top_k : n;
     /* The best `kept` candidates: a heap with the worst on top, then heapsort. */

@@ -148,6 +148,7 @@ fn op_file(op: OpKind) -> (&'static str, &'static str) {
         OpKind::SliceColumns => file!("ops/slice_columns.c"),
         OpKind::ScatterRows => file!("ops/scatter_rows.c"),
         OpKind::GatherRows => file!("ops/gather_rows.c"),
+        OpKind::Penalize => file!("ops/penalize.c"),
         OpKind::Sample => file!("ops/sample.c"),
     }
 }
@@ -332,6 +333,7 @@ pub fn kernel_names(op: OpKind) -> &'static [&'static str] {
         OpKind::SliceColumns => &["slice_columns"],
         OpKind::ScatterRows => &["scatter_rows"],
         OpKind::GatherRows => &["gather_rows"],
+        OpKind::Penalize => &["penalize_copy", "penalize_apply"],
         OpKind::Sample => &["sample"],
     }
 }

@@ -38,6 +38,8 @@ pub struct Args {
     /// Nucleus sampling threshold.
     #[arg(long, default_value_t = 1.0)]
     pub top_p: f32,
+    #[command(flatten)]
+    pub sampling: super::sampling_flags::SamplingFlags,
     /// Random seed.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -156,7 +158,7 @@ impl Conversation {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let base_params = GenerateParams {
+    let base_params = args.sampling.apply(GenerateParams {
         max_new_tokens: args.max_new_tokens,
         temperature: args.temperature,
         top_k: args.top_k,
@@ -164,7 +166,7 @@ pub fn run(args: Args) -> Result<()> {
         seed: args.seed,
         speculative: args.speculative.config()?,
         ..GenerateParams::default()
-    };
+    });
     // Bad sampling parameters fail before the model loads, not after the first message.
     base_params.validate()?;
     let chat = ChatOptions {

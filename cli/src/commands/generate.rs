@@ -22,6 +22,7 @@ pub enum Emit {
 ///   concord generate --prompt "The capital of France is" --max-new-tokens 20
 ///   concord generate --model ./DeepSeek-V3 --ids 0,1234,99 --temperature 0 --emit ids
 ///   concord generate --prompt "Hi" --temperature 0.7 --top-p 0.9 --seed 42
+///   concord generate --prompt "Hi" --temperature 0.8 --min-p 0.05 --frequency-penalty -0.5 --repetition-penalty 1.1
 ///   concord generate --prompt "It was the best of times," --speculative mtp --verbose
 #[derive(clap::Args, Debug)]
 #[command(verbatim_doc_comment)]
@@ -46,6 +47,8 @@ pub struct Args {
     /// Sample only among the smallest set of tokens whose probability reaches P.
     #[arg(long, default_value_t = 1.0)]
     pub top_p: f32,
+    #[command(flatten)]
+    pub sampling: super::sampling_flags::SamplingFlags,
     /// Random seed: the same seed gives the same tokens on every backend.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -94,7 +97,7 @@ pub fn run(args: Args) -> Result<()> {
     } else {
         model.config().eos_token_ids.clone()
     };
-    let params = GenerateParams {
+    let params = args.sampling.apply(GenerateParams {
         max_new_tokens,
         temperature: args.temperature,
         top_k: args.top_k,
@@ -104,7 +107,8 @@ pub fn run(args: Args) -> Result<()> {
         // `stop_tokens` already holds the EOS ids unless --ignore-eos.
         stop_at_eos: false,
         speculative,
-    };
+        ..GenerateParams::default()
+    });
     // Under several ranks every rank generates the same tokens; rank 0 prints them.
     let writes_output = crate::ranks::writes_output();
     let mut out: Box<dyn Write> = if writes_output {

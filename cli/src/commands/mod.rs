@@ -10,5 +10,6 @@ pub mod inspect;
 pub mod kernels;
 pub mod logits;
 pub mod plan;
+pub mod sampling_flags;
 pub mod serve;
 pub mod tokenize;

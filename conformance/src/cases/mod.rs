@@ -21,7 +21,7 @@ use elementwise::{add, embedding, gather_rows, rms_norm, scatter_rows, slice_col
 use fp8::{block_fp8_matmul, fp8_act_quant};
 use matmul::matmul;
 use moe::{moe_experts, moe_route};
-use sample::sample;
+use sample::{penalize, sample};
 
 /// How an input's elements are drawn.
 #[derive(Debug, Clone)]
@@ -271,6 +271,7 @@ pub fn op_cases() -> Vec<OpCase> {
     slice_columns(&mut c);
     scatter_rows(&mut c);
     gather_rows(&mut c);
+    penalize(&mut c);
     sample(&mut c);
     c
 }

@@ -3,7 +3,7 @@
 use concord_core::DType;
 use concord_ops::*;
 
-use super::{act, case, Fill, OpCase, OutputSpec, Patch};
+use super::{act, case, Fill, InputSpec, OpCase, OutputSpec, Patch};
 
 pub(super) fn sample(c: &mut Vec<OpCase>) {
     // 1e-38 and 1e-6 are below Sample::GREEDY_BELOW: greedy by rule (logits/T would overflow).
@@ -33,6 +33,7 @@ pub(super) fn sample(c: &mut Vec<OpCase>) {
                     temperature,
                     top_k,
                     top_p,
+                    min_p: 0.0,
                     valid_vocab: valid,
                 },
                 DType::F32,
@@ -50,5 +51,101 @@ pub(super) fn sample(c: &mut Vec<OpCase>) {
                 vec![OutputSpec::new(DType::U32, &[b])],
             ));
         }
+    }
+    // min-p with and without top-k/top-p, and with greedy (which ignores it).
+    for (temperature, top_k, top_p, min_p) in [
+        (1.0, 0, 1.0, 0.05),
+        (0.7, 0, 0.9, 0.2),
+        (1.3, 10, 1.0, 0.01),
+        (2.0, 0, 1.0, 1.0),
+        (0.0, 0, 1.0, 0.5),
+    ] {
+        let (b, v) = (3usize, 500usize);
+        c.push(case(
+            format!("sample/b{b}.v{v}/f32/t{temperature}.k{top_k}.p{top_p}.min_p{min_p}"),
+            Sample {
+                temperature,
+                top_k,
+                top_p,
+                min_p,
+                valid_vocab: v,
+            },
+            DType::F32,
+            vec![
+                act(DType::F32, &[b, v], Fill::Uniform(6.0))
+                    .patch(Patch::Set(v..v + 40, 2.5))
+                    .patch(Patch::Set(v + 40..v + 41, f32::NAN)),
+                act(
+                    DType::F32,
+                    &[b],
+                    Fill::Positive {
+                        scale: 1.0,
+                        floor: 0.0,
+                    },
+                ),
+            ],
+            vec![OutputSpec::new(DType::U32, &[b])],
+        ));
+    }
+}
+
+/// The penalties: a few hundred logits (with ±0, NaN and −∞), lists of `(id, count,
+/// in_prompt)` with padding ids, neutral and extreme settings.
+pub(super) fn penalize(c: &mut Vec<OpCase>) {
+    let (b, v, k) = (3usize, 300usize, 8usize);
+    // Row 0 names the special logits (ids 0..4 set below); row 2 is all padding but one.
+    let seen: Vec<u32> = [
+        [0, 2, 1],
+        [1, 0, 1],
+        [2, 3, 0],
+        [3, 1, 1],
+        [17, 65, 0],
+        [299, 1, 0],
+        [300, 4, 1],
+        [u32::MAX, 1, 1],
+        [5, 1, 0],
+        [9, 0, 1],
+        [100, 7, 1],
+        [101, 1, 0],
+        [150, 0, 0],
+        [250, 12, 0],
+        [251, 1, 1],
+        [252, 2, 0],
+        [u32::MAX, 0, 0],
+        [u32::MAX, 1, 0],
+        [u32::MAX, 3, 1],
+        [42, 5, 1],
+        [u32::MAX, 0, 1],
+        [1000, 1, 1],
+        [u32::MAX, 2, 0],
+        [u32::MAX, 0, 0],
+    ]
+    .concat();
+    for (repetition, frequency, presence) in [
+        (1.0, 0.0, 0.0),
+        (1.3, 0.0, 0.0),
+        (1.0, 0.5, 0.0),
+        (1.0, 0.0, -0.7),
+        (0.8, 1.9, 2.0),
+        (1.1, -2.0, 0.3),
+    ] {
+        c.push(case(
+            format!("penalize/b{b}.v{v}.k{k}/f32/r{repetition}.f{frequency}.p{presence}"),
+            Penalize {
+                repetition,
+                frequency,
+                presence,
+            },
+            DType::F32,
+            vec![
+                act(DType::F32, &[b, v], Fill::Uniform(6.0))
+                    .patch(Patch::Set(0..1, 0.0))
+                    .patch(Patch::Set(1..2, -0.0))
+                    .patch(Patch::Set(2..3, f32::NAN))
+                    .patch(Patch::Set(3..4, f32::NEG_INFINITY)),
+                InputSpec::new(DType::U32, &[b, k, 3], Fill::U32s(seen.clone())),
+            ],
+            vec![OutputSpec::new(DType::F32, &[b, v])],
+        ));
     }
 }

@@ -6,8 +6,8 @@ use crate::op::OpContract;
 use crate::TensorDesc;
 
 /// Next-token choice per row: argmax (ties → lower id) when `temperature <`
-/// [`Sample::GREEDY_BELOW`] or the highest logit is ±∞, else (logits − max)/T → top-k → softmax →
-/// top-p → inverse CDF at `uniform[b]` (docs/numerics.md §Sampling) — logits F32 [B, V],
+/// [`Sample::GREEDY_BELOW`] or the highest logit is ±∞, else (logits − max)/T → min-p → top-k →
+/// softmax → top-p → inverse CDF at `uniform[b]` (docs/numerics.md §Sampling) — logits F32 [B, V],
 /// uniform F32 [B] → ids U32 [B]. Only the first `valid_vocab` ids compete.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Sample {
@@ -17,6 +17,9 @@ pub struct Sample {
     pub top_k: usize,
     /// Keep the smallest set whose probability reaches p (1.0 = all).
     pub top_p: f32,
+    /// Drop ids whose probability (softmax over every candidate) is below `min_p` times the
+    /// highest one, before top-k (0 = none; in [0, 1]). Greedy ignores it.
+    pub min_p: f32,
     /// Ids at or above this never win (the tokenizer defines fewer ids than the model's vocab).
     pub valid_vocab: usize,
 }
@@ -52,12 +55,13 @@ impl OpContract for Sample {
             && self.temperature.is_finite()
             && self.top_p > 0.0
             && self.top_p <= 1.0
+            && (0.0..=1.0).contains(&self.min_p)
             && self.valid_vocab > 0
             && self.valid_vocab <= logits.shape[1];
         if !ok {
             return Err(Error::invalid(format!(
-                "sample: temperature {} top_p {} valid_vocab {} (vocab {})",
-                self.temperature, self.top_p, self.valid_vocab, logits.shape[1]
+                "sample: temperature {} top_p {} min_p {} valid_vocab {} (vocab {})",
+                self.temperature, self.top_p, self.min_p, self.valid_vocab, logits.shape[1]
             )));
         }
         Ok(vec![TensorDesc::new(DType::U32, [logits.shape[0]])])

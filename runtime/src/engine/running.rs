@@ -6,6 +6,7 @@ use std::sync::Arc;
 use super::{EngineEvent, EngineRequest, EventSink, FinishReason, Pending, RequestId};
 use crate::kv_pool::KvPool;
 use crate::model::{Model, Sequence};
+use crate::token_history::TokenHistory;
 
 /// A request admitted to the batch.
 pub(super) struct Running {
@@ -93,6 +94,16 @@ impl Running {
             request: self.request,
             sink: self.sink,
             replay: self.generated,
+        }
+    }
+
+    /// The prompt and the tokens generated so far, for the penalties (empty when the request
+    /// sets none, so nothing is uploaded).
+    pub fn history(&self) -> TokenHistory {
+        if self.request.params.has_penalties() {
+            TokenHistory::with_output(&self.request.prompt, &self.generated)
+        } else {
+            TokenHistory::default()
         }
     }
 

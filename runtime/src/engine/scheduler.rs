@@ -201,7 +201,12 @@ impl Inner {
                 .zip(&feeds)
                 .map(|((row, r), (_, samples))| {
                     samples.then(|| {
-                        let token = model.sample(&row, &r.request.params, r.step_index());
+                        let token = model.sample_after(
+                            &row,
+                            &r.request.params,
+                            r.step_index(),
+                            &r.history(),
+                        );
                         (row, token)
                     })
                 })

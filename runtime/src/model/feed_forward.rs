@@ -3,7 +3,10 @@
 use concord_core::DType;
 use concord_core::Result;
 use concord_loader::{ScoringFunc, TopkMethod};
-use concord_ops::{Add, Matmul, MoeRoute, RouterMethod, RouterScoring, Swiglu, TensorArg};
+use concord_ops::{
+    Add, ExpertWeights, Matmul, MoeExperts, MoeRoute, RouterMethod, RouterScoring, Swiglu,
+    TensorArg,
+};
 
 use super::weights::{ExpertStacks, Ffn, MlpWeights, MoeWeights};
 use super::Model;
@@ -70,13 +73,9 @@ impl Model {
             Some(shard) => {
                 self.routed_experts_sharded(shard, x, &route[0], &route[1], &w.experts)?
             }
-            None => self.routed_experts(
-                &self.exec,
-                x,
-                &route[0].arg(),
-                &route[1].arg(),
-                &w.experts,
-            )?,
+            None => {
+                self.routed_experts(&self.exec, x, &route[0].arg(), &route[1].arg(), &w.experts)?
+            }
         };
         match &w.shared {
             Some(shared) => {

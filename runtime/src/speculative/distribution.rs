@@ -21,9 +21,10 @@ pub struct TokenDistribution {
 }
 
 impl TokenDistribution {
-    /// The distribution `Sample { temperature, top_k, top_p }` samples `logits` from: greedy
-    /// below [`Sample::GREEDY_BELOW`] or for an infinite top logit; otherwise
-    /// `(l − max)/T`, top-k, softmax, the shortest top-p prefix.
+    /// The distribution `Sample { temperature, top_k, top_p, min_p }` samples `logits` from:
+    /// greedy below [`Sample::GREEDY_BELOW`] or for an infinite top logit; otherwise
+    /// `(l − max)/T`, min-p, top-k, softmax, the shortest top-p prefix. (Penalties are not
+    /// mirrored: `GenerateParams::validate` refuses them with speculative decoding.)
     pub fn new(logits: &[f32], params: &GenerateParams) -> Self {
         let best = greedy_token(logits);
         let top = logits.get(best as usize).copied().unwrap_or(f32::NAN);
@@ -43,6 +44,15 @@ impl TokenDistribution {
             .collect();
         if candidates.is_empty() {
             return greedy();
+        }
+        if params.min_p > 0.0 {
+            // Softmax over every candidate in id order; those below min_p · max go.
+            let mut q: Vec<f32> = candidates.iter().map(|c| c.0).collect();
+            softmax_in_place(&mut q);
+            let highest = q.iter().fold(0.0f32, |m, &p| if p > m { p } else { m });
+            let threshold = params.min_p * highest;
+            let mut next = q.iter();
+            candidates.retain(|_| next.next().is_some_and(|&p| p >= threshold));
         }
         // Best first, ties to the lower id (values are never NaN here).
         candidates.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));

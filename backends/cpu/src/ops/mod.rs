@@ -17,6 +17,7 @@ mod mla_decode;
 mod mla_prefill;
 mod moe_experts;
 mod moe_route;
+mod penalize;
 mod rms_norm;
 mod rope;
 mod sample;
@@ -42,6 +43,7 @@ pub(crate) fn run(op: &Op, ins: &[In], outs: &mut [Out]) -> Result<()> {
         Op::SliceColumns(p) => slice_columns::run(p, ins, outs),
         Op::ScatterRows(p) => scatter_rows::run(p, ins, outs),
         Op::GatherRows(p) => gather_rows::run(p, ins, outs),
+        Op::Penalize(p) => penalize::run(p, ins, outs),
         Op::Sample(p) => sample::run(p, ins, outs),
     }
 }

@@ -3,8 +3,9 @@
 //! Greedy — argmax, ties → lower id, NaN never wins (all NaN → id 0) — when `temperature <
 //! Sample::GREEDY_BELOW` (1e-5) or the highest logit `m` is ±∞. Otherwise:
 //! `l_i = (logits_i − m) / temperature` (≤ 0, `l = 0` for the argmax, so nothing overflows and
-//! no NaN arises but from NaN logits); candidates sorted by l descending (ties → lower
-//! id; NaN logits are not candidates); keep the first `top_k` (0 = all); softmax over the kept
+//! no NaN arises but from NaN logits); candidates = the non-NaN l in id order; if `min_p > 0`,
+//! `q` = softmax over every candidate in id order and candidates with `q < min_p · max q` go;
+//! the rest sorted by l descending (ties → lower id); keep the first `top_k` (0 = all); softmax over the kept
 //! values in sorted order; if `top_p < 1` keep the shortest prefix whose running sum (in
 //! order, from +0.0) reaches top_p (at least one); `total` = running sum of the kept
 //! probabilities; `target = uniform · total`; the first kept id whose running sum exceeds
@@ -44,6 +45,9 @@ fn sample_row(op: &Sample, logits: &[f32], uniform: f32) -> usize {
     if order.is_empty() {
         return 0;
     }
+    if op.min_p > 0.0 {
+        keep_min_p(&mut order, &scaled, op.min_p);
+    }
     let cmp = |a: &usize, b: &usize| rank_order((scaled[*a], *a), (scaled[*b], *b));
     if op.top_k > 0 && op.top_k < order.len() {
         order.select_nth_unstable_by(op.top_k - 1, cmp);
@@ -80,6 +84,17 @@ fn sample_row(op: &Sample, logits: &[f32], uniform: f32) -> usize {
         }
     }
     order[kept - 1]
+}
+
+/// Drops the candidates (ids in id order) whose probability, softmax over all of them in that
+/// order, is below `min_p` times the highest; the highest itself always stays.
+fn keep_min_p(order: &mut Vec<usize>, scaled: &[f32], min_p: f32) {
+    let mut q: Vec<f32> = order.iter().map(|&i| scaled[i]).collect();
+    softmax_in_place(&mut q);
+    let top = q.iter().fold(0.0f32, |m, &p| if p > m { p } else { m });
+    let threshold = min_p * top;
+    let mut next = q.iter();
+    order.retain(|_| next.next().is_some_and(|&p| p >= threshold));
 }
 
 /// Highest logit, ties → lower id, NaN never wins (all NaN → 0).

@@ -23,6 +23,7 @@ mod mla_decode;
 mod mla_prefill;
 mod moe_experts;
 mod moe_route;
+mod penalize;
 mod rms_norm;
 mod rope;
 mod sample;
@@ -134,6 +135,7 @@ pub fn launch<D: KernelDevice>(
         Op::SliceColumns(p) => slice_columns::launch(&cx, p, ins, outs),
         Op::ScatterRows(_) => scatter_rows::launch(&cx, ins, outs),
         Op::GatherRows(_) => gather_rows::launch(&cx, ins, outs),
+        Op::Penalize(p) => penalize::launch(&cx, p, ins, outs),
         Op::Sample(p) => sample::launch(&cx, p, ins, outs),
     }
 }

@@ -29,6 +29,7 @@ pub(super) fn launch<D: KernelDevice>(
         .dim(op.valid_vocab)?
         .f32(op.temperature)
         .u32(op.top_k.min(u32::MAX as usize) as u32)
-        .f32(op.top_p);
+        .f32(op.top_p)
+        .f32(op.min_p);
     cx.run("sample", b, &args)
 }

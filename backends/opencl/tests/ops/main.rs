@@ -18,6 +18,7 @@ mod mla_decode;
 mod mla_prefill;
 mod moe_experts;
 mod moe_route;
+mod penalize;
 mod probe;
 mod rms_norm;
 mod rope;

@@ -69,7 +69,8 @@ impl Model {
                 .exec
                 .upload(TensorDesc::new(DType::U32, [n, 1]), &id_bytes)?;
             let ones = self.exec.upload_f32(&[n, 1], &vec![1.0; n])?;
-            let eo = self.routed_experts(&self.exec, &xg.arg(), &ids_t.arg(), &ones.arg(), stacks)?;
+            let eo =
+                self.routed_experts(&self.exec, &xg.arg(), &ids_t.arg(), &ones.arg(), stacks)?;
             let mut bytes = vec![0u8; eo.desc.bytes()];
             self.exec.backend().read(&eo.buffer, 0, &mut bytes)?;
             bytes
