@@ -70,6 +70,9 @@ cargo test --release --workspace -- --show-output 2>&1 | tee target/test-output.
 echo "== MPI transport under mpirun (-np 2 and 4, a rank that exits, a rank that crashes)"
 ./ci/mpi.sh
 
+echo "== expert/tensor parallel layouts under mpirun, byte for byte against one process"
+./ci/mpi-layouts.sh
+
 echo "== conformance (cpu, opencl)"
 ./target/release/concord conformance --backends cpu,opencl --out target/conformance-report
 

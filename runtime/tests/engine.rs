@@ -156,7 +156,6 @@ fn mixed_requests(count: usize, longest: usize, vocab: usize) -> Vec<EngineReque
                     repetition_penalty: if i % 3 == 2 { 1.3 } else { 1.0 },
                     frequency_penalty: if i % 3 == 2 { 0.5 } else { 0.0 },
                     presence_penalty: if i % 3 == 2 { -0.4 } else { 0.0 },
-                    ..GenerateParams::default()
                 },
                 top_logprobs: i % 3,
             }
