@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use concord_comm::InProcessGroup;
+use concord_comm::{Communicator, InProcessGroup};
 use concord_runtime::{GenerateParams, LoadOptions, LogitRows, Model, ParallelLayout, Precision};
 use concord_tests::{fixture_models, prompts, read_references};
 
@@ -290,15 +290,46 @@ fn a_layout_that_does_not_divide_the_model_names_the_field() {
 
 #[test]
 fn a_rank_that_fails_to_load_fails_every_rank_at_once() {
-    // TP 2 in fp8 on qlora_null: rank 0's half of q_proj starts on a scale block, rank 1's
-    // (rows 80..160 of 160, block 0 ends at 128) straddles two: only rank 1 fails by itself.
+    // EP 2 on qlora_null: rank 1's load is cancelled by its progress callback after the first
+    // layer (its own failure: rank 0 loads fine), so only the agreement after loading can tell
+    // rank 0 — at once, not after the collective timeout.
     let timeout = Duration::from_secs(30);
-    let (errors, took) = load_errors(&fixture("qlora_null"), Precision::Fp8, 2, 2, 1, timeout);
-    assert!(
-        errors[1].contains("tensor-parallel 2 does not divide model.layers.0.self_attn.q_proj.weight on its 128-row scale blocks"),
-        "rank 1: {}",
-        errors[1]
-    );
+    let started = std::time::Instant::now();
+    let dir = fixture("qlora_null");
+    let ranks = InProcessGroup::ranks(2, timeout).unwrap();
+    let errors: Vec<String> = std::thread::scope(|scope| {
+        let handles: Vec<_> = ranks
+            .into_iter()
+            .map(|rank| {
+                let dir = dir.clone();
+                scope.spawn(move || {
+                    let cancel = rank.rank() == 1;
+                    let options = LoadOptions {
+                        precision: Some(Precision::F32),
+                        max_positions: Some(64),
+                        mtp: false,
+                        parallel: Some(ParallelLayout {
+                            comm: Arc::new(rank),
+                            tensor: 1,
+                            expert: 2,
+                        }),
+                        ..LoadOptions::default()
+                    };
+                    let backend = concord_runtime::open_backend("cpu").unwrap();
+                    match Model::load(&dir, backend, &options, &mut |_, _| !cancel) {
+                        Ok(_) => "loaded".to_string(),
+                        Err(e) => e.to_string(),
+                    }
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("rank thread panicked"))
+            .collect()
+    });
+    let took = started.elapsed();
+    assert!(errors[1].contains("cancelled"), "rank 1: {}", errors[1]);
     assert!(
         errors[0].contains("rank(s) 1 failed loading their shard"),
         "rank 0: {}",

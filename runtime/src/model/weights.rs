@@ -189,18 +189,22 @@ impl WeightLoader<'_> {
             return Ok(Linear::Dense(self.dense_split(&name, split)?));
         }
         let (rows, cols, mut q) = self.fp8_codes(&name)?;
-        let block = self.block();
+        let mut block = self.block();
         let mut scale_rows = rows.div_ceil(block[0]);
         let scale_cols = cols.div_ceil(block[1]);
         let mut rows = rows;
         if let Some(split) = split {
             let (start, len) = split.range(rows, &name)?;
-            let (s_start, s_len) = split.scale_rows(start, len, block[0], &name)?;
+            let (height, global_rows) = split.scale_rows(start, len, block[0]);
+            let scales = global_rows
+                .iter()
+                .flat_map(|&g| slice_rows(&q.scales, scale_cols, g, 1))
+                .collect();
             q = BlockFp8 {
                 codes: slice_rows(&q.codes, cols, start, len),
-                scales: slice_rows(&q.scales, scale_cols, s_start, s_len),
+                scales,
             };
-            (rows, scale_rows) = (len, s_len);
+            (rows, scale_rows, block[0]) = (len, global_rows.len(), height);
         }
         let weight = self
             .exec

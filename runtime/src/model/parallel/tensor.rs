@@ -28,28 +28,31 @@ impl RowSplit {
         Ok((self.index * len, len))
     }
 
-    /// The FP8 block-scale rows that go with weight rows `start..start+len` (block height
-    /// `block_rows`): exact only when the part starts on a scale block or lies inside one, so
-    /// every kept row keeps the multiplier it had; anything else is an error, never a silent
-    /// re-quantization.
-    pub fn scale_rows(
-        &self,
-        start: usize,
-        len: usize,
-        block_rows: usize,
-        name: &str,
-    ) -> Result<(usize, usize)> {
-        if start.is_multiple_of(block_rows) {
-            return Ok((start / block_rows, len.div_ceil(block_rows)));
-        }
-        if len > 0 && start / block_rows == (start + len - 1) / block_rows {
-            return Ok((start / block_rows, 1));
-        }
-        Err(Error::model(format!(
-            "tensor-parallel {} does not divide {name} on its {block_rows}-row scale blocks",
-            self.parts
-        )))
+    /// The FP8 block scales that go with weight rows `start..start+len` of a weight stored in
+    /// blocks of `block_rows` rows: `(local block height, the global scale row of each local
+    /// block)`, so that every kept row keeps the multiplier it had — the same bits as the
+    /// unsplit weight, never a re-quantization. A part that starts on a block boundary keeps
+    /// the block height; one that starts inside a block gets the finer height
+    /// `h = gcd(start, block_rows)`: `h` divides both, so each local block of `h` rows lies
+    /// inside one global block (the block-FP8 matmul takes any block height).
+    pub fn scale_rows(&self, start: usize, len: usize, block_rows: usize) -> (usize, Vec<usize>) {
+        let height = if start.is_multiple_of(block_rows) {
+            block_rows
+        } else {
+            gcd(start, block_rows)
+        };
+        let rows = (0..len.div_ceil(height))
+            .map(|i| (start + i * height) / block_rows)
+            .collect();
+        (height, rows)
     }
+}
+
+fn gcd(mut a: usize, mut b: usize) -> usize {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
 }
 
 /// Rows `start..start+len` of a row-major matrix of `cols` elements per row.
@@ -139,22 +142,22 @@ mod tests {
     }
 
     #[test]
-    fn scale_rows_follow_their_weight_rows_or_the_split_is_refused() {
+    fn scale_rows_give_every_kept_row_its_global_block() {
         // 256 rows in 128-row blocks, two parts: one block each.
-        assert_eq!(split(1, 2).scale_rows(128, 128, 128, "w").unwrap(), (1, 1));
+        assert_eq!(split(1, 2).scale_rows(128, 128, 128), (128, vec![1]));
         // 512 rows, two parts of 256: blocks 2 and 3 for the second.
-        assert_eq!(split(1, 2).scale_rows(256, 256, 128, "w").unwrap(), (2, 2));
-        // 128 rows, two parts of 64: both inside block 0, which both keep.
-        assert_eq!(split(1, 2).scale_rows(64, 64, 128, "w").unwrap(), (0, 1));
-        // 320 rows, two parts of 160: the second starts inside block 1 and ends in block 2.
-        let e = split(1, 2)
-            .scale_rows(160, 160, 128, "mlp.gate_proj.weight")
-            .unwrap_err();
-        assert!(
-            e.to_string().contains(
-                "tensor-parallel 2 does not divide mlp.gate_proj.weight on its 128-row scale blocks"
-            ),
-            "{e}"
+        assert_eq!(split(1, 2).scale_rows(256, 256, 128), (128, vec![2, 3]));
+        // 128 rows, two parts of 64: the second lies inside block 0 (height gcd(64,128) = 64).
+        assert_eq!(split(1, 2).scale_rows(64, 64, 128), (64, vec![0]));
+        // 320 rows, two parts of 160: the second (rows 160..320) starts inside block 1; local
+        // blocks of gcd(160, 128) = 32 rows: 160..192, 192..224, 224..256 in block 1, then
+        // 256..288, 288..320 in block 2 — worked out by hand.
+        assert_eq!(
+            split(1, 2).scale_rows(160, 160, 128),
+            (32, vec![1, 1, 1, 2, 2])
         );
+        // The demo's q_b_proj: 192 rows, second half 96..192 → height 32: rows 96..128 in
+        // block 0, 128..192 in block 1.
+        assert_eq!(split(1, 2).scale_rows(96, 96, 128), (32, vec![0, 1, 1]));
     }
 }
