@@ -5,7 +5,6 @@
 
 mod errors;
 mod model;
-mod stop_text;
 mod stream;
 
 use pyo3::prelude::*;

@@ -10,7 +10,7 @@ use pyo3::prelude::*;
 use self_cell::self_cell;
 
 use crate::errors::{guarded, ConcordError};
-use crate::stop_text::StopText;
+use concord_runtime::text::StopStringFilter;
 
 self_cell!(
     /// A generation together with the model it borrows.
@@ -25,7 +25,7 @@ self_cell!(
 pub struct TextGeneration {
     generation: OwnedGeneration,
     decoder: TokenStreamDecoder,
-    stops: StopText,
+    stops: StopStringFilter,
     done: bool,
 }
 
@@ -42,7 +42,7 @@ impl TextGeneration {
         Ok(TextGeneration {
             generation,
             decoder: tokenizer.decoder_stream(),
-            stops: StopText::new(stops),
+            stops: StopStringFilter::new(stops),
             done: false,
         })
     }

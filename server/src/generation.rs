@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use crate::error::ApiError;
 use crate::openai::Usage;
 use crate::server::AppState;
-use crate::stop_strings::StopStringFilter;
+use concord_runtime::text::StopStringFilter;
 
 /// A validated request, ready for the engine.
 #[derive(Debug, Clone)]

@@ -4,7 +4,6 @@
 //!   `/health`, `/metrics`) and request validation.
 //! - [`openai`]: the request and response bodies, as OpenAI's API defines them.
 //! - [`generation`]: one request's engine events turned into text deltas, stop strings and usage.
-//! - [`stop_strings`]: stop-string matching across token boundaries.
 //! - [`sse`]: server-sent-event streaming of the deltas.
 //! - [`error`]: errors in OpenAI's `{"error": {...}}` shape with their HTTP status.
 //! - [`metrics`]: Prometheus counters, gauges and latency histograms.
@@ -17,6 +16,5 @@ pub mod openai;
 pub mod routes;
 pub mod server;
 pub mod sse;
-pub mod stop_strings;
 
 pub use server::{serve, AppState, ServerConfig};

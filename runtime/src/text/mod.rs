@@ -10,11 +10,15 @@
 //!   a control token unless [`ChatOptions::allow_special_tokens_in_content`] asks for it.
 //! - [`TokenStreamDecoder`] turns generated ids into text incrementally, holding back bytes of a
 //!   character that is split across tokens.
+//! - [`StopStringFilter`] matches stop strings on the decoded text across token boundaries (the
+//!   server and the Python bindings share it).
 
 mod chat_encoding;
 mod chat_template;
+mod stop_strings;
 mod tokenizer;
 
 pub use chat_encoding::ChatOptions;
 pub use chat_template::{ChatMessage, ChatTemplate};
+pub use stop_strings::{ReleasedText, StopStringFilter};
 pub use tokenizer::{TokenStreamDecoder, Tokenizer};

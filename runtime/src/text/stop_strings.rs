@@ -13,7 +13,7 @@ pub struct StopStringFilter {
 
 /// What one piece of decoded text released.
 #[derive(Debug, PartialEq, Eq)]
-pub struct Released {
+pub struct ReleasedText {
     /// Text safe to send.
     pub text: String,
     /// A stop string matched: generation ends, nothing after it is sent.
@@ -30,7 +30,7 @@ impl StopStringFilter {
     }
 
     /// Adds decoded text; returns what can be sent now.
-    pub fn push(&mut self, text: &str) -> Released {
+    pub fn push(&mut self, text: &str) -> ReleasedText {
         self.held.push_str(text);
         let first_match = self
             .stops
@@ -40,7 +40,7 @@ impl StopStringFilter {
         if let Some(at) = first_match {
             let text = self.held[..at].to_owned();
             self.held.clear();
-            return Released {
+            return ReleasedText {
                 text,
                 stopped: true,
             };
@@ -49,7 +49,7 @@ impl StopStringFilter {
         let cut = self.held.len() - keep;
         let text = self.held[..cut].to_owned();
         self.held.drain(..cut);
-        Released {
+        ReleasedText {
             text,
             stopped: false,
         }
@@ -82,7 +82,7 @@ mod tests {
         let r = f.push("Dxyz");
         assert_eq!(
             r,
-            Released {
+            ReleasedText {
                 text: String::new(),
                 stopped: true
             }
