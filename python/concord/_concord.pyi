@@ -42,10 +42,16 @@ class Model:
         seed: int = 0,
         stop: Optional[Sequence[str]] = None,
         ignore_eos: bool = False,
+        min_p: float = 0.0,
+        presence_penalty: float = 0.0,
+        frequency_penalty: float = 0.0,
+        repetition_penalty: float = 1.0,
     ) -> str:
         """Continues ``prompt`` and returns the generated text (without the prompt); greedy at
         temperature 0, seeded sampling otherwise; stops at EOS, ``max_tokens``, the context, or
-        before the first ``stop`` string. Releases the GIL while generating."""
+        before the first ``stop`` string. ``min_p`` and the penalties are ``concord generate``'s
+        (``--min-p``, ``--presence-penalty``, ``--frequency-penalty``, ``--repetition-penalty``).
+        Releases the GIL while generating."""
     def stream(
         self,
         prompt: str,
@@ -57,6 +63,10 @@ class Model:
         seed: int = 0,
         stop: Optional[Sequence[str]] = None,
         ignore_eos: bool = False,
+        min_p: float = 0.0,
+        presence_penalty: float = 0.0,
+        frequency_penalty: float = 0.0,
+        repetition_penalty: float = 1.0,
     ) -> TextStream:
         """Like ``generate``, as an iterator over pieces of text as they are produced."""
     def logits(self, ids: Sequence[int]) -> npt.NDArray[np.float32]:

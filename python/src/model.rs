@@ -30,6 +30,10 @@ struct Sampling {
     seed: u64,
     stop: Vec<String>,
     ignore_eos: bool,
+    min_p: f32,
+    presence_penalty: f32,
+    frequency_penalty: f32,
+    repetition_penalty: f32,
 }
 
 impl PyModel {
@@ -52,6 +56,10 @@ impl PyModel {
             top_p: s.top_p,
             seed: s.seed,
             stop_at_eos: !s.ignore_eos,
+            min_p: s.min_p,
+            presence_penalty: s.presence_penalty,
+            frequency_penalty: s.frequency_penalty,
+            repetition_penalty: s.repetition_penalty,
             ..GenerateParams::default()
         };
         TextGeneration::start(
@@ -106,9 +114,11 @@ impl PyModel {
     /// temperature 0; otherwise sampled, and the same `seed` gives the same text on every
     /// backend. Stops at the model's end-of-sequence token (unless `ignore_eos`), after
     /// `max_tokens` tokens, at the context limit, or just before the first of the `stop`
-    /// strings. The GIL is released while generating.
+    /// strings. `min_p` and the presence, frequency and repetition penalties are those of
+    /// `concord generate` (docs/numerics.md §Sampling). The GIL is released while generating.
     #[pyo3(signature = (prompt, *, max_tokens = 64, temperature = 0.0, top_p = 1.0, top_k = 0,
-        seed = 0, stop = None, ignore_eos = false))]
+        seed = 0, stop = None, ignore_eos = false, min_p = 0.0, presence_penalty = 0.0,
+        frequency_penalty = 0.0, repetition_penalty = 1.0))]
     #[allow(clippy::too_many_arguments)] // Python keyword arguments
     fn generate(
         &self,
@@ -121,6 +131,10 @@ impl PyModel {
         seed: u64,
         stop: Option<Vec<String>>,
         ignore_eos: bool,
+        min_p: f32,
+        presence_penalty: f32,
+        frequency_penalty: f32,
+        repetition_penalty: f32,
     ) -> PyResult<String> {
         let sampling = Sampling {
             max_tokens,
@@ -130,6 +144,10 @@ impl PyModel {
             seed,
             stop: stop.unwrap_or_default(),
             ignore_eos,
+            min_p,
+            presence_penalty,
+            frequency_penalty,
+            repetition_penalty,
         };
         py.detach(|| guarded(|| self.start(prompt, sampling)?.collect_text()))
     }
@@ -137,7 +155,8 @@ impl PyModel {
     /// Like `generate`, but returns an iterator over the pieces of text as they are produced;
     /// joined, they equal what `generate` returns for the same arguments.
     #[pyo3(signature = (prompt, *, max_tokens = 64, temperature = 0.0, top_p = 1.0, top_k = 0,
-        seed = 0, stop = None, ignore_eos = false))]
+        seed = 0, stop = None, ignore_eos = false, min_p = 0.0, presence_penalty = 0.0,
+        frequency_penalty = 0.0, repetition_penalty = 1.0))]
     #[allow(clippy::too_many_arguments)] // Python keyword arguments
     fn stream(
         &self,
@@ -150,6 +169,10 @@ impl PyModel {
         seed: u64,
         stop: Option<Vec<String>>,
         ignore_eos: bool,
+        min_p: f32,
+        presence_penalty: f32,
+        frequency_penalty: f32,
+        repetition_penalty: f32,
     ) -> PyResult<TextStream> {
         let sampling = Sampling {
             max_tokens,
@@ -159,6 +182,10 @@ impl PyModel {
             seed,
             stop: stop.unwrap_or_default(),
             ignore_eos,
+            min_p,
+            presence_penalty,
+            frequency_penalty,
+            repetition_penalty,
         };
         py.detach(|| guarded(|| self.start(prompt, sampling)))
             .map(TextStream::new)

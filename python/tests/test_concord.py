@@ -58,6 +58,29 @@ def test_seeded_sampling_is_reproducible_and_matches_the_cli(model, cli):
     assert len(others | {first}) > 1, "the seed changes nothing"
 
 
+def test_min_p_and_penalties_match_the_cli(model, cli):
+    # The oracle is the command line's independent path through the same options (its own
+    # flag parsing and params); the penalties must change the demo model's greedy text.
+    args = dict(max_tokens=24, temperature=0.0, repetition_penalty=1.8, presence_penalty=1.5,
+                frequency_penalty=0.7)
+    text = model.generate(PROMPT, **args)
+    want = cli(
+        "generate", "--prompt", PROMPT, "--max-new-tokens", "24", "--temperature", "0",
+        "--repetition-penalty", "1.8", "--presence-penalty", "1.5", "--frequency-penalty", "0.7",
+    )
+    assert (PROMPT + text + "\n").encode() == want
+    assert text != model.generate(PROMPT, max_tokens=24, temperature=0.0)
+    sampled = dict(max_tokens=24, temperature=1.5, seed=5, min_p=0.2)
+    want = cli(
+        "generate", "--prompt", PROMPT, "--max-new-tokens", "24", "--temperature", "1.5",
+        "--seed", "5", "--min-p", "0.2",
+    )
+    assert (PROMPT + model.generate(PROMPT, **sampled) + "\n").encode() == want
+    assert "".join(model.stream(PROMPT, **sampled)) == model.generate(PROMPT, **sampled)
+    with pytest.raises(concord.ConcordError, match="min_p"):
+        model.generate(PROMPT, min_p=2.0)
+
+
 @pytest.mark.parametrize(
     "args",
     [
