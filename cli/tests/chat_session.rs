@@ -86,3 +86,22 @@ fn generate_echoes_the_prompt_and_stops_at_the_context_limit() {
     assert!(err.contains("10 prompt tokens, 30 generated"), "{err}");
     assert!(err.contains("finish: length (context 40)"), "{err}");
 }
+
+#[test]
+fn chat_replies_end_just_before_a_stop_string() {
+    // Oracle: the same greedy reply without --stop, cut at the stop text's first occurrence.
+    let message = "It was the best of times,\n/exit\n";
+    let plain = chat(&["--temperature", "0", "--max-new-tokens", "30"], message);
+    let plain = String::from_utf8(plain.stdout).unwrap();
+    let reply = plain.lines().next().expect("a reply line");
+    let stop = "age of";
+    let cut = reply.find(stop).expect("the demo model's reply contains the stop text");
+    let stopped = chat(
+        &["--temperature", "0", "--max-new-tokens", "30", "--stop", stop],
+        message,
+    );
+    let err = String::from_utf8_lossy(&stopped.stderr);
+    assert_eq!(stopped.status.code(), Some(0), "{err}");
+    let stopped = String::from_utf8(stopped.stdout).unwrap();
+    assert_eq!(stopped.lines().next(), Some(&reply[..cut]), "{stopped}");
+}

@@ -1,7 +1,7 @@
 use std::io::{BufRead, IsTerminal, Write};
 
 use concord_core::{Error, Result};
-use concord_runtime::text::{ChatMessage, ChatOptions, Tokenizer};
+use concord_runtime::text::{ChatMessage, ChatOptions, StopStringFilter, Tokenizer};
 use concord_runtime::{GenerateParams, Model};
 
 use crate::common::{ModelArgs, SpeculativeArgs};
@@ -18,6 +18,7 @@ use crate::stdout::stdout_error;
 ///   concord chat
 ///   concord chat --model ./DeepSeek-V3 --system "You are terse." --temperature 0.6 --top-p 0.95
 ///   concord chat --speculative mtp --max-new-tokens 512
+///   concord chat --temperature 0.7 --stop "User:"
 #[derive(clap::Args, Debug)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
@@ -43,6 +44,10 @@ pub struct Args {
     /// Random seed.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// End a reply just before this text appears (repeatable; matched on the decoded text
+    /// across token boundaries; the stop text is neither printed nor kept in the conversation).
+    #[arg(long, value_name = "TEXT")]
+    pub stop: Vec<String>,
     /// Let special-token text typed in a message (`<｜Assistant｜>`, …) become that control
     /// token, as transformers does. Off: messages are plain text and cannot forge turns.
     #[arg(long)]
@@ -224,7 +229,14 @@ pub fn run(args: Args) -> Result<()> {
         let Some(prompt) = conversation.fit(&tokenizer, chat, context, args.max_new_tokens)? else {
             continue;
         };
-        let reply = reply(&model, &tokenizer, &prompt, &base_params, &mut out)?;
+        let reply = reply(
+            &model,
+            &tokenizer,
+            &prompt,
+            &base_params,
+            &args.stop,
+            &mut out,
+        )?;
         conversation
             .turns
             .push(ChatMessage::new("assistant", reply));
@@ -237,6 +249,7 @@ fn reply(
     tokenizer: &Tokenizer,
     prompt: &[u32],
     base: &GenerateParams,
+    stops: &[String],
     out: &mut std::io::Stdout,
 ) -> Result<String> {
     let eos = &model.config().eos_token_ids;
@@ -249,6 +262,8 @@ fn reply(
     };
     let mut tokens = Vec::new();
     let mut stream = tokenizer.decoder_stream();
+    let mut stop_strings = StopStringFilter::new(stops.to_vec());
+    let mut printed = String::new();
     for token in model.generate(prompt, params.clone())? {
         let token = token?;
         if eos.contains(&token) {
@@ -256,11 +271,18 @@ fn reply(
         }
         tokens.push(token);
         if let Some(text) = stream.push(token) {
-            write!(out, "{text}")
+            let released = stop_strings.push(&text);
+            write!(out, "{}", released.text)
                 .and_then(|_| out.flush())
                 .map_err(stdout_error)?;
+            printed.push_str(&released.text);
+            if released.stopped {
+                writeln!(out).map_err(stdout_error)?;
+                return Ok(printed);
+            }
         }
     }
+    write!(out, "{}", stop_strings.finish()).map_err(stdout_error)?;
     writeln!(out).map_err(stdout_error)?;
     if tokens.len() == params.max_new_tokens && params.max_new_tokens < base.max_new_tokens {
         eprintln!("(reply cut at the context limit)");

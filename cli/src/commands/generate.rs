@@ -3,6 +3,7 @@ use std::io::Write;
 
 use clap::ValueEnum;
 use concord_core::{Error, Result};
+use concord_runtime::text::StopStringFilter;
 use concord_runtime::GenerateParams;
 
 use crate::common::{join_ids, parse_ids, ModelArgs, SpeculativeArgs};
@@ -24,6 +25,7 @@ pub enum Emit {
 ///   concord generate --prompt "Hi" --temperature 0.7 --top-p 0.9 --seed 42
 ///   concord generate --prompt "Hi" --temperature 0.8 --min-p 0.05 --frequency-penalty -0.5 --repetition-penalty 1.1
 ///   concord generate --prompt "It was the best of times," --speculative mtp --verbose
+///   concord generate --prompt "Q: Name three colours. A:" --stop "Q:" --stop "\n\n"
 #[derive(clap::Args, Debug)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
@@ -55,6 +57,11 @@ pub struct Args {
     /// Keep going past the end-of-sequence token.
     #[arg(long)]
     pub ignore_eos: bool,
+    /// End generation just before this text appears (repeatable; matched on the decoded text
+    /// across token boundaries, the stop text itself is not printed; with --emit ids the ids
+    /// end with the token that completed it).
+    #[arg(long, value_name = "TEXT")]
+    pub stop: Vec<String>,
     /// Print the text (streamed) or the ids (last line, comma-separated).
     #[arg(long, value_enum, default_value_t = Emit::Text)]
     pub emit: Emit,
@@ -68,7 +75,7 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<()> {
     let speculative = args.speculative.config()?;
-    let needs_tokenizer = args.prompt.is_some() || args.emit == Emit::Text;
+    let needs_tokenizer = args.prompt.is_some() || args.emit == Emit::Text || !args.stop.is_empty();
     let tokenizer = if needs_tokenizer {
         Some(args.model.tokenizer()?)
     } else {
@@ -128,17 +135,29 @@ pub fn run(args: Args) -> Result<()> {
             write!(out, "{}", t.decode(&prompt, true)).map_err(stdout_error)?;
         }
     }
+    let mut stop_strings = StopStringFilter::new(args.stop.clone());
+    let mut stopped_by_string = false;
     for token in generation.by_ref() {
         let token = token?;
         first_token_at.get_or_insert_with(std::time::Instant::now);
         generated.push(token);
+        let Some(text) = stream.as_mut().and_then(|s| s.push(token)) else {
+            continue;
+        };
+        let released = stop_strings.push(&text);
         if args.emit == Emit::Text {
-            if let Some(text) = stream.as_mut().and_then(|s| s.push(token)) {
-                write!(out, "{text}")
-                    .and_then(|_| out.flush())
-                    .map_err(stdout_error)?;
-            }
+            write!(out, "{}", released.text)
+                .and_then(|_| out.flush())
+                .map_err(stdout_error)?;
         }
+        if released.stopped {
+            stopped_by_string = true;
+            break;
+        }
+    }
+    if args.emit == Emit::Text && !stopped_by_string {
+        // Text held back as the possible start of a stop string that never came.
+        write!(out, "{}", stop_strings.finish()).map_err(stdout_error)?;
     }
     let tail = match args.emit {
         Emit::Text => String::new(),
@@ -149,6 +168,7 @@ pub fn run(args: Args) -> Result<()> {
     let first = first_token_at.map_or(total, |t| (t - started).as_secs_f64());
     let decode = total - first;
     let finish = match generated.last() {
+        _ if stopped_by_string => "stop".to_string(),
         Some(t) if stop_tokens.contains(t) => "stop".to_string(),
         _ if max_new_tokens < args.max_new_tokens => format!("length (context {context})"),
         _ => "length".to_string(),
