@@ -95,9 +95,18 @@ fn chat_replies_end_just_before_a_stop_string() {
     let plain = String::from_utf8(plain.stdout).unwrap();
     let reply = plain.lines().next().expect("a reply line");
     let stop = "age of";
-    let cut = reply.find(stop).expect("the demo model's reply contains the stop text");
+    let cut = reply
+        .find(stop)
+        .expect("the demo model's reply contains the stop text");
     let stopped = chat(
-        &["--temperature", "0", "--max-new-tokens", "30", "--stop", stop],
+        &[
+            "--temperature",
+            "0",
+            "--max-new-tokens",
+            "30",
+            "--stop",
+            stop,
+        ],
         message,
     );
     let err = String::from_utf8_lossy(&stopped.stderr);

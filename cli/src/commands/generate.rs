@@ -3,6 +3,7 @@ use std::io::Write;
 
 use clap::ValueEnum;
 use concord_core::{Error, Result};
+use concord_runtime::engine::logprobs;
 use concord_runtime::text::StopStringFilter;
 use concord_runtime::GenerateParams;
 
@@ -15,6 +16,9 @@ pub enum Emit {
     Text,
     /// The generated token ids, comma-separated, as the last line.
     Ids,
+    /// One JSON object at the end: text, ids, finish reason, token counts and, with
+    /// --logprobs, each token's log-probability and the most likely alternatives.
+    Json,
 }
 
 /// Continue a prompt.
@@ -26,6 +30,7 @@ pub enum Emit {
 ///   concord generate --prompt "Hi" --temperature 0.8 --min-p 0.05 --frequency-penalty -0.5 --repetition-penalty 1.1
 ///   concord generate --prompt "It was the best of times," --speculative mtp --verbose
 ///   concord generate --prompt "Q: Name three colours. A:" --stop "Q:" --stop "\n\n"
+///   concord generate --prompt "Hi" --emit json --logprobs 5
 #[derive(clap::Args, Debug)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
@@ -62,9 +67,14 @@ pub struct Args {
     /// end with the token that completed it).
     #[arg(long, value_name = "TEXT")]
     pub stop: Vec<String>,
-    /// Print the text (streamed) or the ids (last line, comma-separated).
+    /// Print the text (streamed), the ids (last line, comma-separated) or one JSON object.
     #[arg(long, value_enum, default_value_t = Emit::Text)]
     pub emit: Emit,
+    /// With --emit json: each generated token's log-probability (log-softmax of the logits it
+    /// was chosen from, before penalties and temperature, as OpenAI reports it) and the N most
+    /// likely ids at that step (0..=20).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(0..=20))]
+    pub logprobs: Option<u8>,
     #[command(flatten)]
     pub speculative: SpeculativeArgs,
     /// Also print the drafts' acceptance (with --speculative) after the usual summary line
@@ -75,7 +85,10 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<()> {
     let speculative = args.speculative.config()?;
-    let needs_tokenizer = args.prompt.is_some() || args.emit == Emit::Text || !args.stop.is_empty();
+    if args.logprobs.is_some() && args.emit != Emit::Json {
+        return Err(Error::invalid("--logprobs needs --emit json"));
+    }
+    let needs_tokenizer = args.prompt.is_some() || args.emit != Emit::Ids || !args.stop.is_empty();
     let tokenizer = if needs_tokenizer {
         Some(args.model.tokenizer()?)
     } else {
@@ -137,14 +150,20 @@ pub fn run(args: Args) -> Result<()> {
     }
     let mut stop_strings = StopStringFilter::new(args.stop.clone());
     let mut stopped_by_string = false;
-    for token in generation.by_ref() {
+    let mut json_text = String::new();
+    let mut token_logprobs = Vec::new();
+    while let Some(token) = generation.next() {
         let token = token?;
         first_token_at.get_or_insert_with(std::time::Instant::now);
         generated.push(token);
+        if let Some(top) = args.logprobs {
+            token_logprobs.push(logprobs(generation.last_logits(), token, usize::from(top)));
+        }
         let Some(text) = stream.as_mut().and_then(|s| s.push(token)) else {
             continue;
         };
         let released = stop_strings.push(&text);
+        json_text.push_str(&released.text);
         if args.emit == Emit::Text {
             write!(out, "{}", released.text)
                 .and_then(|_| out.flush())
@@ -155,15 +174,14 @@ pub fn run(args: Args) -> Result<()> {
             break;
         }
     }
-    if args.emit == Emit::Text && !stopped_by_string {
+    if !stopped_by_string {
         // Text held back as the possible start of a stop string that never came.
-        write!(out, "{}", stop_strings.finish()).map_err(stdout_error)?;
+        let held = stop_strings.finish();
+        if args.emit == Emit::Text {
+            write!(out, "{held}").map_err(stdout_error)?;
+        }
+        json_text.push_str(&held);
     }
-    let tail = match args.emit {
-        Emit::Text => String::new(),
-        Emit::Ids => join_ids(&generated),
-    };
-    writeln!(out, "{tail}").map_err(stdout_error)?;
     let total = started.elapsed().as_secs_f64();
     let first = first_token_at.map_or(total, |t| (t - started).as_secs_f64());
     let decode = total - first;
@@ -173,6 +191,41 @@ pub fn run(args: Args) -> Result<()> {
         _ if max_new_tokens < args.max_new_tokens => format!("length (context {context})"),
         _ => "length".to_string(),
     };
+    let tail = match args.emit {
+        Emit::Text => String::new(),
+        Emit::Ids => join_ids(&generated),
+        Emit::Json => {
+            let mut object = serde_json::json!({
+                "text": json_text,
+                "ids": generated,
+                "finish_reason": if finish == "stop" { "stop" } else { "length" },
+                "prompt_tokens": prompt.len(),
+                "completion_tokens": generated.len(),
+            });
+            if args.logprobs.is_some() {
+                let piece = |id: u32| tokenizer.as_ref().map(|t| t.decode(&[id], false));
+                object["logprobs"] = generated
+                    .iter()
+                    .zip(&token_logprobs)
+                    .map(|(&id, (logprob, top))| {
+                        serde_json::json!({
+                            "id": id,
+                            "token": piece(id),
+                            "logprob": logprob,
+                            "top_logprobs": top
+                                .iter()
+                                .map(|&(t, lp)| serde_json::json!({
+                                    "id": t, "token": piece(t), "logprob": lp
+                                }))
+                                .collect::<Vec<_>>(),
+                        })
+                    })
+                    .collect();
+            }
+            object.to_string()
+        }
+    };
+    writeln!(out, "{tail}").map_err(stdout_error)?;
     if !writes_output {
         return Ok(());
     }
