@@ -117,6 +117,9 @@ if ((!concord_only)); then
             cmake --build "$build" --config Release -j "$(nproc)" --target llama-bench llama-quantize
         } >"$work/llama-cpp-build.log" 2>&1 || { tail -20 "$work/llama-cpp-build.log" >&2; exit 1; }
     fi
+    # The build's RUNPATH is absolute: a --work directory that was moved still finds its
+    # libraries (libllama, libggml*) beside the programs.
+    export LD_LIBRARY_PATH="$build/bin${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
     venv="$work/venv"
     if [[ ! -f $venv/.converter-ready ]]; then
         log "installing the converter's Python requirements into $venv"
