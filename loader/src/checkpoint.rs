@@ -521,6 +521,22 @@ impl Checkpoint {
         }
     }
 
+    /// Lets the OS drop this process's resident copy of `bytes`, part of a tensor of this
+    /// checkpoint that the caller has finished reading. Loading converts tensor by tensor; without
+    /// this every mapped page read stays resident until the checkpoint is dropped, and peak memory
+    /// during load is the settled size plus the whole checkpoint. Reading `bytes` again still
+    /// works (the pages fault in again); bytes outside this checkpoint's maps are ignored.
+    pub fn release_pages(&self, bytes: &[u8]) {
+        let start = bytes.as_ptr() as usize;
+        for map in &self.maps {
+            let base = map.as_ptr() as usize;
+            if start >= base && start + bytes.len() <= base + map.len() {
+                crate::mmap::release_pages(map, start - base, bytes.len());
+                return;
+            }
+        }
+    }
+
     /// The tensor `name`, or `None` if absent (or stored in a dtype Concord does not handle).
     pub fn get(&self, name: &str) -> Option<TensorView<'_>> {
         let (k, e) = self.tensors.get_key_value(name)?;

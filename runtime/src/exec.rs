@@ -93,6 +93,17 @@ impl Executor {
         Ok(DeviceTensor { buffer, desc })
     }
 
+    /// Allocates a tensor whose bytes the caller writes next (with [`Executor::write`]).
+    pub fn alloc(&self, desc: TensorDesc) -> Result<DeviceTensor> {
+        let buffer = self.backend.alloc(desc.bytes())?;
+        Ok(DeviceTensor { buffer, desc })
+    }
+
+    /// Writes host `bytes` into `tensor` from byte `offset` on.
+    pub fn write(&self, tensor: &DeviceTensor, offset: usize, bytes: &[u8]) -> Result<()> {
+        self.backend.write(&tensor.buffer, offset, bytes)
+    }
+
     /// Uploads host bytes as a tensor.
     pub fn upload(&self, desc: TensorDesc, bytes: &[u8]) -> Result<DeviceTensor> {
         debug_assert_eq!(desc.bytes(), bytes.len());

@@ -7,6 +7,7 @@ mod feed_forward;
 mod forward;
 mod mtp;
 mod parallel;
+mod weight_stream;
 mod weights;
 
 use std::path::Path;

@@ -5,6 +5,7 @@ use concord_loader::{Checkpoint, ModelConfig};
 use concord_ops::TensorDesc;
 
 use super::parallel::{slice_rows, RowSplit, Shard};
+use super::weight_stream::{write_dense, write_fp8, Destination};
 use crate::exec::{DeviceTensor, Executor};
 use crate::host_convert::{self, BlockFp8};
 use crate::Precision;
@@ -166,8 +167,16 @@ impl WeightLoader<'_> {
     pub fn dense_as(&self, name: &str, dtype: DType) -> Result<DeviceTensor> {
         let view = self.ckpt.tensor(name)?;
         let scale = self.ckpt.get(&format!("{name}_scale_inv"));
-        let values = host_convert::weight_f32(&view, scale.as_ref(), self.block())?;
-        self.upload_dense(name, &values, view.shape.to_vec(), dtype)
+        let tensor = self
+            .exec
+            .alloc(TensorDesc::new(dtype, view.shape.to_vec()))?;
+        let dst = Destination {
+            exec: self.exec,
+            tensor: &tensor,
+            offset: 0,
+        };
+        write_dense(&dst, self.ckpt, &view, scale.as_ref(), self.block(), dtype)?;
+        Ok(tensor)
     }
 
     /// A projection `prefix.weight` (+ `_scale_inv`) as the precision stores it.
@@ -187,6 +196,9 @@ impl WeightLoader<'_> {
         let name = format!("{prefix}.weight");
         if self.precision != Precision::Fp8 {
             return Ok(Linear::Dense(self.dense_split(&name, split)?));
+        }
+        if split.is_none() {
+            return self.linear_fp8_whole(&name);
         }
         let (rows, cols, mut q) = self.fp8_codes(&name)?;
         let mut block = self.block();
@@ -210,6 +222,36 @@ impl WeightLoader<'_> {
             .exec
             .upload(TensorDesc::new(DType::F8E4M3, [rows, cols]), &q.codes)?;
         let scale = self.exec.upload_f32(&[scale_rows, scale_cols], &q.scales)?;
+        Ok(Linear::BlockFp8 {
+            weight,
+            scale,
+            block,
+        })
+    }
+
+    /// A whole FP8 projection, its codes written a slice at a time.
+    fn linear_fp8_whole(&self, name: &str) -> Result<Linear> {
+        let view = self.ckpt.tensor(name)?;
+        let [rows, cols] = view.shape[..] else {
+            return Err(Error::model(format!(
+                "{name}: expected a matrix, got {:?}",
+                view.shape
+            )));
+        };
+        let block = self.block();
+        let scale = self.ckpt.get(&format!("{name}_scale_inv"));
+        let weight = self
+            .exec
+            .alloc(TensorDesc::new(DType::F8E4M3, [rows, cols]))?;
+        let dst = Destination {
+            exec: self.exec,
+            tensor: &weight,
+            offset: 0,
+        };
+        let scales = write_fp8(&dst, self.ckpt, &view, scale.as_ref(), block)?;
+        let scale_shape = [rows.div_ceil(block[0]), cols.div_ceil(block[1])];
+        check_scale_count(name, &scale_shape, &scales)?;
+        let scale = self.exec.upload_f32(&scale_shape, &scales)?;
         Ok(Linear::BlockFp8 {
             weight,
             scale,
@@ -331,43 +373,61 @@ impl WeightLoader<'_> {
             None => (0, self.cfg.n_routed_experts),
         };
         let fp8 = self.precision == Precision::Fp8;
+        let block = self.block();
+        let exec = self.experts_exec;
         let mut stacks = Vec::new();
         let mut scale_stacks = Vec::new();
         for proj in ["gate_proj", "up_proj", "down_proj"] {
-            let mut codes = Vec::new();
+            let name_of = |i: usize| format!("{p}.experts.{i}.{proj}.weight");
+            // Every expert's matrix has the first one's shape; the stack is written in place,
+            // one expert (and, inside it, one slice of rows) at a time.
+            let (r, c) = match self.ckpt.tensor(&name_of(first))?.shape[..] {
+                [r, c] => (r, c),
+                ref other => {
+                    return Err(Error::model(format!(
+                        "{}: expected a matrix, got {other:?}",
+                        name_of(first)
+                    )))
+                }
+            };
+            let dtype = if fp8 {
+                DType::F8E4M3
+            } else {
+                self.precision.dense_weight()
+            };
+            let stack = exec.alloc(TensorDesc::new(dtype, [e, r, c]))?;
             let mut scales = Vec::new();
-            let mut dense = Vec::new();
-            let mut shape = (0, 0);
-            for i in first..first + e {
-                let name = format!("{p}.experts.{i}.{proj}.weight");
+            for (slot, i) in (first..first + e).enumerate() {
+                let name = name_of(i);
+                let view = self.ckpt.tensor(&name)?;
+                if view.shape != [r, c] {
+                    return Err(Error::model(format!(
+                        "{name}: shape {:?} differs from {}'s {:?}",
+                        view.shape,
+                        name_of(first),
+                        [r, c]
+                    )));
+                }
+                let scale = self.ckpt.get(&format!("{name}_scale_inv"));
+                let dst = Destination {
+                    exec,
+                    tensor: &stack,
+                    offset: slot * r * c * dtype.size_in_bytes(),
+                };
                 if fp8 {
-                    let (r, c, q) = self.fp8_codes(&name)?;
-                    shape = (r, c);
-                    codes.extend_from_slice(&q.codes);
-                    scales.extend_from_slice(&q.scales);
+                    let s = write_fp8(&dst, self.ckpt, &view, scale.as_ref(), block)?;
+                    check_scale_count(&name, &[r.div_ceil(block[0]), c.div_ceil(block[1])], &s)?;
+                    scales.extend_from_slice(&s);
                 } else {
-                    let view = self.ckpt.tensor(&name)?;
-                    shape = (view.shape[0], view.shape[1]);
-                    let scale = self.ckpt.get(&format!("{name}_scale_inv"));
-                    dense.extend(host_convert::weight_f32(
-                        &view,
-                        scale.as_ref(),
-                        self.block(),
-                    )?);
+                    write_dense(&dst, self.ckpt, &view, scale.as_ref(), block, dtype)?;
                 }
             }
-            let (r, c) = shape;
-            let exec = self.experts_exec;
             if fp8 {
-                let block = self.block();
-                stacks.push(exec.upload(TensorDesc::new(DType::F8E4M3, [e, r, c]), &codes)?);
                 scale_stacks.push(
                     exec.upload_f32(&[e, r.div_ceil(block[0]), c.div_ceil(block[1])], &scales)?,
                 );
-            } else {
-                let dtype = self.precision.dense_weight();
-                stacks.push(upload_dense_on(exec, p, &dense, vec![e, r, c], dtype)?);
             }
+            stacks.push(stack);
         }
         let scales = if fp8 {
             let [g, u, d]: [DeviceTensor; 3] = scale_stacks
@@ -441,6 +501,18 @@ impl WeightLoader<'_> {
             lm_head,
         })
     }
+}
+
+/// Errors unless an FP8 weight's scales have the count its shape and block size give (a
+/// checkpoint's `weight_scale_inv` of the wrong shape would otherwise misplace every scale).
+fn check_scale_count(name: &str, shape: &[usize; 2], scales: &[f32]) -> Result<()> {
+    if scales.len() == shape[0] * shape[1] {
+        return Ok(());
+    }
+    Err(Error::model(format!(
+        "{name}_scale_inv: {} values, expected {shape:?} for the weight's shape and block size",
+        scales.len()
+    )))
 }
 
 /// `values` encoded as `dtype` and uploaded to `exec`'s backend (`name` for errors).
