@@ -174,6 +174,12 @@ fn write_fp8_in_slices(
     slice_bytes: usize,
 ) -> Result<Vec<f32>> {
     let (rows, cols) = matrix_dims(view);
+    if !sliceable(view) {
+        return Err(concord_core::Error::model(format!(
+            "{}: expected a matrix, got {:?}",
+            view.name, view.shape
+        )));
+    }
     if view.dtype == concord_core::DType::F8E4M3 {
         let scale = scale.ok_or_else(|| {
             concord_core::Error::model(format!(
@@ -181,12 +187,6 @@ fn write_fp8_in_slices(
                 view.name, view.name
             ))
         })?;
-        if !sliceable(view) {
-            return Err(concord_core::Error::model(format!(
-                "{}: expected a matrix, got {:?}",
-                view.name, view.shape
-            )));
-        }
         let step = rows_per_slice(slice_bytes, cols, 1) * 4;
         for r0 in (0..rows).step_by(step.max(1)) {
             let shape = [step.min(rows - r0), cols];
@@ -202,12 +202,6 @@ fn write_fp8_in_slices(
         let scales = scale.to_f32()?;
         host_convert::check_finite(scale.name, scale.shape, &scales)?;
         return Ok(scales);
-    }
-    if !sliceable(view) {
-        return Err(concord_core::Error::model(format!(
-            "{}: expected a matrix, got {:?}",
-            view.name, view.shape
-        )));
     }
     let step = rows_per_slice(slice_bytes, cols, block[0]);
     let mut scales = Vec::with_capacity(rows.div_ceil(block[0]) * cols.div_ceil(block[1]));

@@ -232,12 +232,7 @@ impl WeightLoader<'_> {
     /// A whole FP8 projection, its codes written a slice at a time.
     fn linear_fp8_whole(&self, name: &str) -> Result<Linear> {
         let view = self.ckpt.tensor(name)?;
-        let [rows, cols] = view.shape[..] else {
-            return Err(Error::model(format!(
-                "{name}: expected a matrix, got {:?}",
-                view.shape
-            )));
-        };
+        let [rows, cols] = matrix_shape(&view)?;
         let block = self.block();
         let scale = self.ckpt.get(&format!("{name}_scale_inv"));
         let weight = self
@@ -267,12 +262,7 @@ impl WeightLoader<'_> {
         let view = self.ckpt.tensor(name)?;
         let scale = self.ckpt.get(&format!("{name}_scale_inv"));
         let values = host_convert::weight_f32(&view, scale.as_ref(), self.block())?;
-        let [rows, cols] = view.shape[..] else {
-            return Err(Error::model(format!(
-                "{name}: expected a matrix, got {:?}",
-                view.shape
-            )));
-        };
+        let [rows, cols] = matrix_shape(&view)?;
         let (start, len) = split.range(rows, name)?;
         let values = slice_rows(&values, cols, start, len);
         self.upload_dense(
@@ -286,12 +276,7 @@ impl WeightLoader<'_> {
     /// FP8 codes and scales of a weight: taken as stored, or quantized here from BF16/F32.
     fn fp8_codes(&self, name: &str) -> Result<(usize, usize, BlockFp8)> {
         let view = self.ckpt.tensor(name)?;
-        let [rows, cols] = view.shape[..] else {
-            return Err(Error::model(format!(
-                "{name}: expected a matrix, got {:?}",
-                view.shape
-            )));
-        };
+        let [rows, cols] = matrix_shape(&view)?;
         let block = self.block();
         if view.dtype == DType::F8E4M3 {
             let scale = self.ckpt.tensor(&format!("{name}_scale_inv"))?;
@@ -381,15 +366,7 @@ impl WeightLoader<'_> {
             let name_of = |i: usize| format!("{p}.experts.{i}.{proj}.weight");
             // Every expert's matrix has the first one's shape; the stack is written in place,
             // one expert (and, inside it, one slice of rows) at a time.
-            let (r, c) = match self.ckpt.tensor(&name_of(first))?.shape[..] {
-                [r, c] => (r, c),
-                ref other => {
-                    return Err(Error::model(format!(
-                        "{}: expected a matrix, got {other:?}",
-                        name_of(first)
-                    )))
-                }
-            };
+            let [r, c] = matrix_shape(&self.ckpt.tensor(&name_of(first))?)?;
             let dtype = if fp8 {
                 DType::F8E4M3
             } else {
@@ -500,6 +477,17 @@ impl WeightLoader<'_> {
             norm,
             lm_head,
         })
+    }
+}
+
+/// The `[rows, cols]` of a weight that must be a matrix.
+fn matrix_shape(view: &concord_loader::TensorView) -> Result<[usize; 2]> {
+    match view.shape[..] {
+        [rows, cols] => Ok([rows, cols]),
+        ref other => Err(Error::model(format!(
+            "{}: expected a matrix, got {other:?}",
+            view.name
+        ))),
     }
 }
 
