@@ -206,3 +206,71 @@ fn missing_or_incomplete_libopapi_refuses_fast_mode_and_exact_mode_still_runs() 
     exact.read(&y, 0, &mut out).unwrap();
     assert_eq!(widen(&out), vec![1.0, 2.5]);
 }
+
+/// Runs Dense routed experts (BF16 x, weights and out) with `ids` on `backend`.
+fn routed_experts(
+    backend: &std::sync::Arc<dyn concord_ops::Backend>,
+    (t, h, i, e, k): (usize, usize, usize, usize, usize),
+    ids: &[u32],
+) -> Vec<f64> {
+    let fill = |len: usize, seed: usize, scale: f32| -> Vec<f32> {
+        (0..len)
+            .map(|j| (((j * 7919 + seed * 104729) % 211) as f32 - 105.0) / 105.0 * scale)
+            .collect()
+    };
+    let x = backend.upload(&bf16s(&fill(t * h, 1, 2.0))).unwrap();
+    let id_bytes: Vec<u8> = ids.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let ids_buf = backend.upload(&id_bytes).unwrap();
+    let weights: Vec<u8> = (0..t * k)
+        .flat_map(|j| (0.25 + j as f32 / 16.0).to_le_bytes())
+        .collect();
+    let weights = backend.upload(&weights).unwrap();
+    let gate = backend.upload(&bf16s(&fill(e * i * h, 2, 0.3))).unwrap();
+    let up = backend.upload(&bf16s(&fill(e * i * h, 3, 0.3))).unwrap();
+    let down = backend.upload(&bf16s(&fill(e * h * i, 4, 0.3))).unwrap();
+    let out = backend.alloc(t * h * 2).unwrap();
+    let op = Op::MoeExperts(concord_ops::MoeExperts {
+        weights: concord_ops::ExpertWeights::Dense,
+        out: DType::BF16,
+    });
+    backend
+        .run(
+            &op,
+            &[
+                TensorArg::new(&x, DType::BF16, [t, h]),
+                TensorArg::new(&ids_buf, DType::U32, [t, k]),
+                TensorArg::new(&weights, DType::F32, [t, k]),
+                TensorArg::new(&gate, DType::BF16, [e, i, h]),
+                TensorArg::new(&up, DType::BF16, [e, i, h]),
+                TensorArg::new(&down, DType::BF16, [e, h, i]),
+            ],
+            &[TensorArg::new(&out, DType::BF16, [t, h])],
+        )
+        .unwrap();
+    let mut bytes = vec![0u8; t * h * 2];
+    backend.read(&out, 0, &mut bytes).unwrap();
+    widen(&bytes)
+}
+
+/// Routed experts whose expert order is not its own inverse (slot 0 goes to row 8, row 0 holds
+/// slot 1) and with experts 2 and 5 empty, against the CPU backend's exact output.
+#[test]
+fn routed_experts_with_uneven_groups_match_exact_mode() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let backend = common::standin_fast_backend();
+    let cpu = concord_backend_cpu::probe().expect("cpu backend");
+    let shape = (4, 24, 20, 6, 3);
+    let ids = [3, 0, 1, 1, 4, 3, 0, 3, 1, 4, 1, 0];
+    let grouped_before = common::aclnn_standin_runs(2);
+    let got = routed_experts(&backend, shape, &ids);
+    assert_eq!(common::aclnn_standin_runs(2) - grouped_before, 3);
+    let want = routed_experts(&cpu, shape, &ids);
+    let err: f64 = want.iter().zip(&got).map(|(w, g)| (w - g).powi(2)).sum();
+    let norm: f64 = want.iter().map(|w| w * w).sum();
+    assert!(norm > 0.0);
+    assert!(
+        err / norm <= 1e-4,
+        "NMSE {:.3e}: {got:?} vs {want:?}",
+        err / norm
+    );
+}
