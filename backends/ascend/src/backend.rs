@@ -274,6 +274,26 @@ impl DeviceRuntime for AscendRuntime {
     }
 }
 
+/// `exact` in fast mode: aclnn loaded from the ACL search path, or from exactly
+/// `(opapi, nnopbase)`. A missing or broken library, or a missing symbol, is
+/// [`Error::Unavailable`] naming it; exact mode does not need aclnn and is unaffected.
+pub(crate) fn open_fast(
+    exact: AscendBackend,
+    libraries: Option<(&Path, &Path)>,
+) -> Result<crate::fast::AscendFast> {
+    let acl = exact.runtime().acl().clone();
+    let nn = match libraries {
+        None => Aclnn::load(acl),
+        Some((opapi, nnopbase)) => Aclnn::load_from(acl, opapi, nnopbase),
+    }
+    .map_err(|e| {
+        unavailable(format!(
+            "fast mode needs CANN's operator library (aclnn): {e}; exact mode runs without it"
+        ))
+    })?;
+    Ok(crate::fast::AscendFast::new(exact, nn))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -293,24 +313,4 @@ mod tests {
         assert!(o.contains(&"-ffp-contract=off".to_string()));
         assert!(!o.iter().any(|x| x.contains("fast-math")));
     }
-}
-
-/// `exact` in fast mode: aclnn loaded from the ACL search path, or from exactly
-/// `(opapi, nnopbase)`. A missing or broken library, or a missing symbol, is
-/// [`Error::Unavailable`] naming it; exact mode does not need aclnn and is unaffected.
-pub(crate) fn open_fast(
-    exact: AscendBackend,
-    libraries: Option<(&Path, &Path)>,
-) -> Result<crate::fast::AscendFast> {
-    let acl = exact.runtime().acl().clone();
-    let nn = match libraries {
-        None => Aclnn::load(acl),
-        Some((opapi, nnopbase)) => Aclnn::load_from(acl, opapi, nnopbase),
-    }
-    .map_err(|e| {
-        unavailable(format!(
-            "fast mode needs CANN's operator library (aclnn): {e}; exact mode runs without it"
-        ))
-    })?;
-    Ok(crate::fast::AscendFast::new(exact, nn))
 }

@@ -62,7 +62,7 @@ pub fn probe() -> Result<Arc<dyn Backend>> {
 /// exact mode is unaffected.
 pub fn probe_mode(mode: KernelMode) -> Result<Arc<dyn Backend>> {
     match mode {
-        KernelMode::Exact => guarded(|| backend::open_default()),
+        KernelMode::Exact => guarded(backend::open_default),
         KernelMode::Fast => guarded(|| {
             let exact = backend::open_default()?;
             backend::open_fast(exact, None)
