@@ -274,3 +274,60 @@ fn routed_experts_with_uneven_groups_match_exact_mode() {
         err / norm
     );
 }
+
+/// The demo model at `--precision bf16`: every prompt position's logits and one decode step.
+fn model_logits(backend: std::sync::Arc<dyn concord_ops::Backend>) -> Vec<f32> {
+    use concord_runtime::{LoadOptions, LogitRows, Model, Precision};
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/demo");
+    let options = LoadOptions {
+        precision: Some(Precision::Bf16),
+        max_positions: Some(32),
+        mtp: false,
+        ..LoadOptions::default()
+    };
+    let model = Model::load(&dir, backend, &options, &mut |_, _| true).expect("load");
+    let mut seq = model.new_sequence(8).expect("sequence");
+    let prompt: &[u32] = &[1, 7, 42, 3, 99];
+    let mut out = Vec::new();
+    for tokens in [prompt, &[17]] {
+        let logits = model
+            .forward(&mut [&mut seq], &[tokens], LogitRows::All)
+            .expect("forward")
+            .per_sequence;
+        out.extend(logits.into_iter().flatten());
+    }
+    out
+}
+
+/// The whole demo model in fast mode (its BF16 projections and routed experts on the aclnn
+/// stand-in) within docs/numerics.md §9's bf16 bound of the CPU backend's exact logits:
+/// `max |Δ| ≤ 0.05·max|ref| + 0.05`.
+#[test]
+fn whole_model_in_fast_mode_is_within_the_bf16_tolerance() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let cpu = concord_backend_cpu::probe().expect("cpu backend");
+    let (matmuls, grouped) = (common::aclnn_standin_runs(1), common::aclnn_standin_runs(2));
+    let got = model_logits(common::standin_fast_backend());
+    assert!(
+        common::aclnn_standin_runs(1) > matmuls,
+        "no aclnnMatmul ran"
+    );
+    assert!(
+        common::aclnn_standin_runs(2) > grouped,
+        "no aclnnGroupedMatmulV2 ran"
+    );
+    let want = model_logits(cpu);
+    assert_eq!(want.len(), got.len());
+    let scale = want.iter().fold(0f32, |m, w| m.max(w.abs()));
+    let worst = want
+        .iter()
+        .zip(&got)
+        .fold(0f32, |m, (w, g)| m.max((w - g).abs()));
+    assert!(
+        worst <= 0.05 * scale + 0.05,
+        "max |Δlogit| {worst} (scale {scale})"
+    );
+    eprintln!(
+        "demo model, bf16, fast mode on the stand-in: max |Δlogit| {worst:.3e} of {scale:.3}"
+    );
+}
