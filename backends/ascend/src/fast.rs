@@ -122,7 +122,6 @@ impl AscendFast {
 
     /// One grouped projection: `y[rows of g] = x[rows of g] · w[g]ᵀ` for each expert g, with
     /// x `[s, k]`, w `[e, n, k]`, y `[s, n]`, all BF16.
-    #[allow(clippy::too_many_arguments)]
     fn grouped(
         &self,
         x: u64,
@@ -175,6 +174,14 @@ impl AscendFast {
         let k = ids.desc.shape[1];
         let (e, i) = (gate.desc.shape[0], gate.desc.shape[1]);
         let slots = t * k;
+        let (k32, slots32) = match (u32::try_from(k), u32::try_from(slots)) {
+            (Ok(k), Ok(s)) => (k, s),
+            _ => {
+                return Err(Error::unsupported(format!(
+                    "moe_experts: {slots} slots exceed 32 bits"
+                )))
+            }
+        };
         let mut raw = vec![0u8; slots * 4];
         self.exact.read(ids.buffer, ids.offset, &mut raw)?;
         let expert: Vec<u32> = raw
@@ -186,7 +193,7 @@ impl AscendFast {
         }
         // Slots sorted by expert, in slot order within one expert; `ends[g]` is where expert
         // g's rows end.
-        let mut order: Vec<u32> = (0..slots as u32).collect();
+        let mut order: Vec<u32> = (0..slots32).collect();
         order.sort_by_key(|&s| expert[s as usize]);
         let mut ends = vec![0i64; e];
         for &id in &expert {
@@ -195,7 +202,7 @@ impl AscendFast {
         for g in 1..e {
             ends[g] += ends[g - 1];
         }
-        let token_of_row: Vec<u32> = order.iter().map(|&s| s / k as u32).collect();
+        let token_of_row: Vec<u32> = order.iter().map(|&s| s / k32).collect();
         let mut row_of_slot = vec![0u32; slots];
         for (row, &s) in order.iter().enumerate() {
             row_of_slot[s as usize] = row as u32;

@@ -19,7 +19,7 @@ use crate::stdout::outln;
 ///
 ///   concord conformance --backends opencl --case matmul/m1.k129.n17/f32.f32 --seed 7
 ///
-/// Every backend with a fast mode (cuda, rocm, opencl) also runs the op cases in fast mode,
+/// Every backend with a fast mode (cuda, rocm, opencl, ascend) also runs the op cases in fast mode,
 /// twice: ops with fast kernels must stay within docs/numerics.md's NMSE bounds of the CPU
 /// exact output and identical run to run, every other op bit-exact (the "fast mode" line).
 ///
