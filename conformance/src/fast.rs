@@ -93,12 +93,25 @@ pub(crate) fn run(
         Ok(_) => return FastMode::none("no fast path on this backend"),
         Err(e) => return FastMode::none(format!("fast mode did not open: {e}")),
     };
+    run_backend(cfg, backend.as_ref(), cases, refs, has_fast)
+}
+
+/// The fast-mode section for a backend already opened in fast mode (a vendor crate's tests
+/// open theirs on a stand-in the normal probe never finds); `refs` are the CPU exact outputs
+/// of `cases`, `has_fast` says which ops have fast kernels on it.
+pub fn run_backend(
+    cfg: &Config,
+    backend: &dyn Backend,
+    cases: &[OpCase],
+    refs: &[Result<Vec<Vec<u8>>, String>],
+    has_fast: impl Fn(OpKind) -> bool,
+) -> FastMode {
     let mut report = FastMode::none("");
     report.available = true;
     for (case, want) in cases.iter().zip(refs) {
         let fast_kernels = has_fast(case.op.kind());
         let bound = if fast_kernels { nmse_bound(case) } else { 0.0 };
-        let (verdict, nmse, reason) = judge(cfg, backend.as_ref(), case, want, bound);
+        let (verdict, nmse, reason) = judge(cfg, backend, case, want, bound);
         match verdict {
             "bit-exact" => report.bit_exact += 1,
             "within" => {

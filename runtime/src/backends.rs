@@ -15,7 +15,7 @@ pub fn open_backend(name: &str) -> Result<Arc<dyn Backend>> {
 }
 
 /// Opens the backend called `name` for kernels of `mode`. A backend without a fast path
-/// (cpu, ascend) opens in exact mode whatever `mode` asks; `info().mode` says which it runs.
+/// (cpu) opens in exact mode whatever `mode` asks; `info().mode` says which it runs.
 pub fn open_backend_mode(name: &str, mode: KernelMode) -> Result<Arc<dyn Backend>> {
     let _ = mode; // only the device backends have a fast mode
     match name {
@@ -27,7 +27,7 @@ pub fn open_backend_mode(name: &str, mode: KernelMode) -> Result<Arc<dyn Backend
         #[cfg(feature = "rocm")]
         "rocm" => concord_backend_rocm::probe_mode(mode),
         #[cfg(feature = "ascend")]
-        "ascend" => concord_backend_ascend::probe(),
+        "ascend" => concord_backend_ascend::probe_mode(mode),
         known if BACKEND_NAMES.contains(&known) => Err(Error::Unavailable {
             backend: known.to_string(),
             reason: format!(

@@ -11,6 +11,7 @@ use concord_kernels::host::{KernelArg, Work};
 use concord_kernels::Program;
 use concord_ops::{BackendInfo, KernelMode};
 
+use crate::aclnn::Aclnn;
 use crate::arch;
 use crate::result::{Acl, Binary, CallError, DeviceMem, Stream};
 use crate::source::{self, ParamKind};
@@ -72,22 +73,23 @@ pub(crate) fn block_dim(items: usize) -> u32 {
     items.div_ceil(ITEMS_PER_BLOCK).clamp(1, MAX_BLOCKS) as u32
 }
 
-/// Loads ACL from the normal search path and opens the device `CONCORD_ASCEND_DEVICE` names.
-pub(crate) fn open_default(mode: KernelMode) -> Result<AscendBackend> {
+/// Loads ACL from the normal search path and opens the device `CONCORD_ASCEND_DEVICE` names,
+/// in exact mode ([`open_fast`] adds aclnn on top).
+pub(crate) fn open_default() -> Result<AscendBackend> {
     let acl = Acl::load().map_err(unavailable)?;
-    open_with(acl, mode)
+    open_with(acl)
 }
 
 /// Loads ACL from exactly `library` and opens the device (used by the tests to point the
 /// backend at the ACL stand-in).
-pub(crate) fn open_library(library: &Path, mode: KernelMode) -> Result<AscendBackend> {
+pub(crate) fn open_library(library: &Path) -> Result<AscendBackend> {
     let acl = Acl::load_from(library).map_err(unavailable)?;
-    open_with(acl, mode)
+    open_with(acl)
 }
 
 /// Initialises a loaded ACL, picks the device, reads its SoC and memory, creates the stream
 /// and builds the first program. Every failure is [`Error::Unavailable`] with the reason.
-fn open_with(acl: Acl, mode: KernelMode) -> Result<AscendBackend> {
+fn open_with(acl: Acl) -> Result<AscendBackend> {
     let acl = Arc::new(acl);
     let at = acl.path.display().to_string();
     acl.init()
@@ -146,9 +148,6 @@ fn open_with(acl: Acl, mode: KernelMode) -> Result<AscendBackend> {
         driver: format!("ACL {version}, aclrtc --npu-arch={arch}, {at}"),
         mode: KernelMode::Exact,
     };
-    if mode == KernelMode::Fast {
-        tracing::info!("ascend: no fast kernels yet (aclnn is not wired); running exact mode");
-    }
     let runtime = AscendRuntime {
         acl,
         stream,
@@ -161,8 +160,18 @@ fn open_with(acl: Acl, mode: KernelMode) -> Result<AscendBackend> {
 }
 
 impl AscendRuntime {
+    /// The loaded ACL runtime.
+    pub(crate) fn acl(&self) -> &Arc<Acl> {
+        &self.acl
+    }
+
+    /// The in-order stream every launch and aclnn operator is enqueued on.
+    pub(crate) fn stream(&self) -> &Arc<Stream> {
+        &self.stream
+    }
+
     /// Makes this runtime's device current on the calling thread.
-    fn on_device(&self) -> Result<()> {
+    pub(crate) fn on_device(&self) -> Result<()> {
         self.acl.set_device(self.device).map_err(acl_error)
     }
 
@@ -263,6 +272,26 @@ impl DeviceRuntime for AscendRuntime {
         self.on_device()?;
         self.stream.synchronize().map_err(acl_error)
     }
+}
+
+/// `exact` in fast mode: aclnn loaded from the ACL search path, or from exactly
+/// `(opapi, nnopbase)`. A missing or broken library, or a missing symbol, is
+/// [`Error::Unavailable`] naming it; exact mode does not need aclnn and is unaffected.
+pub(crate) fn open_fast(
+    exact: AscendBackend,
+    libraries: Option<(&Path, &Path)>,
+) -> Result<crate::fast::AscendFast> {
+    let acl = exact.runtime().acl().clone();
+    let nn = match libraries {
+        None => Aclnn::load(acl),
+        Some((opapi, nnopbase)) => Aclnn::load_from(acl, opapi, nnopbase),
+    }
+    .map_err(|e| {
+        unavailable(format!(
+            "fast mode needs CANN's operator library (aclnn): {e}; exact mode runs without it"
+        ))
+    })?;
+    Ok(crate::fast::AscendFast::new(exact, nn))
 }
 
 #[cfg(test)]

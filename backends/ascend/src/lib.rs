@@ -3,8 +3,10 @@
 //! `__global__ __aicore__` entry point per kernel), compiled at run time by aclrtc for the
 //! `--npu-arch` of the device's SoC, cached on disk (`concord_kernels::code_cache`), loaded
 //! with `aclrtBinaryLoadFromData` and launched on one stream with the argument-list API
-//! (`aclrtKernelArgsInit`/`Append`/`Finalize`, `aclrtLaunchKernelWithConfig`). Exact mode only:
-//! the aclnn fast path is not written yet.
+//! (`aclrtKernelArgsInit`/`Append`/`Finalize`, `aclrtLaunchKernelWithConfig`). Fast mode
+//! ([`probe_mode`]) hands BF16 `matmul` to `aclnnMatmul` and the Dense BF16 routed experts'
+//! projections to `aclnnGroupedMatmulV2` (CANN's operator library, loaded at run time); the
+//! rest stays on the exact kernels (see `fast`).
 //!
 //! **Status: not verified on Ascend hardware.** Nothing here has run on an NPU. What is tested
 //! is the host side end to end against a test-only stand-in of the ACL C API
@@ -13,13 +15,18 @@
 //! the error paths, with results bit-identical to the CPU backend. Nothing links against CANN,
 //! so the crate builds without it.
 //!
-//! All `unsafe` code lives in `sys` (raw FFI types, library loading) and `result` (one safe
-//! function per ACL call).
+//! All `unsafe` code lives in `sys` and `aclnn_sys` (raw FFI types, library loading) and
+//! `result` and `aclnn` (one safe function per ACL or aclnn call).
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+#[allow(unsafe_code)]
+mod aclnn;
+#[allow(unsafe_code)]
+mod aclnn_sys;
 mod arch;
 mod backend;
+mod fast;
 #[allow(unsafe_code)]
 mod result;
 pub mod source;
@@ -33,8 +40,10 @@ use concord_core::{Error, Result};
 use concord_kernels::{all_programs, Program};
 use concord_ops::{Backend, KernelMode};
 
+pub use aclnn_sys::{NNOPBASE_LIBRARY, OPAPI_LIBRARY};
 pub use arch::{npu_arch, KNOWN_ARCHS};
 pub use backend::{compile_options, ARCH_ENV, DEVICE_ENV};
+pub use fast::FAST_OPS;
 pub use sys::{ACLRTC_LIBRARY, ACL_LIBRARY, DEFAULT_HOME, HOME_ENVS};
 
 /// Opens the Ascend backend on the device `CONCORD_ASCEND_DEVICE` names (an index, default 0),
@@ -44,17 +53,44 @@ pub use sys::{ACLRTC_LIBRARY, ACL_LIBRARY, DEFAULT_HOME, HOME_ENVS};
 /// the first program fails to compile or load. Every failure is [`Error::Unavailable`];
 /// never panics.
 pub fn probe() -> Result<Arc<dyn Backend>> {
-    guarded(|| backend::open_default(KernelMode::Exact))
+    probe_mode(KernelMode::Exact)
+}
+
+/// [`probe`] for kernels of `mode`. Fast mode also loads CANN's operator library
+/// (`libopapi.so`, `libnnopbase.so`, from the same search path as libascendcl); when either
+/// is missing or lacks a symbol, fast mode is [`Error::Unavailable`] with that reason, and
+/// exact mode is unaffected.
+pub fn probe_mode(mode: KernelMode) -> Result<Arc<dyn Backend>> {
+    match mode {
+        KernelMode::Exact => guarded(backend::open_default),
+        KernelMode::Fast => guarded(|| {
+            let exact = backend::open_default()?;
+            backend::open_fast(exact, None)
+        }),
+    }
 }
 
 /// [`probe`] with the ACL library at exactly `library` instead of the search path. The tests
 /// use it to point the backend at the ACL stand-in; the normal probe never looks there.
 pub fn probe_library(library: &Path) -> Result<Arc<dyn Backend>> {
-    guarded(|| backend::open_library(library, KernelMode::Exact))
+    guarded(|| backend::open_library(library))
+}
+
+/// Fast mode with ACL at exactly `library` and aclnn's operators and descriptors at exactly
+/// `opapi` and `nnopbase` (the tests' stand-ins; the normal probe never looks there).
+pub fn probe_library_fast(
+    library: &Path,
+    opapi: &Path,
+    nnopbase: &Path,
+) -> Result<Arc<dyn Backend>> {
+    guarded(|| {
+        let exact = backend::open_library(library)?;
+        backend::open_fast(exact, Some((opapi, nnopbase)))
+    })
 }
 
 /// Runs `open`, turning every error and any panic into [`Error::Unavailable`].
-fn guarded(open: impl FnOnce() -> Result<backend::AscendBackend>) -> Result<Arc<dyn Backend>> {
+fn guarded<B: Backend + 'static>(open: impl FnOnce() -> Result<B>) -> Result<Arc<dyn Backend>> {
     concord_kernels::guarded_open::open_guarded("ascend", "panicked while opening the device", open)
 }
 

@@ -200,6 +200,13 @@ impl Acl {
         })
     }
 
+    /// `aclGetRecentErrMsg()`: this thread's last error text from any CANN library, empty
+    /// when there is none.
+    pub fn recent_error(&self) -> String {
+        // SAFETY: as in `check`.
+        unsafe { c_text((self.api.recent_err_msg)()) }
+    }
+
     /// `aclInit(NULL)`.
     pub fn init(&self) -> Result<(), CallError> {
         // SAFETY: a null configuration path is documented as "no configuration".
@@ -365,6 +372,11 @@ impl Stream {
             acl: acl.clone(),
             raw,
         })
+    }
+
+    /// The raw handle, for calls that enqueue on this stream (aclnn's second phase).
+    pub fn raw(&self) -> AclStream {
+        self.raw
     }
 
     /// `aclrtSynchronizeStream`: waits for everything enqueued.

@@ -19,9 +19,9 @@ use crate::stdout::outln;
 ///
 ///   concord conformance --backends opencl --case matmul/m1.k129.n17/f32.f32 --seed 7
 ///
-/// Every backend with a fast mode (cuda, rocm, opencl) also runs the op cases in fast mode,
-/// twice: ops with fast kernels must stay within docs/numerics.md's NMSE bounds of the CPU
-/// exact output and identical run to run, every other op bit-exact (the "fast mode" line).
+/// Every backend with a fast mode (cuda, rocm, opencl, ascend) also runs the op cases in fast
+/// mode, twice: ops with fast kernels must stay within docs/numerics.md's NMSE bounds of the
+/// CPU exact output and identical run to run, every other op bit-exact (the "fast mode" line).
 ///
 /// Exits non-zero on any exact-mode mismatch or error, a fast-mode case beyond its bound, an
 /// unknown backend name, or when a backend named in --backends, --require or

@@ -46,3 +46,63 @@ pub fn standin_backend() -> Arc<dyn Backend> {
         })
         .clone()
 }
+
+/// The aclnn stand-in (backends/ascend/standin/aclnn_standin.c) built as `libopapi.so`, with
+/// `libnnopbase.so` a link to it, in a directory of this test run: `(opapi, nnopbase)`.
+pub fn aclnn_standin_libraries() -> &'static (PathBuf, PathBuf) {
+    static BUILT: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join("acl-standin")
+            .join(format!("aclnn-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("create the aclnn stand-in directory");
+        let opapi = dir.join("libopapi.so");
+        let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("standin/aclnn_standin.c");
+        let status = Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
+            .args([
+                "-shared",
+                "-fPIC",
+                "-O1",
+                "-ffp-contract=off",
+                "-Wall",
+                "-Werror",
+                "-o",
+            ])
+            .arg(&opapi)
+            .arg(source)
+            .status()
+            .expect("run the host C compiler (cc) to build the aclnn stand-in");
+        assert!(status.success(), "the aclnn stand-in did not build");
+        let nnopbase = dir.join("libnnopbase.so");
+        let _ = std::fs::remove_file(&nnopbase);
+        std::os::unix::fs::symlink("libopapi.so", &nnopbase).expect("link libnnopbase.so");
+        (opapi, nnopbase)
+    })
+}
+
+/// The Ascend backend in fast mode on the ACL and aclnn stand-ins.
+pub fn standin_fast_backend() -> Arc<dyn Backend> {
+    static BACKEND: OnceLock<Arc<dyn Backend>> = OnceLock::new();
+    BACKEND
+        .get_or_init(|| {
+            let (opapi, nnopbase) = aclnn_standin_libraries();
+            concord_backend_ascend::probe_library_fast(standin_library(), opapi, nnopbase)
+                .unwrap_or_else(|e| panic!("the Ascend backend in fast mode on the stand-in: {e}"))
+        })
+        .clone()
+}
+
+/// How many times the aclnn stand-in ran aclnnMatmul (`kind` 1) or aclnnGroupedMatmulV2
+/// (`kind` 2) in this process.
+pub fn aclnn_standin_runs(kind: i32) -> u64 {
+    let (opapi, _) = aclnn_standin_libraries();
+    // SAFETY: the stand-in is already loaded by the backend (dlopen returns the same
+    // instance) and exports `uint64_t concord_aclnn_standin_runs(int)`.
+    unsafe {
+        let lib = libloading::Library::new(opapi).expect("open the aclnn stand-in");
+        let runs: libloading::Symbol<unsafe extern "C" fn(i32) -> u64> = lib
+            .get(b"concord_aclnn_standin_runs\0")
+            .expect("the stand-in's run counter");
+        runs(kind)
+    }
+}
