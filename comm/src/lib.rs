@@ -17,6 +17,8 @@ mod in_process;
 mod launch;
 mod local;
 pub mod mpi;
+pub mod nccl;
+pub mod staging;
 pub mod vendor;
 
 pub use check::check_collectives;
@@ -27,3 +29,4 @@ pub use launch::{
 };
 pub use local::SingleRank;
 pub use mpi::MpiCommunicator;
+pub use nccl::NcclCommunicator;

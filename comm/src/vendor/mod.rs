@@ -4,7 +4,7 @@
 //! exactly why the library is unusable. Untested on hardware (no GPU or NPU in CI).
 
 mod result;
-mod sys;
+pub(crate) mod sys;
 
 /// What one probe found.
 #[derive(Debug, Clone)]
