@@ -37,8 +37,8 @@ use crate::communicator::{exclusive_prefix, Communicator};
 use crate::staging::{DeviceBuffer, DeviceStaging};
 use crate::vendor::nccl_version_text;
 use crate::vendor::sys::{NCCL_IN_PROGRESS, NCCL_SUCCESS, NCCL_UNIQUE_ID_BYTES};
-pub use result::NcclLibrary;
 use result::CommHandle;
+pub use result::NcclLibrary;
 
 /// Which build of the API: NCCL (CUDA) or RCCL (ROCm).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -238,9 +238,10 @@ impl NcclCommunicator {
             error,
             buffers_unsafe: false,
         };
-        let mut state = self.state.lock().map_err(|_| {
-            plain(self.error(what, "a thread panicked inside a collective"))
-        })?;
+        let mut state = self
+            .state
+            .lock()
+            .map_err(|_| plain(self.error(what, "a thread panicked inside a collective")))?;
         if let Some(why) = state.failed.as_ref() {
             return Err(plain(self.error(
                 what,
@@ -259,7 +260,12 @@ impl NcclCommunicator {
         let Err(cause) = outcome else {
             return Ok(());
         };
-        tracing::error!(rank = self.rank, size = self.size, "{} {what}: {cause}", self.flavour.name());
+        tracing::error!(
+            rank = self.rank,
+            size = self.size,
+            "{} {what}: {cause}",
+            self.flavour.name()
+        );
         state.failed = Some(format!("{what}: {cause}"));
         let mut buffers_unsafe = false;
         let mut cause = cause;
@@ -319,7 +325,11 @@ impl NcclCommunicator {
         &self,
         what: &str,
         buffers: Vec<DeviceBuffer>,
-        enqueue: impl FnOnce(&NcclLibrary, &CommHandle, &[DeviceBuffer]) -> std::result::Result<(), String>,
+        enqueue: impl FnOnce(
+            &NcclLibrary,
+            &CommHandle,
+            &[DeviceBuffer],
+        ) -> std::result::Result<(), String>,
     ) -> Result<Vec<DeviceBuffer>> {
         match self.run(what, |library, comm| enqueue(library, comm, &buffers)) {
             Ok(()) => Ok(buffers),
@@ -342,11 +352,52 @@ impl NcclCommunicator {
         count: usize,
     ) -> Result<()> {
         let size = self.size;
-        let stream = self.staging.stream();
+        let staging = self.staging.as_ref();
         self.run("all_gather", |library, comm| {
-            library.all_gather(comm, send, recv, count, size, stream)
+            library.all_gather(comm, send, recv, count, size, staging)
         })
         .map_err(|f| f.error)
+    }
+
+    /// `all_gather_v` under the name `what` (the barrier is one too).
+    fn padded_all_gather(
+        &self,
+        what: &str,
+        send: &[u8],
+        counts: &[usize],
+        recv: &mut [u8],
+    ) -> Result<()> {
+        self.check_rank_counts(counts, what)?;
+        let offsets = exclusive_prefix(counts, recv.len(), what)?;
+        if send.len() != counts[self.rank] {
+            return Err(Error::invalid(format!(
+                "{what}: rank {} sends {} bytes, counts say {}",
+                self.rank,
+                send.len(),
+                counts[self.rank]
+            )));
+        }
+        // Every part padded to the largest: one ncclAllGather (see the module docs).
+        let part = counts.iter().copied().max().unwrap_or(0);
+        if part == 0 {
+            return Ok(());
+        }
+        let padded = part
+            .checked_mul(self.size)
+            .ok_or_else(|| Error::invalid(format!("{what}: {part} bytes × {} ranks", self.size)))?;
+        let send_buf = DeviceBuffer::new(&self.staging, part)?;
+        send_buf.upload(0, send)?;
+        let recv_buf = DeviceBuffer::new(&self.staging, padded)?;
+        let (size, staging) = (self.size, self.staging.as_ref());
+        let buffers = self.run_owned(what, vec![send_buf, recv_buf], |library, comm, b| {
+            library.all_gather(comm, &b[0], &b[1], part, size, staging)
+        })?;
+        let mut gathered = vec![0u8; padded];
+        buffers[1].download(0, &mut gathered)?;
+        for (r, (&count, &offset)) in counts.iter().zip(&offsets).enumerate() {
+            recv[offset..offset + count].copy_from_slice(&gathered[r * part..r * part + count]);
+        }
+        Ok(())
     }
 
     fn check_rank_counts(&self, counts: &[usize], what: &str) -> Result<()> {
@@ -391,38 +442,7 @@ impl Communicator for NcclCommunicator {
     }
 
     fn all_gather_v(&self, send: &[u8], counts: &[usize], recv: &mut [u8]) -> Result<()> {
-        let what = "all_gather_v";
-        self.check_rank_counts(counts, what)?;
-        let offsets = exclusive_prefix(counts, recv.len(), what)?;
-        if send.len() != counts[self.rank] {
-            return Err(Error::invalid(format!(
-                "{what}: rank {} sends {} bytes, counts say {}",
-                self.rank,
-                send.len(),
-                counts[self.rank]
-            )));
-        }
-        // Every part padded to the largest: one ncclAllGather (see the module docs).
-        let part = counts.iter().copied().max().unwrap_or(0);
-        if part == 0 {
-            return Ok(());
-        }
-        let padded = part
-            .checked_mul(self.size)
-            .ok_or_else(|| Error::invalid(format!("{what}: {part} bytes × {} ranks", self.size)))?;
-        let send_buf = DeviceBuffer::new(&self.staging, part)?;
-        send_buf.upload(0, send)?;
-        let recv_buf = DeviceBuffer::new(&self.staging, padded)?;
-        let (size, stream) = (self.size, self.staging.stream());
-        let buffers = self.run_owned(what, vec![send_buf, recv_buf], |library, comm, b| {
-            library.all_gather(comm, &b[0], &b[1], part, size, stream)
-        })?;
-        let mut gathered = vec![0u8; padded];
-        buffers[1].download(0, &mut gathered)?;
-        for (r, (&count, &offset)) in counts.iter().zip(&offsets).enumerate() {
-            recv[offset..offset + count].copy_from_slice(&gathered[r * part..r * part + count]);
-        }
-        Ok(())
+        self.padded_all_gather("all_gather_v", send, counts, recv)
     }
 
     fn all_to_all_v(
@@ -442,7 +462,7 @@ impl Communicator for NcclCommunicator {
         }
         let send_buf = DeviceBuffer::from_host(&self.staging, send)?;
         let recv_buf = DeviceBuffer::new(&self.staging, recv.len())?;
-        let stream = self.staging.stream();
+        let staging = self.staging.as_ref();
         let buffers = self.run_owned(what, vec![send_buf, recv_buf], |library, comm, b| {
             library.group_start()?;
             let mut enqueued = Ok(());
@@ -451,12 +471,26 @@ impl Communicator for NcclCommunicator {
                 let c_peer = peer as c_int;
                 if send_counts[peer] > 0 {
                     enqueued = enqueued.and_then(|()| {
-                        library.send(comm, &b[0], send_offsets[peer], send_counts[peer], c_peer, stream)
+                        library.send(
+                            comm,
+                            &b[0],
+                            send_offsets[peer],
+                            send_counts[peer],
+                            c_peer,
+                            staging,
+                        )
                     });
                 }
                 if recv_counts[peer] > 0 {
                     enqueued = enqueued.and_then(|()| {
-                        library.recv(comm, &b[1], recv_offsets[peer], recv_counts[peer], c_peer, stream)
+                        library.recv(
+                            comm,
+                            &b[1],
+                            recv_offsets[peer],
+                            recv_counts[peer],
+                            c_peer,
+                            staging,
+                        )
                     });
                 }
             }
@@ -479,22 +513,15 @@ impl Communicator for NcclCommunicator {
             return Ok(());
         }
         let device = DeviceBuffer::from_host(&self.staging, buf)?;
-        let (count, stream) = (buf.len(), self.staging.stream());
+        let (count, staging) = (buf.len(), self.staging.as_ref());
         let buffers = self.run_owned("broadcast", vec![device], |library, comm, b| {
-            library.broadcast(comm, &b[0], count, root as c_int, stream)
+            library.broadcast(comm, &b[0], count, root as c_int, staging)
         })?;
         buffers[0].download(0, buf)
     }
 
     fn barrier(&self) -> Result<()> {
         let mut recv = vec![0u8; self.size];
-        self.all_gather_v(&[1], &vec![1; self.size], &mut recv)
-            .map_err(|e| match e {
-                Error::Backend { backend, message } => Error::Backend {
-                    backend,
-                    message: message.replace("all_gather_v", "barrier"),
-                },
-                other => other,
-            })
+        self.padded_all_gather("barrier", &[1], &vec![1; self.size], &mut recv)
     }
 }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use libloading::Library;
 
-use crate::staging::DeviceBuffer;
+use crate::staging::{DeviceBuffer, DeviceStaging};
 use crate::vendor::sys::*;
 
 /// A failed NCCL call: which, and the library's text for its code.
@@ -90,8 +90,7 @@ impl NcclLibrary {
                 comm_init_rank: symbol(&library, "ncclCommInitRank").map_err(named)?,
                 comm_destroy: symbol(&library, "ncclCommDestroy").map_err(named)?,
                 comm_abort: symbol(&library, "ncclCommAbort").map_err(named)?,
-                comm_get_async_error: symbol(&library, "ncclCommGetAsyncError")
-                    .map_err(named)?,
+                comm_get_async_error: symbol(&library, "ncclCommGetAsyncError").map_err(named)?,
                 get_error_string: symbol(&library, "ncclGetErrorString").map_err(named)?,
                 all_gather: symbol(&library, "ncclAllGather").map_err(named)?,
                 broadcast: symbol(&library, "ncclBroadcast").map_err(named)?,
@@ -189,11 +188,13 @@ impl NcclLibrary {
     /// `ncclCommDestroy`: frees the communicator once its work finished.
     pub fn destroy(&self, comm: CommHandle) -> Result<(), CallError> {
         // SAFETY: consumes the handle: it is not used again.
-        self.check("ncclCommDestroy", unsafe { (self.api.comm_destroy)(comm.0) })
+        self.check("ncclCommDestroy", unsafe {
+            (self.api.comm_destroy)(comm.0)
+        })
     }
 
     /// `ncclAllGather` of `count` bytes per rank from `send` into `recv` (`size` × `count`
-    /// bytes), enqueued on `stream`.
+    /// bytes), enqueued on `staging`'s stream.
     pub fn all_gather(
         &self,
         comm: &CommHandle,
@@ -201,8 +202,9 @@ impl NcclLibrary {
         recv: &DeviceBuffer,
         count: usize,
         size: usize,
-        stream: *mut c_void,
+        staging: &dyn DeviceStaging,
     ) -> Result<(), String> {
+        let stream = staging.stream();
         let send = send.address_at(0, count).map_err(|e| e.to_string())?;
         let total = count.checked_mul(size).ok_or("all-gather size overflows")?;
         let recv = recv.address_at(0, total).map_err(|e| e.to_string())?;
@@ -228,8 +230,9 @@ impl NcclLibrary {
         buf: &DeviceBuffer,
         count: usize,
         root: c_int,
-        stream: *mut c_void,
+        staging: &dyn DeviceStaging,
     ) -> Result<(), String> {
+        let stream = staging.stream();
         let address = buf.address_at(0, count).map_err(|e| e.to_string())?;
         // SAFETY: as in `all_gather`.
         let code = unsafe {
@@ -254,8 +257,9 @@ impl NcclLibrary {
         offset: usize,
         count: usize,
         peer: c_int,
-        stream: *mut c_void,
+        staging: &dyn DeviceStaging,
     ) -> Result<(), String> {
+        let stream = staging.stream();
         let address = buf.address_at(offset, count).map_err(|e| e.to_string())?;
         // SAFETY: as in `all_gather`.
         let code = unsafe {
@@ -279,8 +283,9 @@ impl NcclLibrary {
         offset: usize,
         count: usize,
         peer: c_int,
-        stream: *mut c_void,
+        staging: &dyn DeviceStaging,
     ) -> Result<(), String> {
+        let stream = staging.stream();
         let address = buf.address_at(offset, count).map_err(|e| e.to_string())?;
         // SAFETY: as in `all_gather`.
         let code = unsafe {

@@ -132,12 +132,7 @@ impl HostStaging {
     }
 
     /// Runs `f` on the live block holding `[address, address + len)`.
-    fn with_block<T>(
-        &self,
-        address: u64,
-        len: usize,
-        f: impl FnOnce(&mut [u8]) -> T,
-    ) -> Result<T> {
+    fn with_block<T>(&self, address: u64, len: usize, f: impl FnOnce(&mut [u8]) -> T) -> Result<T> {
         let mut blocks = self
             .blocks
             .lock()
@@ -297,7 +292,9 @@ fn cuda_check(api: &CudaApi, ordinal: usize, call: &str, code: CuResult) -> Resu
     // SAFETY: cuGetErrorString writes a pointer to a static string (or leaves it null).
     let text = if unsafe { (api.get_error_string)(code, &mut text) } == 0 && !text.is_null() {
         // SAFETY: non-null: a NUL-terminated static string of the driver.
-        unsafe { CStr::from_ptr(text) }.to_string_lossy().into_owned()
+        unsafe { CStr::from_ptr(text) }
+            .to_string_lossy()
+            .into_owned()
     } else {
         "unknown error".into()
     };
@@ -437,7 +434,9 @@ impl HipStaging {
             "unknown error".into()
         } else {
             // SAFETY: non-null: a static NUL-terminated string of the runtime.
-            unsafe { CStr::from_ptr(text) }.to_string_lossy().into_owned()
+            unsafe { CStr::from_ptr(text) }
+                .to_string_lossy()
+                .into_owned()
         };
         Err(Error::Backend {
             backend: "rocm".into(),
@@ -455,7 +454,9 @@ impl DeviceStaging for HipStaging {
     }
     fn make_current(&self) -> Result<()> {
         // SAFETY: no pointer involved.
-        self.check("hipSetDevice", unsafe { (self.api.set_device)(self.ordinal) })
+        self.check("hipSetDevice", unsafe {
+            (self.api.set_device)(self.ordinal)
+        })
     }
     fn stream(&self) -> *mut c_void {
         self.stream
