@@ -18,6 +18,7 @@ mod launch;
 mod local;
 pub mod mpi;
 pub mod nccl;
+mod select;
 pub mod staging;
 pub mod standin;
 pub mod vendor;
@@ -31,3 +32,4 @@ pub use launch::{
 pub use local::SingleRank;
 pub use mpi::MpiCommunicator;
 pub use nccl::NcclCommunicator;
+pub use select::{for_backend, local_rank, Transport, COMM_ENV, LOCAL_RANK_VARS};
