@@ -7,9 +7,11 @@
 //! parallel layouts avoid even that sum on the model's numbers (each output element is computed
 //! whole on one rank and gathered), which is what keeps their bits identical to one device.
 //!
-//! Transports: [`SingleRank`], [`InProcessGroup`] (threads, for tests) and [`MpiCommunicator`]
-//! (the system's MPI, loaded at run time). [`vendor::probe_all`] reports which of MPI, NCCL, RCCL
-//! and HCCL this machine has (the last three are probes only).
+//! Transports: [`SingleRank`], [`InProcessGroup`] (threads, for tests), [`MpiCommunicator`]
+//! (the system's MPI, loaded at run time) and [`NcclCommunicator`] (NCCL or RCCL, loaded at run
+//! time, on device memory of a [`staging::DeviceStaging`]; run on the test stand-in only).
+//! [`for_backend`] picks one for a launched rank; [`vendor::probe_all`] reports which of MPI,
+//! NCCL, RCCL and HCCL this machine has (HCCL is a probe only).
 
 mod check;
 mod communicator;
