@@ -53,7 +53,7 @@ fn parse_timeout(text: &str) -> Result<Duration> {
         })
 }
 
-/// The communicator of this process when its backend is not known: [`SingleRank`] when it
+/// The communicator of this process when its backend is not known: [`SingleRank`](crate::SingleRank) when it
 /// was started on its own (or as a job of one rank), otherwise the MPI job it belongs to, on
 /// the system's MPI library ([`Error::Unavailable`] naming each library tried when there is
 /// none) — or the transport `$CONCORD_COMM` names (see [`crate::for_backend`]). Collectives
