@@ -68,3 +68,32 @@ pub trait DeviceStaging: Send + Sync {
     /// enqueued work is writing it.
     unsafe fn download_raw(&self, address: u64, dst: &mut [u8]) -> Result<()>;
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    #[test]
+    fn device_buffers_round_trip_and_refuse_ranges_past_their_end() {
+        let staging: Arc<dyn DeviceStaging> = Arc::new(HostStaging::new());
+        let buffer = DeviceBuffer::new(&staging, 8).unwrap();
+        buffer.upload(0, &[1, 2, 3, 4]).unwrap();
+        buffer.upload(4, &[5, 6, 7, 8]).unwrap();
+        let mut back = [0u8; 6];
+        buffer.download(2, &mut back).unwrap();
+        assert_eq!(back, [3, 4, 5, 6, 7, 8]);
+        // 4 + 5 = 9 bytes of 8: refused before any copy.
+        let err = buffer.upload(4, &[0; 5]).unwrap_err().to_string();
+        assert!(
+            err.contains("5 bytes at offset 4 of a device buffer of 8 bytes"),
+            "{err}"
+        );
+        assert!(buffer.address_at(usize::MAX, 2).is_err());
+        // An empty buffer still has an address (1 byte is allocated) and copies nothing.
+        let empty = DeviceBuffer::new(&staging, 0).unwrap();
+        empty.upload(0, &[]).unwrap();
+        assert!(empty.is_empty() && empty.upload(0, &[1]).is_err());
+    }
+}

@@ -1,7 +1,7 @@
 //! The stagings' driver calls and [`DeviceBuffer`]: every `unsafe` call of the staging module
 //! is here, each checked against what the caller holds (an allocation of known length).
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::ffi::{c_char, c_int, c_void, CStr};
 use std::path::Path;
 use std::sync::atomic::{AtomicI32, Ordering};
@@ -112,7 +112,8 @@ impl Drop for DeviceBuffer {
 /// when the operation is done — the stand-in's documented stream contract, see
 /// comm/standin/nccl_standin.c).
 pub struct HostStaging {
-    blocks: Mutex<HashMap<u64, Box<[u8]>>>,
+    /// Live allocations by base address.
+    blocks: Mutex<BTreeMap<u64, Box<[u8]>>>,
     pending: Box<AtomicI32>,
 }
 
@@ -126,26 +127,32 @@ impl HostStaging {
     /// A staging with no allocation and an idle stream.
     pub fn new() -> HostStaging {
         HostStaging {
-            blocks: Mutex::new(HashMap::new()),
+            blocks: Mutex::new(BTreeMap::new()),
             pending: Box::new(AtomicI32::new(0)),
         }
     }
 
-    /// Runs `f` on the live block holding `[address, address + len)`.
-    fn with_block<T>(&self, address: u64, len: usize, f: impl FnOnce(&mut [u8]) -> T) -> Result<T> {
+    /// Runs `f` on the bytes `[address, address + len)` of a live allocation.
+    fn with_bytes<T>(&self, address: u64, len: usize, f: impl FnOnce(&mut [u8]) -> T) -> Result<T> {
         let mut blocks = self
             .blocks
             .lock()
             .map_err(|_| Error::invalid("host staging: a thread panicked holding its lock"))?;
-        let block = blocks
-            .get_mut(&address)
-            .filter(|b| b.len() >= len)
-            .ok_or_else(|| {
-                Error::invalid(format!(
-                    "host staging: no allocation of {len} bytes at {address:#x}"
-                ))
-            })?;
-        Ok(f(&mut block[..len]))
+        // The allocation with the greatest base at or below `address`, if the range fits it.
+        let found = blocks
+            .range_mut(..=address)
+            .next_back()
+            .and_then(|(&base, block)| {
+                let start = usize::try_from(address - base).ok()?;
+                let end = start.checked_add(len)?;
+                block.get_mut(start..end)
+            });
+        let bytes = found.ok_or_else(|| {
+            Error::invalid(format!(
+                "host staging: no allocation holds {len} bytes at {address:#x}"
+            ))
+        })?;
+        Ok(f(bytes))
     }
 }
 
@@ -179,10 +186,10 @@ impl DeviceStaging for HostStaging {
     unsafe fn upload_raw(&self, address: u64, src: &[u8]) -> Result<()> {
         // The stand-in writes these blocks through their address while an operation runs;
         // uploads and downloads happen only while none does (the caller's promise).
-        self.with_block(address, src.len(), |b| b.copy_from_slice(src))
+        self.with_bytes(address, src.len(), |b| b.copy_from_slice(src))
     }
     unsafe fn download_raw(&self, address: u64, dst: &mut [u8]) -> Result<()> {
-        self.with_block(address, dst.len(), |b| dst.copy_from_slice(b))
+        self.with_bytes(address, dst.len(), |b| dst.copy_from_slice(b))
     }
 }
 
