@@ -152,7 +152,9 @@ impl ModelArgs {
         if world == 1 && crate::ranks::launched().is_none() {
             return Ok(None);
         }
-        let comm: Arc<dyn Communicator> = Arc::from(concord_comm::from_environment(
+        // NCCL for cuda, RCCL for rocm, MPI otherwise; CONCORD_COMM overrides.
+        let comm: Arc<dyn Communicator> = Arc::from(concord_comm::for_backend(
+            &self.backend,
             concord_comm::DEFAULT_TIMEOUT,
         )?);
         let size = comm.size();

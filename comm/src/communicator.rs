@@ -6,8 +6,8 @@ use concord_core::{Error, Result};
 /// the same order with consistent sizes; a rank that does not (or dies) makes the others fail
 /// with an error after the communicator's timeout, never hang forever.
 ///
-/// Buffers are host memory: a device backend's tensors are downloaded before and uploaded after
-/// (device-resident transports such as NCCL would add a device-pointer variant).
+/// Buffers are host memory: a device backend's tensors are downloaded before and uploaded after;
+/// a device-resident transport (NCCL, RCCL) stages them through device buffers.
 pub trait Communicator: Send + Sync {
     /// This rank, `0..size()`.
     fn rank(&self) -> usize;

@@ -5,7 +5,6 @@ use std::time::Duration;
 use concord_core::{Error, Result};
 
 use crate::communicator::Communicator;
-use crate::local::SingleRank;
 use crate::mpi::MpiCommunicator;
 
 /// How long a collective waits for the other ranks before every rank fails with an error.
@@ -54,39 +53,38 @@ fn parse_timeout(text: &str) -> Result<Duration> {
         })
 }
 
-/// The communicator of this process: [`SingleRank`] when it was started on its own (or as a
-/// job of one rank), otherwise the MPI job it belongs to, on the system's MPI library
-/// ([`Error::Unavailable`] naming each library tried when there is none). Collectives wait
-/// `timeout` (or `$CONCORD_COMM_TIMEOUT` seconds) for the other ranks.
+/// The communicator of this process when its backend is not known: [`SingleRank`](crate::SingleRank) when it
+/// was started on its own (or as a job of one rank), otherwise the MPI job it belongs to, on
+/// the system's MPI library ([`Error::Unavailable`] naming each library tried when there is
+/// none) — or the transport `$CONCORD_COMM` names (see [`crate::for_backend`]). Collectives
+/// wait `timeout` (or `$CONCORD_COMM_TIMEOUT` seconds) for the other ranks.
 pub fn from_environment(timeout: Duration) -> Result<Box<dyn Communicator>> {
-    let timeout = timeout_from_env(timeout)?;
-    match launched_ranks() {
-        None | Some((_, 1)) => Ok(Box::new(SingleRank)),
-        Some((rank, size)) => {
-            let mpi = MpiCommunicator::world(timeout).map_err(|e| match e {
-                Error::Unavailable { backend, reason } => Error::Unavailable {
-                    backend,
-                    reason: format!(
-                        "this process is rank {rank} of {size} of an MPI job, and {reason}"
-                    ),
-                },
-                other => other,
-            })?;
-            if (mpi.rank(), mpi.size()) != (rank, size) {
-                return Err(Error::Backend {
-                    backend: "mpi".into(),
-                    message: format!(
-                        "the launcher says rank {rank} of {size}, but {} says rank {} of {} — \
-                         was the job started by a launcher of another MPI than the one loaded?",
-                        mpi.describe(),
-                        mpi.rank(),
-                        mpi.size()
-                    ),
-                });
-            }
-            Ok(Box::new(mpi))
-        }
+    crate::select::for_backend("", timeout)
+}
+
+/// MPI's world as rank `rank` of `size` (what the launcher said), checked against what MPI
+/// says.
+pub(crate) fn open_mpi(rank: usize, size: usize, timeout: Duration) -> Result<MpiCommunicator> {
+    let mpi = MpiCommunicator::world(timeout).map_err(|e| match e {
+        Error::Unavailable { backend, reason } => Error::Unavailable {
+            backend,
+            reason: format!("this process is rank {rank} of {size} of an MPI job, and {reason}"),
+        },
+        other => other,
+    })?;
+    if (mpi.rank(), mpi.size()) != (rank, size) {
+        return Err(Error::Backend {
+            backend: "mpi".into(),
+            message: format!(
+                "the launcher says rank {rank} of {size}, but {} says rank {} of {} — \
+                 was the job started by a launcher of another MPI than the one loaded?",
+                mpi.describe(),
+                mpi.rank(),
+                mpi.size()
+            ),
+        });
     }
+    Ok(mpi)
 }
 
 #[cfg(test)]

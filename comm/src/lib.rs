@@ -7,9 +7,11 @@
 //! parallel layouts avoid even that sum on the model's numbers (each output element is computed
 //! whole on one rank and gathered), which is what keeps their bits identical to one device.
 //!
-//! Transports: [`SingleRank`], [`InProcessGroup`] (threads, for tests) and [`MpiCommunicator`]
-//! (the system's MPI, loaded at run time). [`vendor::probe_all`] reports which of MPI, NCCL, RCCL
-//! and HCCL this machine has (the last three are probes only).
+//! Transports: [`SingleRank`], [`InProcessGroup`] (threads, for tests), [`MpiCommunicator`]
+//! (the system's MPI, loaded at run time) and [`NcclCommunicator`] (NCCL or RCCL, loaded at run
+//! time, on device memory of a [`staging::DeviceStaging`]; run on the test stand-in only).
+//! [`for_backend`] picks one for a launched rank; [`vendor::probe_all`] reports which of MPI,
+//! NCCL, RCCL and HCCL this machine has (HCCL is a probe only).
 
 mod check;
 mod communicator;
@@ -17,6 +19,10 @@ mod in_process;
 mod launch;
 mod local;
 pub mod mpi;
+pub mod nccl;
+mod select;
+pub mod staging;
+pub mod standin;
 pub mod vendor;
 
 pub use check::check_collectives;
@@ -27,3 +33,5 @@ pub use launch::{
 };
 pub use local::SingleRank;
 pub use mpi::MpiCommunicator;
+pub use nccl::NcclCommunicator;
+pub use select::{for_backend, local_rank, Transport, COMM_ENV, LOCAL_RANK_VARS};

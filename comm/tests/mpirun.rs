@@ -139,3 +139,79 @@ fn collectives_pass_on_every_rank_of_mpirun() {
         assert!(out.contains(&line), "no `{line}`:\n{out}\n{err}");
     }
 }
+
+/// One rank's part of `a_missing_nccl_is_named_on_every_rank`: the CUDA backend's
+/// communicator, on a machine without libnccl.
+#[test]
+fn nccl_missing_program() {
+    if std::env::var_os(RANK_PROGRAM_ENV).is_none() {
+        return;
+    }
+    match concord_comm::for_backend("cuda", Duration::from_secs(10)) {
+        Ok(comm) => println!("opened {}", comm.describe()),
+        Err(e) => println!("for_backend: {e}"),
+    }
+}
+
+#[test]
+fn a_missing_nccl_is_named_on_every_rank() {
+    if let Some(why) = mpirun_missing() {
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "CI needs mpirun: {why}"
+        );
+        println!("SKIP a_missing_nccl_is_named_on_every_rank: {why}");
+        return;
+    }
+    let found = concord_comm::vendor::probe_all()
+        .into_iter()
+        .any(|p| p.name == "nccl" && p.outcome.is_ok());
+    if found {
+        println!("SKIP a_missing_nccl_is_named_on_every_rank: this machine has NCCL");
+        return;
+    }
+    let ranks = 2;
+    let mut child = Command::new("mpirun")
+        .args(["--allow-run-as-root", "--oversubscribe", "-np"])
+        .arg(ranks.to_string())
+        .arg(std::env::current_exe().expect("the test binary's path"))
+        .args(["--exact", "nccl_missing_program", "--nocapture"])
+        .env(RANK_PROGRAM_ENV, "1")
+        .env_remove(concord_comm::COMM_ENV)
+        .env("OMPI_MCA_btl_vader_single_copy_mechanism", "none")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("mpirun starts");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("mpirun's status") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("mpirun -np {ranks} still running after 120 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    assert!(status.success(), "mpirun: {status}\n{out}");
+    // The ranks' outputs may interleave within a line: split on the marker instead.
+    let answers: Vec<&str> = out.split("for_backend: ").skip(1).collect();
+    assert_eq!(answers.len(), ranks, "{out}");
+    for answer in answers {
+        assert!(
+            answer.starts_with("backend nccl unavailable")
+                && answer.contains("libnccl.so.2")
+                && answer.contains("CONCORD_COMM=mpi"),
+            "{answer}"
+        );
+    }
+}

@@ -103,13 +103,30 @@ fn run_layout(
 ) -> Result<Vec<Outputs>, String> {
     let ranks = InProcessGroup::ranks(tensor * expert, Duration::from_secs(60))
         .map_err(|e| e.to_string())?;
+    let comms = ranks
+        .into_iter()
+        .map(|rank| Arc::new(rank) as Arc<dyn Communicator>)
+        .collect();
+    run_layout_on(comms, dir, precision, tensor, expert, prompts)
+}
+
+/// Every rank's outputs under `tensor × expert` ranks, one thread per communicator of
+/// `comms`, or the load error.
+fn run_layout_on(
+    comms: Vec<Arc<dyn Communicator>>,
+    dir: &Path,
+    precision: Precision,
+    tensor: usize,
+    expert: usize,
+    prompts: &[Vec<u32>],
+) -> Result<Vec<Outputs>, String> {
     std::thread::scope(|scope| {
-        let handles: Vec<_> = ranks
+        let handles: Vec<_> = comms
             .into_iter()
-            .map(|rank| {
+            .map(|comm| {
                 scope.spawn(move || {
                     let layout = ParallelLayout {
-                        comm: Arc::new(rank),
+                        comm,
                         tensor,
                         expert,
                     };
@@ -158,16 +175,25 @@ fn is_layout_mismatch(error: &str) -> bool {
 }
 
 fn check_precision(precision: Precision) {
+    check_layouts(precision, &LAYOUTS, run_layout);
+}
+
+/// Each of `layouts` of every model, run by `runner`, against one rank.
+fn check_layouts(
+    precision: Precision,
+    layouts: &[(usize, usize)],
+    runner: impl Fn(&Path, Precision, usize, usize, &[Vec<u32>]) -> Result<Vec<Outputs>, String>,
+) {
     let (mut identical, mut skipped) = (0, 0);
     for (dir, prompts) in models() {
         let name = dir.file_name().unwrap().to_string_lossy().into_owned();
         let one = load(&dir, precision, None)
             .and_then(|m| run(&m, &prompts))
             .unwrap_or_else(|e| panic!("{name} {precision}: one rank: {e}"));
-        for (tensor, expert) in LAYOUTS {
+        for &(tensor, expert) in layouts {
             let layout = format!("{name} {precision} TP {tensor} × EP {expert}");
             let started = std::time::Instant::now();
-            match run_layout(&dir, precision, tensor, expert, &prompts) {
+            match runner(&dir, precision, tensor, expert, &prompts) {
                 Ok(ranks) => {
                     println!(
                         "{layout}: identical ({:.2} s)",
@@ -202,6 +228,38 @@ fn check_precision(precision: Precision) {
 #[test]
 fn f32_layouts_match_one_rank_bit_for_bit() {
     check_precision(Precision::F32);
+}
+
+/// The NCCL transport's plumbing under the layouts: ranks as threads over the stand-in NCCL
+/// (comm/standin/nccl_standin.c, host memory as device memory), bootstrapped over an
+/// in-process group as MPI would in a job. Not a GPU run.
+fn run_layout_over_nccl_standin(
+    dir: &Path,
+    precision: Precision,
+    tensor: usize,
+    expert: usize,
+    prompts: &[Vec<u32>],
+) -> Result<Vec<Outputs>, String> {
+    static LIBRARY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    let library = LIBRARY.get_or_init(|| {
+        concord_comm::standin::build(&Path::new(env!("CARGO_TARGET_TMPDIR")).join("nccl-standin"))
+            .unwrap_or_else(|e| panic!("the NCCL stand-in: {e}"))
+    });
+    let comms = concord_comm::standin::ranks(library, tensor * expert, Duration::from_secs(60))
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .map(|c| Arc::new(c) as Arc<dyn Communicator>)
+        .collect();
+    run_layout_on(comms, dir, precision, tensor, expert, prompts)
+}
+
+#[test]
+fn f32_tp2_and_ep2_over_the_nccl_standin_match_one_rank_bit_for_bit() {
+    check_layouts(
+        Precision::F32,
+        &[(2, 1), (1, 2)],
+        run_layout_over_nccl_standin,
+    );
 }
 
 #[test]

@@ -1,10 +1,10 @@
-//! Probes of the collective libraries a process could use: MPI (the transport that exists),
-//! and NCCL, RCCL and HCCL, whose device transports are not written yet — the probe loads the
-//! library, resolves the entry points such a transport calls, and reports the version or
-//! exactly why the library is unusable. Untested on hardware (no GPU or NPU in CI).
+//! Probes of the collective libraries a process could use: MPI, NCCL and RCCL (transports in
+//! `crate::mpi` and `crate::nccl`) and HCCL (no transport yet) — the probe loads the library,
+//! resolves the entry points a transport calls, and reports the version or exactly why the
+//! library is unusable. Untested on hardware (no GPU or NPU in CI).
 
 mod result;
-mod sys;
+pub(crate) mod sys;
 
 /// What one probe found.
 #[derive(Debug, Clone)]

@@ -1,8 +1,10 @@
 //! Raw FFI of the vendors' collective libraries — NCCL (`nccl.h`), RCCL (the same API, built
 //! for ROCm) and HCCL (`hccl/hccl.h`, `hccl/hccl_comm.h` of CANN) — opened at run time with
 //! libloading: the C prototypes of the calls a device transport needs, and the library search.
-//! Only the probe uses them today (resolves every symbol, calls `ncclGetVersion`); nothing has
-//! run on hardware.
+//! The probe resolves every symbol and calls `ncclGetVersion`; the NCCL/RCCL transport
+//! (`crate::nccl`) calls the rest. Prototypes copied from NVIDIA/nccl `src/nccl.h.in` (the
+//! public header; RCCL's `rccl.h` declares the same). Nothing has run on GPU hardware; the
+//! transport's tests run on a stand-in library (`comm/standin/nccl_standin.c`).
 
 use std::ffi::{c_char, c_int, c_void};
 use std::path::{Path, PathBuf};
@@ -17,6 +19,13 @@ pub type NcclComm = *mut c_void;
 pub type NcclDataType = c_int;
 /// `cudaStream_t` / `hipStream_t`: an opaque pointer.
 pub type Stream = *mut c_void;
+/// `ncclSuccess` (nccl.h's `ncclResult_t`).
+pub const NCCL_SUCCESS: NcclResult = 0;
+/// `ncclInProgress` (nccl.h, 2.14 and later): an operation of a nonblocking communicator is
+/// still running — not an error.
+pub const NCCL_IN_PROGRESS: NcclResult = 7;
+/// `ncclUint8` (nccl.h's `ncclDataType_t`: `ncclInt8 = 0, ncclChar = 0, ncclUint8 = 1`).
+pub const NCCL_UINT8: NcclDataType = 1;
 /// `NCCL_UNIQUE_ID_BYTES` (nccl.h).
 pub const NCCL_UNIQUE_ID_BYTES: usize = 128;
 /// `ncclUniqueId` (nccl.h: `typedef struct { char internal[NCCL_UNIQUE_ID_BYTES]; }`), passed
@@ -40,6 +49,8 @@ pub type NcclCommInitRank =
 pub type NcclCommDestroy = unsafe extern "C" fn(NcclComm) -> NcclResult;
 /// `ncclResult_t ncclCommAbort(ncclComm_t comm)`.
 pub type NcclCommAbort = unsafe extern "C" fn(NcclComm) -> NcclResult;
+/// `ncclResult_t ncclCommGetAsyncError(ncclComm_t comm, ncclResult_t *asyncError)`.
+pub type NcclCommGetAsyncError = unsafe extern "C" fn(NcclComm, *mut NcclResult) -> NcclResult;
 /// `const char *ncclGetErrorString(ncclResult_t result)`.
 pub type NcclGetErrorString = unsafe extern "C" fn(NcclResult) -> *const c_char;
 /// `ncclResult_t ncclAllGather(const void *sendbuff, void *recvbuff, size_t sendcount,
