@@ -49,18 +49,31 @@ impl Model {
         // `rms_norm_eps` says (docs/numerics.md §6).
         let eps = LATENT_NORM_EPS;
 
+        // Queries: every row, or each span's last one (`BatchPlan::last_rows`); every row's
+        // latent is cached either way.
+        let last = plan.last_rows.as_ref();
+        let a_last;
+        let (a_q, q_positions) = match last {
+            Some(l) => {
+                a_last = self.exec.apply1(GatherRows, &[a.clone(), l.rows.arg()])?;
+                (a_last.arg(), &l.positions)
+            }
+            None => (a.clone(), positions),
+        };
+        let a_q = &a_q;
+        let tq = a_q.desc.shape[0];
         let q = match (&w.q_lora, &w.q_proj) {
             (Some((qa, qa_norm, qb)), _) => {
-                let cq = self.linear(a, qa)?;
+                let cq = self.linear(a_q, qa)?;
                 let cq = self
                     .exec
                     .apply1(RmsNorm { eps, out: act }, &[cq.arg(), qa_norm.arg()])?;
                 self.linear(&cq.arg(), qb)?
             }
-            (None, Some(qp)) => self.linear(a, qp)?,
+            (None, Some(qp)) => self.linear(a_q, qp)?,
             (None, None) => unreachable!("loader guarantees q_lora or q_proj"),
         };
-        let q3 = q.arg().reshaped([t, n, dn + dr]);
+        let q3 = q.arg().reshaped([tq, n, dn + dr]);
         let tables = [self.rope_cos.arg(), self.rope_sin.arg(), positions.arg()];
         let q_pe = self.exec.apply1(
             Rope {
@@ -72,7 +85,7 @@ impl Model {
                 q3.clone(),
                 tables[0].clone(),
                 tables[1].clone(),
-                tables[2].clone(),
+                q_positions.arg(),
             ],
         )?;
 
@@ -102,8 +115,8 @@ impl Model {
         )?;
         let k_pe = k_pe.arg().reshaped([t, dr]);
 
-        let out = self.exec.zeros(TensorDesc::new(act, [t, n * dv]))?;
-        for ((span, cache), rows) in spans.iter().zip(caches).zip(&plan.rows) {
+        let out = self.exec.zeros(TensorDesc::new(act, [tq, n * dv]))?;
+        for (i, ((span, cache), rows)) in spans.iter().zip(caches).zip(&plan.rows).enumerate() {
             let (first, count) = (span.first, span.count);
             let slots = positions.rows(span.first, span.count);
             // A paged cache writes the rows its block table names, and attention reads the
@@ -133,10 +146,13 @@ impl Model {
                 Some((l, k)) => (l.arg(), k.arg()),
                 None => (cache.latent.rows(0, keys), cache.k_pe.rows(0, keys)),
             };
-            let o_rows = out
-                .rows(span.first, span.count)
-                .reshaped([span.count, n, dv]);
-            let (q_rows, qpe_rows) = (q3.rows(first, count), q_pe.rows(first, count));
+            // This span's query rows, their positions and output rows.
+            let (q_first, q_count, q_slots) = match last {
+                Some(l) => (i, 1, l.positions.rows(i, 1)),
+                None => (first, count, slots.clone()),
+            };
+            let o_rows = out.rows(q_first, q_count).reshaped([q_count, n, dv]);
+            let (q_rows, qpe_rows) = (q3.rows(q_first, q_count), q_pe.rows(q_first, q_count));
             if span.absorbed() {
                 let op = MlaDecode {
                     nope_dim: dn,
@@ -152,7 +168,7 @@ impl Model {
                         w.kv_b_absorbed()?.arg(),
                         cached_latent,
                         cached_k_pe,
-                        slots,
+                        q_slots.clone(),
                     ],
                     &[o_rows],
                 )?;
@@ -170,7 +186,7 @@ impl Model {
                         qpe_rows,
                         kv_full.arg().reshaped([keys, n, dn + dv]),
                         cached_k_pe,
-                        slots,
+                        q_slots.clone(),
                     ],
                     &[o_rows],
                 )?;

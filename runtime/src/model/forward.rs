@@ -1,7 +1,7 @@
 //! The forward pass over a batch of sequences of different lengths.
 
 use concord_core::{DType, Error, Result};
-use concord_ops::{Add, Embedding, Matmul, RmsNorm, TensorArg};
+use concord_ops::{Add, Embedding, GatherRows, Matmul, RmsNorm, TensorArg};
 
 use super::weights::LayerWeights;
 use super::{Model, Sequence};
@@ -69,6 +69,41 @@ pub(crate) struct BatchPlan {
     pub spans: Vec<Span>,
     pub positions: DeviceTensor,
     pub rows: Vec<SpanRows>,
+    /// Set when only each span's last row is wanted out of a layer (see [`LastRows`]).
+    pub last_rows: Option<LastRows>,
+}
+
+/// Each span's last row, for a pass that needs only those rows' outputs (the MTP drafter:
+/// the draft comes from the last pair; the earlier pairs only fill the module's cache). Every
+/// row's latent is still written, but only the last rows' queries, attention and feed-forward
+/// run. Each row is computed by the same per-row code either way, so the kept rows have the
+/// bits a full pass gives them, and the MLA form stays the one the whole span chooses.
+pub(crate) struct LastRows {
+    /// Batch row of each span's last token, in span order (u32, for `GatherRows`).
+    pub rows: DeviceTensor,
+    /// Their positions.
+    pub positions: DeviceTensor,
+}
+
+impl BatchPlan {
+    /// Keeps only each span's last row out of every layer from now on.
+    pub(crate) fn keep_last_rows(&mut self, model: &Model) -> Result<()> {
+        let rows: Vec<u32> = self
+            .spans
+            .iter()
+            .map(|s| (s.first + s.count - 1) as u32)
+            .collect();
+        let positions: Vec<u32> = self
+            .spans
+            .iter()
+            .map(|s| (s.start + s.count - 1) as u32)
+            .collect();
+        self.last_rows = Some(LastRows {
+            rows: model.exec.upload_u32(&rows)?,
+            positions: model.exec.upload_u32(&positions)?,
+        });
+        Ok(())
+    }
 }
 
 /// The main model's output before the head: final hidden states (after `model.norm`) of every
@@ -140,6 +175,7 @@ impl Model {
             spans,
             positions,
             rows,
+            last_rows: None,
         })
     }
 
@@ -183,7 +219,8 @@ impl Model {
         })
     }
 
-    /// One pre-norm decoder block: `x + attn(norm(x))`, then `+ ffn(norm(·))`.
+    /// One pre-norm decoder block: `x + attn(norm(x))`, then `+ ffn(norm(·))`. With
+    /// `plan.last_rows` the result holds only each span's last row.
     pub(crate) fn decoder_layer(
         &self,
         x: DeviceTensor,
@@ -198,6 +235,10 @@ impl Model {
             &[x.arg(), layer.input_norm.arg()],
         )?;
         let attn = self.attention(&a.arg(), plan, &layer.attn, caches)?;
+        let x = match &plan.last_rows {
+            Some(last) => self.exec.apply1(GatherRows, &[x.arg(), last.rows.arg()])?,
+            None => x,
+        };
         let x = self.exec.apply1(Add { out: act }, &[x.arg(), attn.arg()])?;
         let b = self
             .exec

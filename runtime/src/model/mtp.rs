@@ -101,7 +101,8 @@ impl MtpWeights {
     }
 }
 
-/// The MTP layer's output before `shared_head.norm` for every new row, batch-ordered — the
+/// The MTP layer's output before `shared_head.norm` for every new row (or only each span's
+/// last, `LogitRows::Last` in `mtp_hidden`), batch-ordered — the
 /// `h` of a further draft step — and the spans locating each sequence's rows.
 pub(crate) struct MtpHidden {
     /// [rows, H] in the activation dtype.
@@ -135,13 +136,16 @@ impl Model {
 
     /// Runs the MTP module on pairs `(h[r], tokens[r])` (row r of `h`, the r-th of the
     /// concatenated `tokens`) as the continuation of each MTP sequence; every MTP cache
-    /// advances by its tokens.
+    /// advances by its tokens. `outputs`: every pair's output, or (`Last`) only each
+    /// sequence's last one — the drafter's case, where the earlier pairs only fill the cache
+    /// and skip the queries, attention and feed-forward (the kept rows' bits do not change).
     pub(crate) fn mtp_hidden(
         &self,
         mtp_sequences: &mut [&mut Sequence],
         h: &TensorArg,
         tokens: &[&[u32]],
         form: MlaForm,
+        outputs: LogitRows,
     ) -> Result<MtpHidden> {
         let w = self.mtp_weights()?;
         for toks in tokens {
@@ -157,7 +161,10 @@ impl Model {
             )));
         }
         let lengths: Vec<usize> = tokens.iter().map(|t| t.len()).collect();
-        let plan = self.plan_batch(mtp_sequences, &lengths, form)?;
+        let mut plan = self.plan_batch(mtp_sequences, &lengths, form)?;
+        if outputs == LogitRows::Last {
+            plan.keep_last_rows(self)?;
+        }
         let act = self.activation();
         let eps = self.cfg.rms_norm_eps;
         let ids_t = self.exec.upload_u32(&ids)?;
@@ -190,10 +197,15 @@ impl Model {
         for ((seq, toks), span) in mtp_sequences.iter_mut().zip(tokens).zip(&plan.spans) {
             seq.cache.advance(toks, !span.absorbed());
         }
-        Ok(MtpHidden {
-            y,
-            spans: plan.spans,
-        })
+        let mut spans = plan.spans;
+        if plan.last_rows.is_some() {
+            // y holds one row per span, in span order.
+            for (i, span) in spans.iter_mut().enumerate() {
+                span.first = i;
+                span.count = 1;
+            }
+        }
+        Ok(MtpHidden { y, spans })
     }
 
     /// The MTP module's logits for `rows` of each span of its output `y`.
@@ -265,6 +277,7 @@ impl Model {
             &hidden.h.arg(),
             &next_refs,
             MlaForm::ByLength,
+            LogitRows::All,
         )?;
         let mtp_logits = self.mtp_head_logits(&out, LogitRows::All)?;
         Ok((logits, mtp_logits))
@@ -285,4 +298,141 @@ pub fn greedy_token(logits: &[f32]) -> u32 {
         }
     }
     best.unwrap_or(0) as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{open_backend, LoadOptions, Precision};
+
+    fn demo(precision: Precision) -> Model {
+        let options = LoadOptions {
+            precision: Some(precision),
+            mtp: true,
+            ..LoadOptions::default()
+        };
+        let backend = open_backend("cpu").unwrap();
+        Model::load(&crate::demo_model_dir(), backend, &options, &mut |_, _| {
+            true
+        })
+        .unwrap()
+    }
+
+    fn bits(v: &[f32]) -> Vec<u32> {
+        v.iter().map(|x| x.to_bits()).collect()
+    }
+
+    /// The drafter's pass keeps only each sequence's last MTP row: its logits must be the
+    /// bits of that row in the full pass. Oracle: `forward_with_mtp` (every row, the path
+    /// checked against transformers in tests/tests/mtp.rs) for the prompt's naive form, and
+    /// the all-rows pass for the absorbed form; two sequences of different lengths at once.
+    #[test]
+    fn keeping_only_the_last_mtp_rows_keeps_their_bits() {
+        let prompts: [&[u32]; 2] = [&[0, 40, 41, 42, 43, 44, 45], &[0, 77, 78]];
+        let next: [&[u32]; 2] = [&[50, 51], &[90, 91, 92]];
+        for precision in [Precision::F32, Precision::Bf16, Precision::Fp8] {
+            let model = demo(precision);
+            let vocab = model.config().vocab_size;
+            let last_row = |rows: &[f32]| rows[rows.len() - vocab..].to_vec();
+            let mut main: Vec<Sequence> = prompts
+                .iter()
+                .map(|p| model.new_sequence(p.len() + 8).unwrap())
+                .collect();
+            let mut mtp: Vec<Sequence> = prompts
+                .iter()
+                .map(|p| model.new_mtp_sequence(p.len() + 8).unwrap())
+                .collect();
+            // Oracle over the prompts: fresh sequences, every row.
+            let mut main_ref: Vec<Sequence> = prompts
+                .iter()
+                .map(|p| model.new_sequence(p.len()).unwrap())
+                .collect();
+            let mut mtp_ref: Vec<Sequence> = prompts
+                .iter()
+                .map(|p| model.new_mtp_sequence(p.len()).unwrap())
+                .collect();
+            let (logits, expected) = model
+                .forward_with_mtp(
+                    &mut main_ref.iter_mut().collect::<Vec<_>>(),
+                    &mut mtp_ref.iter_mut().collect::<Vec<_>>(),
+                    &prompts,
+                )
+                .unwrap();
+            // The same pairs as the oracle: each prompt shifted by one, then the main model's
+            // greedy token.
+            let pairs: Vec<Vec<u32>> = prompts
+                .iter()
+                .zip(&logits.per_sequence)
+                .map(|(p, l)| {
+                    let mut v = p[1..].to_vec();
+                    v.push(greedy_token(&last_row(l)));
+                    v
+                })
+                .collect();
+            let pair_refs: Vec<&[u32]> = pairs.iter().map(Vec::as_slice).collect();
+            let hidden = model
+                .forward_hidden(
+                    &mut main.iter_mut().collect::<Vec<_>>(),
+                    &prompts,
+                    MlaForm::ByLength,
+                )
+                .unwrap();
+            let out = model
+                .mtp_hidden(
+                    &mut mtp.iter_mut().collect::<Vec<_>>(),
+                    &hidden.h.arg(),
+                    &pair_refs,
+                    MlaForm::ByLength,
+                    LogitRows::Last,
+                )
+                .unwrap();
+            assert_eq!(
+                out.y.desc.shape[0], 2,
+                "{precision:?}: one row per sequence"
+            );
+            let got = model.mtp_head_logits(&out, LogitRows::Last).unwrap();
+            for s in 0..2 {
+                assert!(
+                    bits(&got.per_sequence[s]) == bits(&last_row(&expected.per_sequence[s])),
+                    "{precision:?}: prompt {s}: the last MTP row changed"
+                );
+                assert_eq!(mtp[s].len(), prompts[s].len(), "every pair is cached");
+            }
+            // Absorbed form (a speculative round): last rows only against every row, from
+            // the same caches.
+            let main_len: Vec<usize> = main.iter().map(Sequence::len).collect();
+            let mtp_len: Vec<usize> = mtp.iter().map(Sequence::len).collect();
+            let mut logits_of = |outputs: LogitRows| {
+                for (s, seq) in main.iter_mut().enumerate() {
+                    seq.truncate(main_len[s]);
+                    mtp[s].truncate(mtp_len[s]);
+                }
+                let hidden = model
+                    .forward_hidden(
+                        &mut main.iter_mut().collect::<Vec<_>>(),
+                        &next,
+                        MlaForm::Absorbed,
+                    )
+                    .unwrap();
+                let out = model
+                    .mtp_hidden(
+                        &mut mtp.iter_mut().collect::<Vec<_>>(),
+                        &hidden.h.arg(),
+                        &next,
+                        MlaForm::Absorbed,
+                        outputs,
+                    )
+                    .unwrap();
+                model.mtp_head_logits(&out, LogitRows::Last).unwrap()
+            };
+            let all = logits_of(LogitRows::All);
+            let last = logits_of(LogitRows::Last);
+            for s in 0..2 {
+                assert!(
+                    bits(&last.per_sequence[s]) == bits(&all.per_sequence[s]),
+                    "{precision:?}: absorbed, sequence {s}: the last MTP row changed"
+                );
+            }
+        }
+    }
 }

@@ -269,7 +269,8 @@ impl MtpDecoder {
     ) -> Result<()> {
         self.drafts.clear();
         self.mtp.truncate(self.mtp_committed);
-        let mut out = model.mtp_hidden(&mut [&mut self.mtp], h, &[pairs], form)?;
+        // Only the last pair's output drafts; the others only fill the MTP cache.
+        let mut out = model.mtp_hidden(&mut [&mut self.mtp], h, &[pairs], form, LogitRows::Last)?;
         self.mtp_committed = self.mtp.len();
         let wanted = self.config.draft_tokens.min(room);
         for k in 0..wanted {
@@ -295,6 +296,7 @@ impl MtpDecoder {
                 &y_last,
                 &[&[token]],
                 MlaForm::ByLength,
+                LogitRows::Last,
             )?;
         }
         Ok(())
