@@ -12,4 +12,5 @@ pub mod logits;
 pub mod plan;
 pub mod sampling_flags;
 pub mod serve;
+pub mod token_logprobs;
 pub mod tokenize;
