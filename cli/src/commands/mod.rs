@@ -8,6 +8,7 @@ pub mod convert;
 pub mod generate;
 pub mod inspect;
 pub mod kernels;
+pub mod kv_budget;
 pub mod logits;
 pub mod plan;
 pub mod sampling_flags;
