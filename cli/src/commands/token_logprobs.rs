@@ -7,11 +7,14 @@ use concord_runtime::engine::logprobs;
 use concord_runtime::text::Tokenizer;
 use serde_json::{json, Value};
 
+/// One generated token: its id, its log-probability and the most likely alternatives (id,
+/// log-probability), best first.
+type Entry = (u32, f32, Vec<(u32, f32)>);
+
 /// The log-probabilities of the tokens generated so far.
 #[derive(Debug, Default)]
 pub struct TokenLogprobs {
-    /// (id, its log-probability, the most likely alternatives best first).
-    entries: Vec<(u32, f32, Vec<(u32, f32)>)>,
+    entries: Vec<Entry>,
 }
 
 impl TokenLogprobs {
