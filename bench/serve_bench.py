@@ -94,8 +94,10 @@ def one_request(url, body):
         if chunk.get("usage"):
             usage = chunk["usage"]
         for choice in chunk.get("choices") or []:
-            # A token chunk: text (possibly empty), no finish_reason yet.
-            if choice.get("text") is not None and choice.get("finish_reason") is None:
+            # A token chunk: text (possibly empty) before the finish_reason, or text that
+            # comes with it (llama-server may send the last tokens in the finishing chunk).
+            text = choice.get("text")
+            if text is not None and (choice.get("finish_reason") is None or text):
                 chunk_times.append(now)
     done = time.perf_counter()
     conn.close()
