@@ -70,72 +70,20 @@ log() { echo "[compare] $*" >&2; }
 mkdir -p "$work"
 work=$(cd "$work" && pwd)
 
+# shellcheck source=bench/llama_cpp_lib.sh
+source "$root/bench/llama_cpp_lib.sh"
+
 # --- Concord and the model ---------------------------------------------------------------
-if [[ -z $concord ]]; then
-    concord="$root/target/release/concord"
-    [[ -x $concord ]] || (cd "$root" && cargo build --release -p concord-cli)
-fi
-model="$work/models/v3-h$hidden-l$layers"
-if [[ ! -f $model/bf16/config.json ]]; then
-    log "writing the synthetic model to $model/bf16"
-    rm -rf "$model"
-    mkdir -p "$model"
-    "$concord" bench --synthetic-save "$model/bf16" --synthetic-hidden "$hidden" --synthetic-layers "$layers" >&2
-fi
-if [[ ! -f $model/fp8/config.json ]]; then
-    log "converting it to FP8 for Concord"
-    "$concord" convert --to fp8 "$model/bf16" "$model/fp8" >&2
-fi
+ensure_concord
+ensure_synthetic_model "$hidden" "$layers" fp8
 
 # --- llama.cpp: source, build, conversion --------------------------------------------------
 llama_version="" llama_commit=""
 if ((!concord_only)); then
-    src="$work/llama-cpp-python-$llama_cpp_python"
-    if [[ ! -f $src/vendor/llama.cpp/CMakeLists.txt ]]; then
-        log "downloading the llama-cpp-python $llama_cpp_python source distribution"
-        mkdir -p "$work/download"
-        # --no-binary for this package only: the sdist, not a wheel; its build tools may be wheels.
-        python3 -m pip download --quiet --no-deps --no-binary llama-cpp-python \
-            "llama-cpp-python==$llama_cpp_python" -d "$work/download" >&2
-        rm -rf "$src"
-        tar -xzf "$work/download/llama_cpp_python-$llama_cpp_python.tar.gz" -C "$work"
-        mv "$work/llama_cpp_python-$llama_cpp_python" "$src"
-    fi
-    llama="$src/vendor/llama.cpp"
-    llama_version="llama-cpp-python $llama_cpp_python"
-    # The package's changelog names the llama.cpp commit each release vendors.
-    llama_commit=$(awk -v v="## [$llama_cpp_python]" '$0 == v {on=1; next} on && /^## / {exit}
-        on && match($0, /llama\.cpp@[0-9a-f]+/) {print substr($0, RSTART + 10, RLENGTH - 10); exit}' \
-        "$src/CHANGELOG.md" || true)
+    ensure_llama_cpp_source
     build="$work/llama-cpp-build-$llama_cpp_python"
-    if [[ ! -x $build/bin/llama-bench || ! -x $build/bin/llama-quantize ]]; then
-        command -v cmake >/dev/null || { echo "compare_llama_cpp.sh: cmake is missing (Debian: apt-get install cmake g++)" >&2; exit 1; }
-        log "building llama-bench and llama-quantize (log: $work/llama-cpp-build.log)"
-        {
-            cmake -S "$llama" -B "$build" -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON \
-                -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF
-            cmake --build "$build" --config Release -j "$(nproc)" --target llama-bench llama-quantize
-        } >"$work/llama-cpp-build.log" 2>&1 || { tail -20 "$work/llama-cpp-build.log" >&2; exit 1; }
-    fi
-    # The build's RUNPATH is absolute: a --work directory that was moved still finds its
-    # libraries (libllama, libggml*) beside the programs.
-    export LD_LIBRARY_PATH="$build/bin${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-    venv="$work/venv"
-    if [[ ! -f $venv/.converter-ready ]]; then
-        log "installing the converter's Python requirements into $venv"
-        python3 -m venv "$venv"
-        # convert_hf_to_gguf.py imports torch at the top, so it cannot run without it.
-        "$venv/bin/pip" install --quiet "torch" "transformers" "numpy" "sentencepiece" \
-            "protobuf" "safetensors" "pyyaml" "tqdm" "requests" >&2
-        touch "$venv/.converter-ready"
-    fi
-    if [[ ! -f $model/llama-bf16.gguf ]]; then
-        log "converting with convert_hf_to_gguf.py"
-        "$venv/bin/python" "$root/bench/convert_for_llama_cpp.py" "$llama" "$model/bf16" \
-            --outtype bf16 --outfile "$model/llama-bf16.gguf.tmp" >"$work/convert.log" 2>&1 \
-            || { tail -20 "$work/convert.log" >&2; exit 1; }
-        mv "$model/llama-bf16.gguf.tmp" "$model/llama-bf16.gguf"
-    fi
+    ensure_llama_cpp_build "$build" OFF llama-bench llama-quantize
+    ensure_gguf_bf16
     if [[ ! -f $model/llama-q8_0.gguf ]]; then
         log "quantizing to Q8_0"
         "$build/bin/llama-quantize" "$model/llama-bf16.gguf" "$model/llama-q8_0.gguf.tmp" Q8_0 \

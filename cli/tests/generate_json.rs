@@ -4,7 +4,7 @@
 
 use std::process::Command;
 
-use concord_tests::read_f32_tensor;
+use concord_tests::{log_softmax_at, read_f32_tensor};
 
 fn concord(args: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_concord"))
@@ -70,13 +70,7 @@ fn json_logprobs_are_the_log_softmax_of_each_steps_logits() {
     let mut worst = 0f64;
     for (k, entry) in v["logprobs"].as_array().unwrap().iter().enumerate() {
         let row = &logits[(prompt.len() - 1 + k) * vocab..(prompt.len() + k) * vocab];
-        let max = row.iter().fold(f64::NEG_INFINITY, |m, &x| m.max(x as f64));
-        let log_z = row
-            .iter()
-            .map(|&x| (x as f64 - max).exp())
-            .sum::<f64>()
-            .ln();
-        let want = row[ids[k] as usize] as f64 - max - log_z;
+        let want = log_softmax_at(row, ids[k] as usize);
         assert_eq!(entry["id"], ids[k]);
         let got = entry["logprob"].as_f64().unwrap();
         worst = worst.max((got - want).abs());

@@ -72,6 +72,15 @@ impl std::fmt::Debug for Prepared {
     }
 }
 
+/// A device's memory as its driver reports it, in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeviceMemory {
+    /// Free now (after what this process and others hold).
+    pub free: usize,
+    /// The device's whole memory.
+    pub total: usize,
+}
+
 /// One device of one vendor, driven through one in-order queue.
 ///
 /// Deliberately small: memory, a queue, and compile-once/launch-many execution of the closed
@@ -100,6 +109,11 @@ pub trait Backend: Send + Sync {
     ) -> Result<()>;
     /// Waits until every enqueued launch and copy has finished.
     fn synchronize(&self) -> Result<()>;
+    /// Free and total device memory, when the driver can tell (sizes the KV cache after the
+    /// weights are loaded). Default: unknown.
+    fn memory(&self) -> Option<DeviceMemory> {
+        None
+    }
     /// Runs `work` — a whole forward pass, many launches — where this backend's host-side
     /// parallelism starts cheapest. The default runs it here; the CPU backend runs it on a
     /// worker of its thread pool, so each op's parallel loops fork by work-stealing instead of

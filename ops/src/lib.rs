@@ -15,7 +15,7 @@ mod mode;
 mod op;
 mod tensor;
 
-pub use backend::{Backend, BackendInfo, Prepared, Support};
+pub use backend::{Backend, BackendInfo, DeviceMemory, Prepared, Support};
 pub use buffer::{Buffer, DeviceStorage};
 pub use catalogue::*;
 pub use launch_check::check_launch;

@@ -42,7 +42,9 @@ pub struct TokenLogprob {
 /// What a generation yields.
 #[derive(Debug, Clone)]
 pub enum Output {
-    /// New text (possibly empty when only log-probabilities are new).
+    /// One generated token's text: possibly empty (a token that ends no character yet, a
+    /// token without text, text held back by a stop string), so that a stream carries one
+    /// chunk per token and clients can time every token.
     Delta {
         /// The text.
         text: String,
@@ -67,6 +69,8 @@ pub struct Generation {
     decoder: TokenStreamDecoder,
     stops: StopStringFilter,
     logprobs: bool,
+    /// The ids that end the request (its end-of-sequence ids unless `ignore_eos`).
+    stop_tokens: Vec<u32>,
     prompt_tokens: usize,
     /// Generated tokens seen so far (the EOS token included).
     seen: usize,
@@ -97,6 +101,7 @@ impl Generation {
             tx.send(event).is_ok()
         });
         let prompt_tokens = prepared.prompt.len();
+        let stop_tokens = prepared.params.stop_tokens.clone();
         let request = EngineRequest {
             prompt: prepared.prompt,
             params: prepared.params,
@@ -112,6 +117,7 @@ impl Generation {
             decoder: state.tokenizer.decoder_stream_with(true),
             stops: StopStringFilter::new(prepared.stops),
             logprobs: prepared.logprobs.is_some(),
+            stop_tokens,
             prompt_tokens,
             seen: 0,
             ready: VecDeque::new(),
@@ -160,11 +166,16 @@ impl Generation {
 
     fn on_token(&mut self, id: u32, logprob: f32, top: &[(u32, f32)]) {
         self.seen += 1;
-        if self.state.eos.contains(&id) {
+        if self.stop_tokens.contains(&id) {
             // The end-of-sequence token: no text; `Finished` follows.
             return;
         }
-        let piece = self.decoder.push(id).unwrap_or_default();
+        let piece = if self.state.eos.contains(&id) {
+            // An end-of-sequence id generated under `ignore_eos`: a token without text.
+            String::new()
+        } else {
+            self.decoder.push(id).unwrap_or_default()
+        };
         let released = self.stops.push(&piece);
         let logprobs = if self.logprobs {
             vec![TokenLogprob {
@@ -178,12 +189,10 @@ impl Generation {
         } else {
             Vec::new()
         };
-        if !released.text.is_empty() || !logprobs.is_empty() {
-            self.ready.push_back(Output::Delta {
-                text: released.text,
-                logprobs,
-            });
-        }
+        self.ready.push_back(Output::Delta {
+            text: released.text,
+            logprobs,
+        });
         if released.stopped {
             // Closing the channel makes the sink return false: the engine stops generating.
             self.events.close();

@@ -47,6 +47,9 @@ pub struct GenerationRequest {
     /// Divides positive logits of prompt and output tokens, multiplies the others (1 = off;
     /// > 0).
     pub repetition_penalty: Option<f32>,
+    /// Extension (llama-server and vLLM accept it too): keep generating after an
+    /// end-of-sequence token, to `max_tokens` (benchmarks use it for a fixed output length).
+    pub ignore_eos: Option<bool>,
 }
 
 /// One chat message.

@@ -301,7 +301,11 @@ pub fn prepare(
             frequency_penalty,
             repetition_penalty,
             seed,
-            stop_tokens: state.eos.clone(),
+            stop_tokens: if request.ignore_eos.unwrap_or(false) {
+                Vec::new()
+            } else {
+                state.eos.clone()
+            },
             stop_at_eos: false,
             speculative: None,
         },

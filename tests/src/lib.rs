@@ -102,6 +102,20 @@ pub fn max_abs_diff(a: &[f32], b: &[f64]) -> f64 {
         .fold(0.0, f64::max)
 }
 
+/// The log-probability of `id` under `logits` (log-softmax, in f64 with the maximum
+/// subtracted): the oracle the `--logprobs` outputs are checked against.
+pub fn log_softmax_at(logits: &[f32], id: usize) -> f64 {
+    let max = logits
+        .iter()
+        .fold(f64::NEG_INFINITY, |m, &x| m.max(x as f64));
+    let log_z = logits
+        .iter()
+        .map(|&x| (x as f64 - max).exp())
+        .sum::<f64>()
+        .ln();
+    logits[id] as f64 - max - log_z
+}
+
 /// Largest |b| (the logits' scale, for relative tolerances).
 pub fn max_abs(b: &[f64]) -> f64 {
     b.iter().map(|v| v.abs()).fold(0.0, f64::max)

@@ -95,6 +95,20 @@ impl Backend for CpuBackend {
         Ok(())
     }
 
+    /// The host's memory: `MemAvailable` and `MemTotal` of /proc/meminfo (Linux).
+    fn memory(&self) -> Option<concord_ops::DeviceMemory> {
+        let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+        let field = |name: &str| -> Option<usize> {
+            let line = info.lines().find(|l| l.starts_with(name))?;
+            let kib: usize = line[name.len()..].split_whitespace().next()?.parse().ok()?;
+            kib.checked_mul(1024)
+        };
+        Some(concord_ops::DeviceMemory {
+            free: field("MemAvailable:")?,
+            total: field("MemTotal:")?,
+        })
+    }
+
     fn host_scope(&self, work: &mut (dyn FnMut() + Send)) {
         // On a pool worker already (nested use) this runs inline; from outside it hands the
         // whole pass to one worker, once, and waits.

@@ -84,4 +84,13 @@ impl DeviceRuntime for CudaRuntime {
     fn synchronize(&self) -> Result<()> {
         self.device.synchronize()
     }
+
+    fn memory(&self) -> Option<concord_ops::DeviceMemory> {
+        let (free, total) = self
+            .device
+            .memory()
+            .map_err(|e| tracing::warn!("device memory unknown: {e}"))
+            .ok()?;
+        Some(concord_ops::DeviceMemory { free, total })
+    }
 }

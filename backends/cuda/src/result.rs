@@ -122,6 +122,14 @@ impl Device {
         self.synchronize()
     }
 
+    /// (free, total) bytes of the device's memory (cuMemGetInfo on this context).
+    pub(crate) fn memory(&self) -> Result<(usize, usize)> {
+        self.ctx
+            .bind_to_thread()
+            .map_err(|e| cuda_error("cuCtxSetCurrent", e))?;
+        result::mem_get_info().map_err(|e| cuda_error("cuMemGetInfo", e))
+    }
+
     /// Waits for everything enqueued; reports any error the driver recorded meanwhile
     /// (cudarc records errors of frees in `Drop` instead of panicking).
     pub(crate) fn synchronize(&self) -> Result<()> {

@@ -44,6 +44,10 @@ pub trait DeviceRuntime: Send + Sync + 'static {
     ) -> Result<()>;
     /// Waits for everything enqueued.
     fn synchronize(&self) -> Result<()>;
+    /// Free and total device memory (cuMemGetInfo, hipMemGetInfo, …); default unknown.
+    fn memory(&self) -> Option<concord_ops::DeviceMemory> {
+        None
+    }
 }
 
 /// Distinguishes backend instances, so a buffer of one context is never used in another.
@@ -231,5 +235,9 @@ impl<R: DeviceRuntime> Backend for DeviceBackend<R> {
     fn synchronize(&self) -> Result<()> {
         self.runtime.synchronize()?;
         self.check_status()
+    }
+
+    fn memory(&self) -> Option<concord_ops::DeviceMemory> {
+        self.runtime.memory()
     }
 }

@@ -235,6 +235,12 @@ impl DeviceRuntime for HipRuntime {
         self.on_device()?;
         self.hip.synchronize().map_err(hip_error)
     }
+
+    fn memory(&self) -> Option<concord_ops::DeviceMemory> {
+        self.on_device().ok()?;
+        let (free, total) = self.hip.memory().ok()?;
+        Some(concord_ops::DeviceMemory { free, total })
+    }
 }
 
 #[cfg(test)]

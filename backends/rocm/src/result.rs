@@ -116,6 +116,7 @@ pub struct Hip {
     module_get_function: sys::HipModuleGetFunction,
     module_launch_kernel: sys::HipModuleLaunchKernel,
     device_synchronize: sys::HipDeviceSynchronize,
+    mem_get_info: sys::HipMemGetInfo,
     _lib: Library,
 }
 
@@ -154,6 +155,7 @@ impl Hip {
                     module_get_function: sys::symbol(&lib, "hipModuleGetFunction")?,
                     module_launch_kernel: sys::symbol(&lib, "hipModuleLaunchKernel")?,
                     device_synchronize: sys::symbol(&lib, "hipDeviceSynchronize")?,
+                    mem_get_info: sys::symbol(&lib, "hipMemGetInfo")?,
                     path,
                     _lib: lib,
                 })
@@ -271,6 +273,16 @@ impl Hip {
         self.check("hipDeviceSynchronize", unsafe {
             (self.device_synchronize)()
         })
+    }
+
+    /// hipMemGetInfo: (free, total) bytes of the current device.
+    pub fn memory(&self) -> Result<(usize, usize), CallError> {
+        let (mut free, mut total) = (0usize, 0usize);
+        // SAFETY: both pointers are to live locals the call writes one size_t each into.
+        self.check("hipMemGetInfo", unsafe {
+            (self.mem_get_info)(&mut free, &mut total)
+        })?;
+        Ok((free, total))
     }
 
     /// hipModuleLoadData of the code object `code` on the current device, then

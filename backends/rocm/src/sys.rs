@@ -86,6 +86,8 @@ pub type HipModuleLaunchKernel = unsafe extern "C" fn(
     *mut *mut c_void,
     *mut *mut c_void,
 ) -> HipError;
+/// `hipError_t hipMemGetInfo(size_t *free, size_t *total)`: of the current device.
+pub type HipMemGetInfo = unsafe extern "C" fn(*mut usize, *mut usize) -> HipError;
 /// `hipError_t hipDeviceSynchronize(void)`.
 pub type HipDeviceSynchronize = unsafe extern "C" fn() -> HipError;
 

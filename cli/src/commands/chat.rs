@@ -4,6 +4,7 @@ use concord_core::{Error, Result};
 use concord_runtime::text::{ChatMessage, ChatOptions, StopStringFilter, Tokenizer};
 use concord_runtime::{GenerateParams, Model};
 
+use super::token_logprobs::TokenLogprobs;
 use crate::common::{ModelArgs, SpeculativeArgs};
 use crate::stdout::stdout_error;
 
@@ -19,6 +20,7 @@ use crate::stdout::stdout_error;
 ///   concord chat --model ./DeepSeek-V3 --system "You are terse." --temperature 0.6 --top-p 0.95
 ///   concord chat --speculative mtp --max-new-tokens 512
 ///   concord chat --temperature 0.7 --stop "User:"
+///   concord chat --logprobs 5 2>logprobs.jsonl
 #[derive(clap::Args, Debug)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
@@ -48,6 +50,12 @@ pub struct Args {
     /// across token boundaries; the stop text is neither printed nor kept in the conversation).
     #[arg(long, value_name = "TEXT")]
     pub stop: Vec<String>,
+    /// After each reply, one JSON line on stderr (`{"reply", "prompt_tokens", "ids",
+    /// "logprobs"}`): each reply token's log-probability (log-softmax of the logits it was
+    /// chosen from, before penalties and temperature, as OpenAI reports it) and the N most
+    /// likely ids at that step (0..=20), as `generate --emit json --logprobs N` gives them.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(0..=20))]
+    pub logprobs: Option<u8>,
     /// Let special-token text typed in a message (`<｜Assistant｜>`, …) become that control
     /// token, as transformers does. Off: messages are plain text and cannot forge turns.
     #[arg(long)]
@@ -200,6 +208,7 @@ pub fn run(args: Args) -> Result<()> {
         turns: Vec::new(),
     };
     let mut out = std::io::stdout();
+    let mut replies = 0usize;
     loop {
         let Some(line) = input.line()? else {
             return Ok(());
@@ -229,29 +238,44 @@ pub fn run(args: Args) -> Result<()> {
         let Some(prompt) = conversation.fit(&tokenizer, chat, context, args.max_new_tokens)? else {
             continue;
         };
-        let reply = reply(
+        let (reply, logprobs) = reply(
             &model,
             &tokenizer,
             &prompt,
             &base_params,
             &args.stop,
+            args.logprobs,
             &mut out,
         )?;
+        replies += 1;
+        if let Some(logprobs) = logprobs {
+            eprintln!(
+                "{}",
+                serde_json::json!({
+                    "reply": replies,
+                    "prompt_tokens": prompt.len(),
+                    "ids": logprobs.ids(),
+                    "logprobs": logprobs.to_json(Some(&tokenizer)),
+                })
+            );
+        }
         conversation
             .turns
             .push(ChatMessage::new("assistant", reply));
     }
 }
 
-/// Streams one reply to `out` and returns its text.
+/// Streams one reply to `out` and returns its text, and with `top_logprobs` its tokens'
+/// log-probabilities (the end-of-sequence token excluded).
 fn reply(
     model: &Model,
     tokenizer: &Tokenizer,
     prompt: &[u32],
     base: &GenerateParams,
     stops: &[String],
+    top_logprobs: Option<u8>,
     out: &mut std::io::Stdout,
-) -> Result<String> {
+) -> Result<(String, Option<TokenLogprobs>)> {
     let eos = &model.config().eos_token_ids;
     let params = GenerateParams {
         max_new_tokens: base
@@ -264,12 +288,17 @@ fn reply(
     let mut stream = tokenizer.decoder_stream();
     let mut stop_strings = StopStringFilter::new(stops.to_vec());
     let mut printed = String::new();
-    for token in model.generate(prompt, params.clone())? {
+    let mut logprobs = top_logprobs.map(|_| TokenLogprobs::default());
+    let mut generation = model.generate(prompt, params.clone())?;
+    while let Some(token) = generation.next() {
         let token = token?;
         if eos.contains(&token) {
             break;
         }
         tokens.push(token);
+        if let (Some(l), Some(top)) = (logprobs.as_mut(), top_logprobs) {
+            l.push(generation.last_logits(), token, usize::from(top));
+        }
         if let Some(text) = stream.push(token) {
             let released = stop_strings.push(&text);
             write!(out, "{}", released.text)
@@ -278,7 +307,7 @@ fn reply(
             printed.push_str(&released.text);
             if released.stopped {
                 writeln!(out).map_err(stdout_error)?;
-                return Ok(printed);
+                return Ok((printed, logprobs));
             }
         }
     }
@@ -287,5 +316,5 @@ fn reply(
     if tokens.len() == params.max_new_tokens && params.max_new_tokens < base.max_new_tokens {
         eprintln!("(reply cut at the context limit)");
     }
-    Ok(tokenizer.decode(&tokens, true))
+    Ok((tokenizer.decode(&tokens, true), logprobs))
 }

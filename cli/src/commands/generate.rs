@@ -3,10 +3,10 @@ use std::io::Write;
 
 use clap::ValueEnum;
 use concord_core::{Error, Result};
-use concord_runtime::engine::logprobs;
 use concord_runtime::text::StopStringFilter;
 use concord_runtime::GenerateParams;
 
+use super::token_logprobs::TokenLogprobs;
 use crate::common::{join_ids, parse_ids, ModelArgs, SpeculativeArgs};
 
 /// What `generate` prints on stdout.
@@ -151,13 +151,13 @@ pub fn run(args: Args) -> Result<()> {
     let mut stop_strings = StopStringFilter::new(args.stop.clone());
     let mut stopped_by_string = false;
     let mut json_text = String::new();
-    let mut token_logprobs = Vec::new();
+    let mut token_logprobs = TokenLogprobs::default();
     while let Some(token) = generation.next() {
         let token = token?;
         first_token_at.get_or_insert_with(std::time::Instant::now);
         generated.push(token);
         if let Some(top) = args.logprobs {
-            token_logprobs.push(logprobs(generation.last_logits(), token, usize::from(top)));
+            token_logprobs.push(generation.last_logits(), token, usize::from(top));
         }
         let Some(text) = stream.as_mut().and_then(|s| s.push(token)) else {
             continue;
@@ -203,24 +203,7 @@ pub fn run(args: Args) -> Result<()> {
                 "completion_tokens": generated.len(),
             });
             if args.logprobs.is_some() {
-                let piece = |id: u32| tokenizer.as_ref().map(|t| t.decode(&[id], false));
-                object["logprobs"] = generated
-                    .iter()
-                    .zip(&token_logprobs)
-                    .map(|(&id, (logprob, top))| {
-                        serde_json::json!({
-                            "id": id,
-                            "token": piece(id),
-                            "logprob": logprob,
-                            "top_logprobs": top
-                                .iter()
-                                .map(|&(t, lp)| serde_json::json!({
-                                    "id": t, "token": piece(t), "logprob": lp
-                                }))
-                                .collect::<Vec<_>>(),
-                        })
-                    })
-                    .collect();
+                object["logprobs"] = token_logprobs.to_json(tokenizer.as_ref());
             }
             object.to_string()
         }

@@ -6,6 +6,7 @@ use concord_core::{Error, Result};
 use concord_runtime::engine::EngineConfig;
 use concord_server::{AppState, ServerConfig};
 
+use super::kv_budget::{kv_cache_budget, KvBudget};
 use crate::common::ModelArgs;
 
 /// Serve the model over HTTP with OpenAI's API (chat completions, completions, streaming).
@@ -45,8 +46,10 @@ pub struct Args {
     #[arg(long, value_name = "SECONDS", default_value_t = 30)]
     pub shutdown_grace: u64,
     /// GiB of the paged latent cache all requests share (blocks; repeated prompt prefixes
-    /// are computed once). Default: room for --max-batch sequences of the whole context, at
-    /// most half of the host's available memory.
+    /// are computed once). Default: the device's free memory after the weights minus a
+    /// margin (10 %, at least 1 GiB; on the CPU backend the host's MemAvailable), at most
+    /// what --max-batch sequences of the whole context need (that, when the backend cannot
+    /// tell its free memory).
     #[arg(long, value_name = "GIB")]
     pub kv_cache_memory: Option<f64>,
     /// Tokens per cache block.
@@ -58,35 +61,20 @@ pub struct Args {
     pub prefill_chunk: usize,
 }
 
-/// Bytes of available host memory (`MemAvailable` of /proc/meminfo), when known.
-fn host_available_bytes() -> Option<usize> {
-    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
-    let kib: usize = line.split_whitespace().nth(1)?.parse().ok()?;
-    kib.checked_mul(1024)
-}
-
-/// The paged cache's size: asked for, or room for every batch slot's whole context capped at
-/// half the available host memory.
-fn kv_cache_bytes(args: &Args, model: &concord_runtime::Model) -> Result<usize> {
-    if let Some(gib) = args.kv_cache_memory {
-        if !(gib.is_finite() && gib > 0.0) {
-            return Err(Error::invalid(format!(
-                "--kv-cache-memory must be a positive number of GiB, got {gib}"
-            )));
-        }
-        return Ok((gib * (1u64 << 30) as f64) as usize);
-    }
+/// The paged cache's size (see [`kv_cache_budget`]), from the backend's free memory after
+/// the weights are loaded.
+fn kv_cache_size(args: &Args, model: &concord_runtime::Model) -> Result<KvBudget> {
     let block = args.kv_block_size.max(1);
-    let blocks_per_sequence = model.max_positions().div_ceil(block);
-    let full = model
+    let one_sequence = model
         .kv_block_bytes(block)
-        .saturating_mul(blocks_per_sequence)
-        .saturating_mul(args.max_batch.max(1));
-    Ok(match host_available_bytes() {
-        Some(available) => full.min(available / 2),
-        None => full,
-    })
+        .saturating_mul(model.max_positions().div_ceil(block));
+    let needed = one_sequence.saturating_mul(args.max_batch.max(1));
+    let memory = if args.kv_cache_memory.is_some() {
+        None
+    } else {
+        model.backend().memory()
+    };
+    kv_cache_budget(args.kv_cache_memory, memory, needed, one_sequence)
 }
 
 pub fn run(args: Args) -> Result<()> {
@@ -101,11 +89,14 @@ pub fn run(args: Args) -> Result<()> {
     args.model.require_one_rank("serve")?;
     let tokenizer = args.model.tokenizer()?;
     let model = Arc::new(args.model.load()?);
-    let kv_cache_bytes = kv_cache_bytes(&args, &model)?;
+    let budget = kv_cache_size(&args, &model)?;
+    let kv_cache_bytes = budget.bytes;
     tracing::info!(
         bytes = kv_cache_bytes,
         block_tokens = args.kv_block_size,
-        "paged latent cache"
+        "paged latent cache of {:.2} GiB: {}",
+        kv_cache_bytes as f64 / (1u64 << 30) as f64,
+        budget.source
     );
     let config = ServerConfig {
         served_model_name,
