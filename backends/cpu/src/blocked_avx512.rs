@@ -1,11 +1,12 @@
-//! The AVX-512 form of `blocked`'s micro-kernel for BF16 and F32 weights, written with
-//! explicit 16-lane vectors (`pulp`'s safe AVX-512 types, picked at run time): one register
-//! is exactly the contract's 16 lanes. LLVM's automatic vectorisation of the portable kernel
-//! picked the wrong dimension for these weight types (4-wide across accumulators, with
-//! lane-by-lane inserts: slower than the 4-wide dot it replaces), so these types take this
-//! form wherever the CPU has AVX-512; the additions are the same as the portable kernel's.
+//! The AVX-512 form of `blocked`'s micro-kernel, written with explicit 16-lane vectors
+//! (`pulp`'s safe AVX-512 types, picked at run time): one register is exactly the contract's
+//! 16 lanes; BF16 weights are widened by a shift, e4m3 weights decoded in integer arithmetic,
+//! both in registers. LLVM's automatic vectorisation of the portable kernel picked the wrong
+//! dimension for BF16/F32 weights (4-wide across accumulators, with lane-by-lane inserts:
+//! slower than the 4-wide dot it replaces), so every weight type takes this form wherever the
+//! CPU has AVX-512; the additions are the same as the portable kernel's.
 use pulp::x86::V4;
-use pulp::{cast, f32x16, u16x16, Simd};
+use pulp::{cast, f32x16, u16x16, u32x16, Simd};
 
 use crate::blocked::{tree, Fold, Lanes, LANES, MR, NR};
 use crate::elem::{Elem, OutElem};
@@ -47,16 +48,24 @@ impl Load16 for u16 {
 }
 
 impl Load16 for u8 {
-    /// e4m3 weights keep the portable kernel, which LLVM vectorises well (the decode makes
-    /// the lane dimension the obvious one).
-    const EXPLICIT: bool = false;
+    const EXPLICIT: bool = true;
+    /// e4m3fn → f32 in integer arithmetic, exactly `concord_core::convert::e4m3_to_f32`:
+    /// normal codes rebias the exponent (7 → 127), subnormal ones are `em · 2⁻⁹` (exact),
+    /// 0x7F/0xFF give the NaN bits 0x7FC00000 with the code's sign.
     #[inline(always)]
-    fn load16(_: V4, s: &[u8]) -> f32x16 {
-        let mut v = [0.0f32; LANES];
-        for (d, e) in v.iter_mut().zip(&s[..LANES]) {
-            *d = e.f();
-        }
-        cast(v)
+    fn load16(simd: V4, s: &[u8]) -> f32x16 {
+        let b = simd.convert_u8x16_to_u32x16(cast(first16(s)));
+        let splat = |v: u32| simd.splat_u32s(v);
+        let em = simd.and_u32s(b, splat(0x7F));
+        let sign = simd.shl_const_u32x16::<24>(simd.and_u32s(b, splat(0x80)));
+        let normal = simd.add_u32s(simd.shl_const_u32x16::<20>(em), splat((127 - 7) << 23));
+        let subnormal: u32x16 = cast(simd.mul_f32s(
+            simd.convert_i32x16_to_f32x16(cast(em)),
+            simd.splat_f32s(1.0 / 512.0),
+        ));
+        let bits = simd.select_u32s(simd.less_than_u32s(em, splat(0x08)), subnormal, normal);
+        let bits = simd.select_u32s(simd.equal_u32s(em, splat(0x7F)), splat(0x7FC0_0000), bits);
+        cast(simd.or_u32s(sign, bits))
     }
 }
 
