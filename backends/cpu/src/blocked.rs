@@ -13,8 +13,11 @@
 //! weights, the block-scaled sum of spec §6.6 for FP8). Which rows share a micro-kernel, the
 //! instruction set and the thread split change the schedule, never an output's additions.
 //!
-//! The kernel is compiled once per instruction set and picked at run time (`multiversion`:
-//! AVX-512, AVX2+FMA, NEON, and the baseline), as `gemv` is.
+//! Where the CPU has AVX-512 (checked at run time) the kernel is `blocked_avx512`'s, written
+//! with explicit 16-lane registers; elsewhere it is this file's portable kernel, compiled once
+//! per instruction set and picked at run time (`multiversion`: AVX-512, AVX2+FMA, NEON, and
+//! the baseline), as `gemv` is. Edges (fewer than 4 rows of x or weight rows left) run the
+//! same 4 × 4 kernel on repeated rows and store only the real outputs.
 use concord_core::numerics::reduce::{REDUCE_BLOCK, REDUCE_LANES};
 use multiversion::multiversion;
 use rayon::prelude::*;
