@@ -195,8 +195,9 @@ fn micro<W: Elem, F: Fold>(
     total
 }
 
-/// Outputs (m, j) for m in `rows`, j in `cols` into `out` [rows.len(), ldo] at
-/// `(m - rows.start)·ldo + (j - cols.start)`, by `kernel(x rows, weight rows, m, j)`: weight
+/// Outputs (m, j) for m in `rows`, j in `cols` into `out` [.., ldo] at
+/// `(m - origin.0)·ldo + (j - origin.1)`, by `kernel(x rows, weight rows, m, j)`, weight row j
+/// being `w[(j - w_row0)·k ..]`: weight
 /// panels of [`NR`] rows, and inside each, rows of x [`MR`] at a time, so a panel stays in
 /// L1 while it meets every row.
 #[allow(clippy::too_many_arguments)]
@@ -204,11 +205,10 @@ fn micro<W: Elem, F: Fold>(
 pub(crate) fn panels<W: Elem, O: OutElem>(
     x: &[f32],
     k: usize,
-    w: &[W],
+    (w, w_row0): (&[W], usize),
     rows: (usize, usize),
     cols: (usize, usize),
-    out: &mut [O],
-    ldo: usize,
+    (out, origin, ldo): (&mut [O], (usize, usize), usize),
     kernel: impl Fn([&[f32]; MR], [&[W]; NR], [usize; MR], [usize; NR]) -> [[f32; NR]; MR],
 ) {
     let mut j0 = cols.0;
@@ -217,7 +217,7 @@ pub(crate) fn panels<W: Elem, O: OutElem>(
         // micro-kernel shape serves every edge; likewise a partial group of rows of x.
         let c = (cols.1 - j0).min(NR);
         let j: [usize; NR] = std::array::from_fn(|q| j0 + q.min(c - 1));
-        let wr: [&[W]; NR] = j.map(|j| &w[j * k..(j + 1) * k]);
+        let wr: [&[W]; NR] = j.map(|j| &w[(j - w_row0) * k..(j - w_row0 + 1) * k]);
         let mut m0 = rows.0;
         while m0 < rows.1 {
             let r = (rows.1 - m0).min(MR);
@@ -225,7 +225,7 @@ pub(crate) fn panels<W: Elem, O: OutElem>(
             let xr: [&[f32]; MR] = m.map(|m| &x[m * k..(m + 1) * k]);
             let v = kernel(xr, wr, m, j);
             for (i, vr) in v.iter().enumerate().take(r) {
-                let o = &mut out[(m0 + i - rows.0) * ldo + (j0 - cols.0)..][..c];
+                let o = &mut out[(m0 + i - origin.0) * ldo + (j0 - origin.1)..][..c];
                 for (d, s) in o.iter_mut().zip(vr) {
                     *d = O::store(*s);
                 }
@@ -249,9 +249,15 @@ fn tile_portable<W: Elem, O: OutElem, F: Fold>(
     out: &mut [O],
     ldo: usize,
 ) {
-    panels(x, k, w, rows, cols, out, ldo, |xr, wr, m, j| {
-        micro(xr, wr, m, j, fold)
-    })
+    panels(
+        x,
+        k,
+        (w, 0),
+        rows,
+        cols,
+        (out, (rows.0, cols.0), ldo),
+        |xr, wr, m, j| micro(xr, wr, m, j, fold),
+    )
 }
 
 /// All of `x · wᵀ` on the portable kernel, on this thread (for the crate's tests).

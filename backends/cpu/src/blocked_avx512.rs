@@ -17,6 +17,9 @@ const BLOCK: usize = concord_core::numerics::reduce::REDUCE_BLOCK;
 pub(crate) trait Load16: Elem {
     /// Whether `blocked` should use this file's kernel for it (when the CPU has AVX-512).
     const EXPLICIT: bool;
+    /// Whether a panel of these weights is widened into f32 once when many rows of x use it
+    /// (worth it where widening costs more than a load: e4m3).
+    const PACK: bool = false;
     /// `s[..16]` widened exactly to f32.
     fn load16(simd: V4, s: &[Self]) -> f32x16;
 }
@@ -49,6 +52,7 @@ impl Load16 for u16 {
 
 impl Load16 for u8 {
     const EXPLICIT: bool = true;
+    const PACK: bool = true;
     /// e4m3fn → f32 in integer arithmetic, exactly `concord_core::convert::e4m3_to_f32`:
     /// normal codes rebias the exponent (7 → 127), subnormal ones are `em · 2⁻⁹` (exact),
     /// 0x7F/0xFF give the NaN bits 0x7FC00000 with the code's sign.
@@ -189,16 +193,55 @@ impl<W: Load16, O: OutElem, F: Fold> WithSimd for Tile<'_, W, O, F> {
     fn with_simd<S: Simd>(self, _: S) {
         let (simd, fold) = (self.simd, self.fold);
         let t = self;
+        let origin = (t.rows.0, t.cols.0);
+        if W::PACK && t.rows.1 - t.rows.0 > PACK_ROWS {
+            // Widen each panel of NR weight rows once into f32 (exact) and run the f32
+            // kernel on it for every row of x, instead of widening it again per 4 rows.
+            let mut buf = vec![0.0f32; NR * t.k];
+            let mut j0 = t.cols.0;
+            while j0 < t.cols.1 {
+                let c = (t.cols.1 - j0).min(NR);
+                for (q, dst) in buf.chunks_exact_mut(t.k.max(1)).take(c).enumerate() {
+                    widen_row(simd, &t.w[(j0 + q) * t.k..(j0 + q + 1) * t.k], dst);
+                }
+                crate::blocked::panels(
+                    t.x,
+                    t.k,
+                    (&buf[..c * t.k], j0),
+                    t.rows,
+                    (j0, j0 + c),
+                    (&mut *t.out, origin, t.ldo),
+                    |xr, wr, m, j| micro(simd, xr, wr, m, j, fold),
+                );
+                j0 += c;
+            }
+            return;
+        }
         crate::blocked::panels(
             t.x,
             t.k,
-            t.w,
+            (t.w, 0),
             t.rows,
             t.cols,
-            t.out,
-            t.ldo,
+            (t.out, origin, t.ldo),
             |xr, wr, m, j| micro(simd, xr, wr, m, j, fold),
         )
+    }
+}
+
+/// Rows of x above which e4m3 weight panels are widened once into f32 first.
+const PACK_ROWS: usize = 2 * MR;
+
+/// `dst = src` widened to f32, 16 at a time in registers.
+#[inline(always)]
+fn widen_row<W: Load16>(simd: V4, src: &[W], dst: &mut [f32]) {
+    let mut s = src.chunks_exact(LANES);
+    let mut d = dst.chunks_exact_mut(LANES);
+    for (si, di) in (&mut s).zip(&mut d) {
+        di.copy_from_slice(&cast::<f32x16, Lanes>(W::load16(simd, si)));
+    }
+    for (di, si) in d.into_remainder().iter_mut().zip(s.remainder()) {
+        *di = si.f();
     }
 }
 

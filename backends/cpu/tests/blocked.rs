@@ -184,39 +184,42 @@ fn block_fp8_matmul_is_the_contract_when_split_over_threads() {
 
 #[test]
 fn block_fp8_matmul_decodes_every_code_in_the_blocked_kernel() {
-    // Two rows of x (the prefill path). Weight row j holds code j at column j % 128 and
+    // Two rows of x (the prefill path), and nine (more than 8: e4m3 weight panels are then
+    // widened once into f32 before the kernel). Weight row j holds code j at column j % 128 and
     // zeros elsewhere; x is 1.0 there, so out[r, j] = decode(j) · 1 · xs · ws: each of the
     // 256 codes (the NaN codes 0x7F and 0xFF included) passes through the kernel's decode.
     let be = backend();
-    let (m, n, k) = (2usize, 256usize, 128usize);
-    let xq = vec![0x38u8; m * k]; // 1.0
-    let mut w = vec![0u8; n * k];
-    for j in 0..n {
-        w[j * k + j % k] = j as u8;
-    }
-    let ins = [
-        e4m3s(&be, &[m, k], &xq),
-        f32s(&be, &[m, 1], &[1.0, 2.0]),
-        e4m3s(&be, &[n, k], &w),
-        f32s(&be, &[2, 1], &[1.0, 1.0]),
-    ];
-    let refs: Vec<&T> = ins.iter().collect();
-    let op = BlockFp8Matmul {
-        block: [128, 128],
-        out: DType::F32,
-    };
-    let got = run1(&be, op, &refs).f32();
-    for r in 0..m {
+    for m in [2usize, 9] {
+        let (n, k) = (256usize, 128usize);
+        let xq = vec![0x38u8; m * k]; // 1.0
+        let mut w = vec![0u8; n * k];
         for j in 0..n {
-            // Spec §6.6 for one block: the block's canonical sum (from +0.0, so the −0.0 code
-            // gives +0.0), times xs = r + 1, times ws = 1, added to +0.0.
-            let b = canonical_block_sum(k, |q| e4m3_to_f32(xq[q]) * e4m3_to_f32(w[j * k + q]));
-            let want = 0.0 + (b * (r + 1) as f32) * 1.0;
-            let g = got[r * n + j];
-            if want.is_nan() {
-                assert!(g.is_nan(), "code {j:#04x}, row {r}: got {g}");
-            } else {
-                assert_eq!(g.to_bits(), want.to_bits(), "code {j:#04x}, row {r}");
+            w[j * k + j % k] = j as u8;
+        }
+        let ins = [
+            e4m3s(&be, &[m, k], &xq),
+            f32s(&be, &[m, 1], &(1..=m).map(|r| r as f32).collect::<Vec<_>>()),
+            e4m3s(&be, &[n, k], &w),
+            f32s(&be, &[2, 1], &[1.0, 1.0]),
+        ];
+        let refs: Vec<&T> = ins.iter().collect();
+        let op = BlockFp8Matmul {
+            block: [128, 128],
+            out: DType::F32,
+        };
+        let got = run1(&be, op, &refs).f32();
+        for r in 0..m {
+            for j in 0..n {
+                // Spec §6.6 for one block: the block's canonical sum (from +0.0, so the −0.0 code
+                // gives +0.0), times xs = r + 1, times ws = 1, added to +0.0.
+                let b = canonical_block_sum(k, |q| e4m3_to_f32(xq[q]) * e4m3_to_f32(w[j * k + q]));
+                let want = 0.0 + (b * (r + 1) as f32) * 1.0;
+                let g = got[r * n + j];
+                if want.is_nan() {
+                    assert!(g.is_nan(), "code {j:#04x}, row {r}: got {g}");
+                } else {
+                    assert_eq!(g.to_bits(), want.to_bits(), "code {j:#04x}, row {r}");
+                }
             }
         }
     }
