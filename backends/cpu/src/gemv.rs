@@ -32,7 +32,7 @@ const TASKS_PER_THREAD: usize = 4;
 /// the workers are still awake, spinning for the next job; work done meanwhile on the
 /// caller's thread competes with them for the cores (measured slower), a waiting caller
 /// does not.
-fn on_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+pub(crate) fn on_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     if rayon::current_thread_index().is_some() {
         f()
     } else {

@@ -9,6 +9,9 @@
 #![warn(missing_docs)]
 
 mod backend;
+mod blocked;
+#[cfg(target_arch = "x86_64")]
+mod blocked_avx512;
 mod canonical;
 mod elem;
 mod gemm;
@@ -57,6 +60,15 @@ pub mod testing {
     /// Canonical dot of `a` with the concatenation `[b0 ; b1]`.
     pub fn dot_concat(a: &[f32], b0: &[f32], b1: &[f32]) -> f32 {
         crate::canonical::dot_concat(a, b0, b1)
+    }
+    /// `y = x · wᵀ` (x [m, k], BF16 weights w [n, k]) on the portable register-blocked
+    /// kernel, the one CPUs without AVX-512 run (`matmul` takes the AVX-512 one here).
+    pub fn gemm_portable_bf16(x: &[f32], k: usize, w: &[u16], n: usize) -> Vec<f32> {
+        crate::blocked::gemm_portable(x, k, w, n)
+    }
+    /// As [`gemm_portable_bf16`] for F32 weights.
+    pub fn gemm_portable_f32(x: &[f32], k: usize, w: &[f32], n: usize) -> Vec<f32> {
+        crate::blocked::gemm_portable(x, k, w, n)
     }
     /// Column sums `out[c] = Σ_u coef[u]·rows[u·w + c]` in canonical order.
     pub fn weighted_rows(coef: &[f32], rows: &[f32], out: &mut [f32]) {

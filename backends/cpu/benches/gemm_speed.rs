@@ -1,0 +1,85 @@
+//! Prefill GEMM speed, a benchmark rather than a test
+//! (`cargo bench -p concord-backend-cpu --bench gemm_speed`).
+//! Prints the median time of matmul (BF16 weights) and block_fp8_matmul with M rows of x over
+//! the weight shapes of the hidden-1024 synthetic model (dense projections at M = 128, a routed
+//! expert's M ≈ 12) and the multiply-adds per second. Called from the test thread, outside
+//! rayon's pool, as the runtime calls the backend.
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::time::Instant;
+
+use common::*;
+use concord_core::DType;
+use concord_ops::{BlockFp8Matmul, Matmul, Op};
+
+fn median_seconds(op: &Op, ins: &[&T]) -> f64 {
+    let be = backend();
+    let descs: Vec<_> = ins.iter().map(|t| t.desc.clone()).collect();
+    let outs = op.infer(&descs).unwrap();
+    let bufs: Vec<_> = outs.iter().map(|d| be.alloc(d.bytes()).unwrap()).collect();
+    let in_args: Vec<_> = ins.iter().map(|t| t.arg()).collect();
+    let out_args: Vec<_> = bufs
+        .iter()
+        .zip(&outs)
+        .map(|(b, d)| concord_ops::TensorArg::new(b, d.dtype, d.shape.clone()))
+        .collect();
+    let mut times = Vec::new();
+    let start = Instant::now();
+    while times.len() < 9 || (start.elapsed().as_secs_f64() < 0.5 && times.len() < 500) {
+        let t = Instant::now();
+        be.run(op, &in_args, &out_args).unwrap();
+        times.push(t.elapsed().as_secs_f64());
+    }
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
+}
+
+fn main() {
+    let be = backend();
+    let mut rng = Rng::new(51);
+    println!("threads {}", rayon::current_num_threads());
+    for (m, n, k) in [
+        (128, 1024, 1024),
+        (128, 2816, 1024),
+        (512, 1024, 1024),
+        (12, 512, 1024),
+        (12, 1024, 512),
+    ] {
+        let x = f32s(&be, &[m, k], &rng.vec(m * k));
+        let w = bf16s(&be, &[n, k], &rng.vec_bf16(n * k));
+        let op: Op = Matmul { out: DType::BF16 }.into();
+        let s = median_seconds(&op, &[&x, &w]);
+        let flops = (2 * m * n * k) as f64;
+        println!(
+            "bf16 m {m:4} n {n:5} k {k:5}: {:9.1} us {:6.1} GFLOP/s",
+            s * 1e6,
+            flops / s / 1e9
+        );
+        let kb = k.div_ceil(128);
+        let codes: Vec<u8> = (0..n * k).map(|i| (i * 37 % 251) as u8 & 0x7E).collect();
+        let xq: Vec<u8> = (0..m * k).map(|i| (i * 11 % 251) as u8 & 0x7E).collect();
+        let ins = [
+            e4m3s(&be, &[m, k], &xq),
+            f32s(&be, &[m, kb], &vec![0.01; m * kb]),
+            e4m3s(&be, &[n, k], &codes),
+            f32s(
+                &be,
+                &[n.div_ceil(128), kb],
+                &vec![0.001; n.div_ceil(128) * kb],
+            ),
+        ];
+        let refs: Vec<&T> = ins.iter().collect();
+        let op: Op = BlockFp8Matmul {
+            block: [128, 128],
+            out: DType::BF16,
+        }
+        .into();
+        let s = median_seconds(&op, &refs);
+        println!(
+            "fp8  m {m:4} n {n:5} k {k:5}: {:9.1} us {:6.1} GFLOP/s",
+            s * 1e6,
+            flops / s / 1e9
+        );
+    }
+}
