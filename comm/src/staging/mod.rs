@@ -1,6 +1,7 @@
-//! Device memory for the device-resident transports (NCCL, RCCL): the [`DeviceStaging`] trait
+//! Device memory for the device-resident transports (NCCL, RCCL, HCCL): the [`DeviceStaging`] trait
 //! — allocate, upload, download, and the one stream the collectives are enqueued on — with a
-//! CUDA implementation (the driver API), a HIP one, and a host one for tests.
+//! CUDA implementation (the driver API), a HIP one, an Ascend one (ACL), and a host one for
+//! tests.
 //!
 //! The [`Communicator`](crate::Communicator) trait moves host bytes; a device transport stages
 //! them: upload into device buffers, run the vendor's collective on the stream, poll the stream
@@ -16,7 +17,7 @@ use std::ffi::c_void;
 
 use concord_core::Result;
 
-pub use result::{CudaStaging, DeviceBuffer, HipStaging, HostStaging};
+pub use result::{AclStaging, CudaStaging, DeviceBuffer, HipStaging, HostStaging};
 
 /// One device's memory and stream, as a device transport needs them. Implementations load
 /// their driver at run time; every call may come from any thread (each one makes the device
