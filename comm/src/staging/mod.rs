@@ -97,4 +97,27 @@ mod tests {
         empty.upload(0, &[]).unwrap();
         assert!(empty.is_empty() && empty.upload(0, &[1]).is_err());
     }
+
+    #[test]
+    fn a_missing_ascendcl_is_named_with_every_path_tried() {
+        let err =
+            match AclStaging::open_from(0, &["/nonexistent/lib64/libascendcl.so", "libc.so.6"]) {
+                Ok(_) => panic!("opened ACL from libc"),
+                Err(e) => e.to_string(),
+            };
+        // The first path does not open; libc opens but lacks the ACL entry points.
+        assert!(
+            err.contains("ascend")
+                && err.contains("libc.so.6")
+                && err.contains("aclrtCreateStream"),
+            "{err}"
+        );
+        let err = match AclStaging::open_from(0, &["/nonexistent/lib64/libascendcl.so"]) {
+            Ok(_) => panic!("opened a missing library"),
+            Err(e) => e.to_string(),
+        };
+        assert!(err.contains("/nonexistent/lib64/libascendcl.so"), "{err}");
+        assert!(sys::ascendcl_candidates()
+            .contains(&"/usr/local/Ascend/ascend-toolkit/latest/lib64/libascendcl.so".to_string()));
+    }
 }
