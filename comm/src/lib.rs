@@ -16,6 +16,7 @@
 
 mod check;
 mod communicator;
+mod device;
 pub mod hccl;
 mod in_process;
 mod launch;
@@ -29,6 +30,7 @@ pub mod vendor;
 
 pub use check::check_collectives;
 pub use communicator::{exclusive_prefix, Communicator};
+pub use device::{assign_rank_device, choose_device, DeviceChoice};
 pub use hccl::HcclCommunicator;
 pub use in_process::InProcessGroup;
 pub use launch::{
