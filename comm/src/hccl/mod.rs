@@ -228,10 +228,9 @@ impl HcclCommunicator {
         };
         tracing::error!(rank = self.rank, size = self.size, "hccl {what}: {cause}");
         state.failed = Some(format!("{what}: {cause}"));
-        if let Some(comm) = state.comm.take() {
-            // Leaked: HcclCommDestroy could block on the stuck work, and nothing aborts it.
-            std::mem::forget(comm);
-        }
+        // The handle is dropped without HcclCommDestroy (so `Drop` does not call it either):
+        // destroying could block on the stuck work, and HCCL has no public abort.
+        state.comm = None;
         buffers.into_iter().for_each(DeviceBuffer::leak);
         Err(self.error(
             what,

@@ -2,9 +2,11 @@
 //! for ROCm) and HCCL (`hccl/hccl.h`, `hccl/hccl_comm.h` of CANN) — opened at run time with
 //! libloading: the C prototypes of the calls a device transport needs, and the library search.
 //! The probe resolves every symbol and calls `ncclGetVersion`; the NCCL/RCCL transport
-//! (`crate::nccl`) calls the rest. Prototypes copied from NVIDIA/nccl `src/nccl.h.in` (the
-//! public header; RCCL's `rccl.h` declares the same). Nothing has run on GPU hardware; the
-//! transport's tests run on a stand-in library (`comm/standin/nccl_standin.c`).
+//! (`crate::nccl`) and the HCCL one (`crate::hccl`) call the rest. Prototypes copied from
+//! NVIDIA/nccl `src/nccl.h.in` (the public header; RCCL's `rccl.h` declares the same) and from
+//! CANN's public hccl repository (`inc/hccl/hccl.h`, `hccl_comm.h`, `hccl_types.h`). Nothing
+//! has run on GPU or NPU hardware; the transports' tests run on stand-in libraries
+//! (`comm/standin/`).
 
 use std::ffi::{c_char, c_int, c_void};
 use std::path::{Path, PathBuf};
