@@ -561,8 +561,9 @@ impl AclStaging {
         };
         // SAFETY: the prototypes are acl/acl_rt.h's (see `sys`); the pointers are kept beside
         // the library.
-        let (create, api) = unsafe {
+        let (init, create, api) = unsafe {
             (
+                symbol::<AclInit>(&lib, "aclInit").map_err(unavailable)?,
                 symbol::<AclrtCreateStream>(&lib, "aclrtCreateStream").map_err(unavailable)?,
                 AclApi {
                     set_device: symbol(&lib, "aclrtSetDevice").map_err(unavailable)?,
@@ -576,6 +577,15 @@ impl AclStaging {
         };
         let device =
             i32::try_from(device).map_err(|_| Error::invalid(format!("Ascend device {device}")))?;
+        // ACL needs aclInit once per process before any device call; the Ascend backend
+        // usually ran it already, which ACL reports as ACL_ERROR_REPEAT_INITIALIZE.
+        // SAFETY: a null configuration path is documented as "no configuration file".
+        match unsafe { init(std::ptr::null()) } {
+            0 | ACL_ERROR_REPEAT_INITIALIZE => {}
+            code => {
+                return Err(unavailable(format!("aclInit failed with aclError {code}")));
+            }
+        }
         let mut staging = AclStaging {
             api,
             device,

@@ -94,6 +94,11 @@ pub const ACL_MEM_MALLOC_HUGE_FIRST: c_int = 0;
 /// deadline and asynchronous-error checks still run between polls.
 pub const ACL_POLL_MS: i32 = 1;
 
+/// `ACL_ERROR_REPEAT_INITIALIZE` (acl/acl_base.h, 100002): `aclInit` already ran in this
+/// process (the Ascend backend's) — not a failure.
+pub const ACL_ERROR_REPEAT_INITIALIZE: AclError = 100002;
+/// `aclError aclInit(const char *configPath)` (acl/acl.h); null: no configuration file.
+pub type AclInit = unsafe extern "C" fn(*const c_char) -> AclError;
 /// `aclError aclrtSetDevice(int32_t deviceId)` (acl/acl_rt.h).
 pub type AclrtSetDevice = unsafe extern "C" fn(i32) -> AclError;
 /// `aclError aclrtCreateStream(aclrtStream *stream)` (acl/acl_rt.h).
