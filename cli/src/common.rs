@@ -94,6 +94,7 @@ impl ModelArgs {
         if self.context == Some(0) {
             return Err(Error::invalid("--context must be at least 1 token"));
         }
+        self.assign_rank_device()?;
         let backend = concord_runtime::open_backend_mode(&self.backend, self.mode)?;
         if backend.info().mode != self.mode {
             tracing::warn!(
@@ -136,6 +137,22 @@ impl ModelArgs {
             b.finish_and_clear();
         }
         model
+    }
+
+    /// Under a launcher with several ranks, a device backend opens the device of this
+    /// process's local rank (the device its NCCL/RCCL/HCCL communicator joins on) unless its
+    /// device variable says otherwise.
+    fn assign_rank_device(&self) -> Result<()> {
+        let device_var = match self.backend.as_str() {
+            "cuda" => concord_backend_cuda::DEVICE_ENV,
+            "rocm" => concord_backend_rocm::DEVICE_ENV,
+            "ascend" => concord_backend_ascend::DEVICE_ENV,
+            _ => return Ok(()),
+        };
+        if crate::ranks::launched().is_some() {
+            concord_comm::assign_rank_device(device_var)?;
+        }
+        Ok(())
     }
 
     /// The layout of `--tensor-parallel` × `--expert-parallel` over the ranks this process was

@@ -8,13 +8,16 @@
 //! whole on one rank and gathered), which is what keeps their bits identical to one device.
 //!
 //! Transports: [`SingleRank`], [`InProcessGroup`] (threads, for tests), [`MpiCommunicator`]
-//! (the system's MPI, loaded at run time) and [`NcclCommunicator`] (NCCL or RCCL, loaded at run
-//! time, on device memory of a [`staging::DeviceStaging`]; run on the test stand-in only).
-//! [`for_backend`] picks one for a launched rank; [`vendor::probe_all`] reports which of MPI,
-//! NCCL, RCCL and HCCL this machine has (HCCL is a probe only).
+//! (the system's MPI, loaded at run time), [`NcclCommunicator`] (NCCL or RCCL) and
+//! [`HcclCommunicator`] (HCCL), both loaded at run time and working on device memory of a
+//! [`staging::DeviceStaging`] (run on the test stand-ins only). [`for_backend`] picks one for a
+//! launched rank; [`vendor::probe_all`] reports which of MPI, NCCL, RCCL and HCCL this machine
+//! has.
 
 mod check;
 mod communicator;
+mod device;
+pub mod hccl;
 mod in_process;
 mod launch;
 mod local;
@@ -27,6 +30,8 @@ pub mod vendor;
 
 pub use check::check_collectives;
 pub use communicator::{exclusive_prefix, Communicator};
+pub use device::{assign_rank_device, choose_device, DeviceChoice};
+pub use hccl::HcclCommunicator;
 pub use in_process::InProcessGroup;
 pub use launch::{
     from_environment, launched_ranks, timeout_from_env, DEFAULT_TIMEOUT, TIMEOUT_ENV,

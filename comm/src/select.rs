@@ -1,6 +1,5 @@
-//! Which transport a launched rank uses: NCCL for the CUDA backend, RCCL for ROCm, MPI
-//! otherwise (and for Ascend until the HCCL transport exists), overridden by
-//! `CONCORD_COMM=mpi|nccl|rccl|hccl`. A device transport is bootstrapped over MPI (rank 0's
+//! Which transport a launched rank uses: NCCL for the CUDA backend, RCCL for ROCm, HCCL for
+//! Ascend, MPI otherwise, overridden by `CONCORD_COMM=mpi|nccl|rccl|hccl`. A device transport is bootstrapped over MPI (rank 0's
 //! unique id broadcast to the others) on the device of the process's local rank.
 //!
 //! A vendor library that is missing is an error naming it and the paths tried, never a
@@ -13,10 +12,11 @@ use std::time::Duration;
 use concord_core::{Error, Result};
 
 use crate::communicator::Communicator;
+use crate::hccl::HcclCommunicator;
 use crate::launch::{launched_ranks, open_mpi, timeout_from_env};
 use crate::local::SingleRank;
 use crate::nccl::{load_library, Flavour, NcclCommunicator};
-use crate::staging::{CudaStaging, DeviceStaging, HipStaging};
+use crate::staging::{AclStaging, CudaStaging, DeviceStaging, HipStaging};
 
 /// The variable that picks the transport.
 pub const COMM_ENV: &str = "CONCORD_COMM";
@@ -39,13 +39,13 @@ pub enum Transport {
     Nccl,
     /// RCCL on HIP device memory.
     Rccl,
-    /// HCCL on Ascend device memory (probe only: not implemented).
+    /// HCCL on Ascend device memory.
     Hccl,
 }
 
 impl Transport {
     /// `$CONCORD_COMM` when set, else the transport of `backend`'s vendor (`cuda` → NCCL,
-    /// `rocm` → RCCL, anything else → MPI; `ascend` stays on MPI until HCCL is written).
+    /// `rocm` → RCCL, `ascend` → HCCL, anything else → MPI).
     pub fn choose(backend: &str) -> Result<Transport> {
         match std::env::var(COMM_ENV) {
             Ok(text) => Transport::choose_from(Some(&text), backend),
@@ -63,6 +63,7 @@ impl Transport {
             None => Ok(match backend {
                 "cuda" => Transport::Nccl,
                 "rocm" => Transport::Rccl,
+                "ascend" => Transport::Hccl,
                 _ => Transport::Mpi,
             }),
         }
@@ -108,18 +109,41 @@ pub fn for_backend(backend: &str, timeout: Duration) -> Result<Box<dyn Communica
     };
     let transport = Transport::choose(backend)?;
     let mpi = open_mpi(rank, size, timeout)?;
-    let flavour = match transport {
+    let comm: Box<dyn Communicator> = match transport {
         Transport::Mpi => return Ok(Box::new(mpi)),
-        Transport::Nccl => Flavour::Nccl,
-        Transport::Rccl => Flavour::Rccl,
+        Transport::Nccl => Box::new(nccl_like(Flavour::Nccl, &mpi, timeout)?),
+        Transport::Rccl => Box::new(nccl_like(Flavour::Rccl, &mpi, timeout)?),
         Transport::Hccl => {
-            return Err(Error::unsupported(format!(
-                "{COMM_ENV}=hccl: the HCCL transport is not written yet (`concord backends` \
-                 probes the library only); use {COMM_ENV}=mpi"
-            )))
+            let library = crate::hccl::load_library(&crate::hccl::candidates()).map_err(hint)?;
+            let staging: Arc<dyn DeviceStaging> =
+                Arc::new(AclStaging::open(local_rank()?).map_err(hint)?);
+            Box::new(HcclCommunicator::bootstrap(
+                library, &mpi, staging, timeout,
+            )?)
         }
     };
-    let hint = |e: Error| match e {
+    tracing::info!(rank, size, "collectives over {}", comm.describe());
+    Ok(comm)
+}
+
+/// NCCL or RCCL on the device of this process's local rank, bootstrapped over `mpi`.
+fn nccl_like(
+    flavour: Flavour,
+    mpi: &dyn Communicator,
+    timeout: Duration,
+) -> Result<NcclCommunicator> {
+    let library = load_library(flavour, &flavour.candidates()).map_err(hint)?;
+    let device = local_rank()?;
+    let staging: Arc<dyn DeviceStaging> = match flavour {
+        Flavour::Nccl => Arc::new(CudaStaging::open(device).map_err(hint)?),
+        Flavour::Rccl => Arc::new(HipStaging::open(device).map_err(hint)?),
+    };
+    NcclCommunicator::bootstrap(library, flavour, mpi, staging, timeout)
+}
+
+/// A missing vendor library's error, with the way to run over MPI instead.
+fn hint(e: Error) -> Error {
+    match e {
         Error::Unavailable { backend, reason } => Error::Unavailable {
             backend,
             reason: format!(
@@ -127,16 +151,7 @@ pub fn for_backend(backend: &str, timeout: Duration) -> Result<Box<dyn Communica
             ),
         },
         other => other,
-    };
-    let library = load_library(flavour, &flavour.candidates()).map_err(hint)?;
-    let device = local_rank()?;
-    let staging: Arc<dyn DeviceStaging> = match flavour {
-        Flavour::Nccl => Arc::new(CudaStaging::open(device).map_err(hint)?),
-        Flavour::Rccl => Arc::new(HipStaging::open(device).map_err(hint)?),
-    };
-    let comm = NcclCommunicator::bootstrap(library, flavour, &mpi, staging, timeout)?;
-    tracing::info!(rank, size, "collectives over {}", comm.describe());
-    Ok(Box::new(comm))
+    }
 }
 
 #[cfg(test)]
@@ -158,8 +173,8 @@ mod tests {
         let pick = |setting, backend| Transport::choose_from(setting, backend).unwrap();
         assert_eq!(pick(None, "cuda"), Transport::Nccl);
         assert_eq!(pick(None, "rocm"), Transport::Rccl);
-        // HCCL is not written: Ascend ranks exchange over MPI.
-        assert_eq!(pick(None, "ascend"), Transport::Mpi);
+        assert_eq!(pick(None, "ascend"), Transport::Hccl);
+        assert_eq!(pick(Some("hccl"), "cpu"), Transport::Hccl);
         assert_eq!(pick(None, "cpu"), Transport::Mpi);
         assert_eq!(pick(None, "opencl"), Transport::Mpi);
         assert_eq!(pick(Some("mpi"), "cuda"), Transport::Mpi);

@@ -140,45 +140,69 @@ fn collectives_pass_on_every_rank_of_mpirun() {
     }
 }
 
-/// One rank's part of `a_missing_nccl_is_named_on_every_rank`: the CUDA backend's
-/// communicator, on a machine without libnccl.
+/// Which backend `vendor_missing_program` opens the communicator of.
+const BACKEND_ENV: &str = "CONCORD_COMM_TEST_BACKEND";
+
+/// One rank's part of `a_missing_vendor_library_is_named_on_every_rank`: the communicator of
+/// the backend `$CONCORD_COMM_TEST_BACKEND` names, on a machine without its vendor library.
 #[test]
-fn nccl_missing_program() {
+fn vendor_missing_program() {
     if std::env::var_os(RANK_PROGRAM_ENV).is_none() {
         return;
     }
-    match concord_comm::for_backend("cuda", Duration::from_secs(10)) {
+    let backend = std::env::var(BACKEND_ENV).expect("the backend to open");
+    match concord_comm::for_backend(&backend, Duration::from_secs(10)) {
         Ok(comm) => println!("opened {}", comm.describe()),
         Err(e) => println!("for_backend: {e}"),
     }
 }
 
 #[test]
-fn a_missing_nccl_is_named_on_every_rank() {
+fn a_missing_vendor_library_is_named_on_every_rank() {
     if let Some(why) = mpirun_missing() {
         assert_ne!(
             std::env::var("CI").as_deref(),
             Ok("true"),
             "CI needs mpirun: {why}"
         );
-        println!("SKIP a_missing_nccl_is_named_on_every_rank: {why}");
+        println!("SKIP a_missing_vendor_library_is_named_on_every_rank: {why}");
         return;
     }
-    let found = concord_comm::vendor::probe_all()
-        .into_iter()
-        .any(|p| p.name == "nccl" && p.outcome.is_ok());
-    if found {
-        println!("SKIP a_missing_nccl_is_named_on_every_rank: this machine has NCCL");
-        return;
+    // (backend, its communicator, a path its search must name)
+    let cases = [
+        ("cuda", "nccl", "libnccl.so.2"),
+        (
+            "ascend",
+            "hccl",
+            "/usr/local/Ascend/ascend-toolkit/latest/lib64/libhccl.so",
+        ),
+    ];
+    for (backend, library, path) in cases {
+        let found = concord_comm::vendor::probe_all()
+            .into_iter()
+            .any(|p| p.name == library && p.outcome.is_ok());
+        if found {
+            println!("SKIP {library} missing: this machine has it");
+            continue;
+        }
+        check_missing_library(backend, library, path);
     }
+}
+
+/// Runs `vendor_missing_program` for `backend` on 2 ranks; each must name `library`, `path`
+/// and the way back to MPI.
+fn check_missing_library(backend: &str, library: &str, path: &str) {
     let ranks = 2;
     let mut child = Command::new("mpirun")
         .args(["--allow-run-as-root", "--oversubscribe", "-np"])
         .arg(ranks.to_string())
         .arg(std::env::current_exe().expect("the test binary's path"))
-        .args(["--exact", "nccl_missing_program", "--nocapture"])
+        .args(["--exact", "vendor_missing_program", "--nocapture"])
         .env(RANK_PROGRAM_ENV, "1")
+        .env(BACKEND_ENV, backend)
         .env_remove(concord_comm::COMM_ENV)
+        .env_remove("ASCEND_HOME_PATH")
+        .env_remove("ASCEND_TOOLKIT_HOME")
         .env("OMPI_MCA_btl_vader_single_copy_mechanism", "none")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -205,13 +229,13 @@ fn a_missing_nccl_is_named_on_every_rank() {
     assert!(status.success(), "mpirun: {status}\n{out}");
     // The ranks' outputs may interleave within a line: split on the marker instead.
     let answers: Vec<&str> = out.split("for_backend: ").skip(1).collect();
-    assert_eq!(answers.len(), ranks, "{out}");
+    assert_eq!(answers.len(), ranks, "{backend}: {out}");
     for answer in answers {
         assert!(
-            answer.starts_with("backend nccl unavailable")
-                && answer.contains("libnccl.so.2")
+            answer.starts_with(&format!("backend {library} unavailable"))
+                && answer.contains(path)
                 && answer.contains("CONCORD_COMM=mpi"),
-            "{answer}"
+            "{backend}: {answer}"
         );
     }
 }

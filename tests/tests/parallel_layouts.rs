@@ -230,36 +230,66 @@ fn f32_layouts_match_one_rank_bit_for_bit() {
     check_precision(Precision::F32);
 }
 
-/// The NCCL transport's plumbing under the layouts: ranks as threads over the stand-in NCCL
-/// (comm/standin/nccl_standin.c, host memory as device memory), bootstrapped over an
-/// in-process group as MPI would in a job. Not a GPU run.
-fn run_layout_over_nccl_standin(
+/// A vendor transport's stand-in (comm/standin/: ranks as threads, host memory as device
+/// memory), bootstrapped over an in-process group as MPI would in a job. Not a GPU/NPU run.
+#[derive(Clone, Copy)]
+enum Standin {
+    Nccl,
+    Hccl,
+}
+
+/// The layouts over `standin`'s transport: its plumbing under the model's collectives.
+fn run_layout_over_standin(
+    standin: Standin,
     dir: &Path,
     precision: Precision,
     tensor: usize,
     expert: usize,
     prompts: &[Vec<u32>],
 ) -> Result<Vec<Outputs>, String> {
-    static LIBRARY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    let library = LIBRARY.get_or_init(|| {
-        concord_comm::standin::build(&Path::new(env!("CARGO_TARGET_TMPDIR")).join("nccl-standin"))
-            .unwrap_or_else(|e| panic!("the NCCL stand-in: {e}"))
-    });
-    let comms = concord_comm::standin::ranks(library, tensor * expert, Duration::from_secs(60))
-        .map_err(|e| e.to_string())?
-        .into_iter()
-        .map(|c| Arc::new(c) as Arc<dyn Communicator>)
-        .collect();
+    static NCCL: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    static HCCL: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    let dir_for = |name: &str| Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let (size, timeout) = (tensor * expert, Duration::from_secs(60));
+    let comms: Vec<Arc<dyn Communicator>> = match standin {
+        Standin::Nccl => {
+            let library = NCCL.get_or_init(|| {
+                concord_comm::standin::build(&dir_for("nccl-standin"))
+                    .unwrap_or_else(|e| panic!("the NCCL stand-in: {e}"))
+            });
+            concord_comm::standin::ranks(library, size, timeout)
+                .map_err(|e| e.to_string())?
+                .into_iter()
+                .map(|c| Arc::new(c) as Arc<dyn Communicator>)
+                .collect()
+        }
+        Standin::Hccl => {
+            let library = HCCL.get_or_init(|| {
+                concord_comm::standin::build_hccl(&dir_for("hccl-standin"))
+                    .unwrap_or_else(|e| panic!("the HCCL stand-in: {e}"))
+            });
+            concord_comm::standin::hccl_ranks(library, size, timeout)
+                .map_err(|e| e.to_string())?
+                .into_iter()
+                .map(|c| Arc::new(c) as Arc<dyn Communicator>)
+                .collect()
+        }
+    };
     run_layout_on(comms, dir, precision, tensor, expert, prompts)
 }
 
 #[test]
 fn f32_tp2_and_ep2_over_the_nccl_standin_match_one_rank_bit_for_bit() {
-    check_layouts(
-        Precision::F32,
-        &[(2, 1), (1, 2)],
-        run_layout_over_nccl_standin,
-    );
+    check_layouts(Precision::F32, &[(2, 1), (1, 2)], |d, p, t, e, prompts| {
+        run_layout_over_standin(Standin::Nccl, d, p, t, e, prompts)
+    });
+}
+
+#[test]
+fn f32_tp2_and_ep2_over_the_hccl_standin_match_one_rank_bit_for_bit() {
+    check_layouts(Precision::F32, &[(2, 1), (1, 2)], |d, p, t, e, prompts| {
+        run_layout_over_standin(Standin::Hccl, d, p, t, e, prompts)
+    });
 }
 
 #[test]

@@ -1,6 +1,7 @@
-//! Device memory for the device-resident transports (NCCL, RCCL): the [`DeviceStaging`] trait
+//! Device memory for the device-resident transports (NCCL, RCCL, HCCL): the [`DeviceStaging`] trait
 //! — allocate, upload, download, and the one stream the collectives are enqueued on — with a
-//! CUDA implementation (the driver API), a HIP one, and a host one for tests.
+//! CUDA implementation (the driver API), a HIP one, an Ascend one (ACL), and a host one for
+//! tests.
 //!
 //! The [`Communicator`](crate::Communicator) trait moves host bytes; a device transport stages
 //! them: upload into device buffers, run the vendor's collective on the stream, poll the stream
@@ -16,7 +17,7 @@ use std::ffi::c_void;
 
 use concord_core::Result;
 
-pub use result::{CudaStaging, DeviceBuffer, HipStaging, HostStaging};
+pub use result::{AclStaging, CudaStaging, DeviceBuffer, HipStaging, HostStaging};
 
 /// One device's memory and stream, as a device transport needs them. Implementations load
 /// their driver at run time; every call may come from any thread (each one makes the device
@@ -95,5 +96,26 @@ mod tests {
         let empty = DeviceBuffer::new(&staging, 0).unwrap();
         empty.upload(0, &[]).unwrap();
         assert!(empty.is_empty() && empty.upload(0, &[1]).is_err());
+    }
+
+    #[test]
+    fn a_missing_ascendcl_is_named_with_every_path_tried() {
+        let err =
+            match AclStaging::open_from(0, &["/nonexistent/lib64/libascendcl.so", "libc.so.6"]) {
+                Ok(_) => panic!("opened ACL from libc"),
+                Err(e) => e.to_string(),
+            };
+        // The first path does not open; libc opens but lacks the ACL entry points (aclInit first).
+        assert!(
+            err.contains("ascend") && err.contains("libc.so.6") && err.contains("lacks aclInit"),
+            "{err}"
+        );
+        let err = match AclStaging::open_from(0, &["/nonexistent/lib64/libascendcl.so"]) {
+            Ok(_) => panic!("opened a missing library"),
+            Err(e) => e.to_string(),
+        };
+        assert!(err.contains("/nonexistent/lib64/libascendcl.so"), "{err}");
+        assert!(sys::ascendcl_candidates()
+            .contains(&"/usr/local/Ascend/ascend-toolkit/latest/lib64/libascendcl.so".to_string()));
     }
 }

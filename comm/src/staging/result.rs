@@ -518,3 +518,168 @@ impl DeviceStaging for HipStaging {
         })
     }
 }
+
+/// The ACL runtime entry points a staging calls.
+struct AclApi {
+    set_device: AclrtSetDevice,
+    synchronize_with_timeout: AclrtSynchronizeStreamWithTimeout,
+    malloc: AclrtMalloc,
+    free: AclrtFree,
+    memcpy: AclrtMemcpy,
+}
+
+/// An Ascend device and a stream on it, through ACL (libascendcl, loaded at run time; the
+/// Ascend backend loads its own copy, and the loader shares one). Untested: no NPU where this
+/// was written — the HCCL tests run on [`HostStaging`].
+pub struct AclStaging {
+    api: AclApi,
+    device: i32,
+    stream: AclStream,
+    _library: Library,
+}
+
+// SAFETY: the stream is a runtime handle valid in any thread; every call selects the device
+// on the calling thread first.
+unsafe impl Send for AclStaging {}
+// SAFETY: as above; ACL's runtime calls are thread-safe.
+unsafe impl Sync for AclStaging {}
+
+impl AclStaging {
+    /// Device `device` and a new stream on it; the error names every libascendcl path tried.
+    pub fn open(device: usize) -> Result<AclStaging> {
+        let candidates = ascendcl_candidates();
+        let names: Vec<&str> = candidates.iter().map(String::as_str).collect();
+        AclStaging::open_from(device, &names)
+    }
+
+    /// [`open`](AclStaging::open) from the first of `names` that opens.
+    pub fn open_from(device: usize, names: &[&str]) -> Result<AclStaging> {
+        let (lib, path) = open_first("ascend", names)?;
+        let unavailable = |reason: String| Error::Unavailable {
+            backend: "ascend".into(),
+            reason: format!("{path}: {reason}"),
+        };
+        // SAFETY: the prototypes are acl/acl_rt.h's (see `sys`); the pointers are kept beside
+        // the library.
+        let (init, create, api) = unsafe {
+            (
+                symbol::<AclInit>(&lib, "aclInit").map_err(unavailable)?,
+                symbol::<AclrtCreateStream>(&lib, "aclrtCreateStream").map_err(unavailable)?,
+                AclApi {
+                    set_device: symbol(&lib, "aclrtSetDevice").map_err(unavailable)?,
+                    synchronize_with_timeout: symbol(&lib, "aclrtSynchronizeStreamWithTimeout")
+                        .map_err(unavailable)?,
+                    malloc: symbol(&lib, "aclrtMalloc").map_err(unavailable)?,
+                    free: symbol(&lib, "aclrtFree").map_err(unavailable)?,
+                    memcpy: symbol(&lib, "aclrtMemcpy").map_err(unavailable)?,
+                },
+            )
+        };
+        let device =
+            i32::try_from(device).map_err(|_| Error::invalid(format!("Ascend device {device}")))?;
+        // ACL needs aclInit once per process before any device call; the Ascend backend
+        // usually ran it already, which ACL reports as ACL_ERROR_REPEAT_INITIALIZE.
+        // SAFETY: a null configuration path is documented as "no configuration file".
+        match unsafe { init(std::ptr::null()) } {
+            0 | ACL_ERROR_REPEAT_INITIALIZE => {}
+            code => {
+                return Err(unavailable(format!("aclInit failed with aclError {code}")));
+            }
+        }
+        let mut staging = AclStaging {
+            api,
+            device,
+            stream: std::ptr::null_mut(),
+            _library: lib,
+        };
+        staging.make_current()?;
+        let mut stream = std::ptr::null_mut();
+        // SAFETY: a live out-pointer; the device is selected.
+        staging.check("aclrtCreateStream", unsafe { create(&mut stream) })?;
+        staging.stream = stream;
+        Ok(staging)
+    }
+
+    fn check(&self, call: &str, code: AclError) -> Result<()> {
+        if code == 0 {
+            return Ok(());
+        }
+        Err(Error::Backend {
+            backend: "ascend".into(),
+            message: format!("device {}: {call} failed with aclError {code}", self.device),
+        })
+    }
+}
+
+impl DeviceStaging for AclStaging {
+    fn describe(&self) -> String {
+        format!("ascend device {}", self.device)
+    }
+    fn make_current(&self) -> Result<()> {
+        // SAFETY: no pointer involved.
+        self.check("aclrtSetDevice", unsafe {
+            (self.api.set_device)(self.device)
+        })
+    }
+    fn stream(&self) -> *mut c_void {
+        self.stream
+    }
+    fn stream_done(&self) -> Result<bool> {
+        self.make_current()?;
+        // ACL's public headers have no non-blocking stream query in every CANN release, so a
+        // poll is a synchronisation bounded by ACL_POLL_MS; the communicator's deadline runs
+        // between polls.
+        // SAFETY: the stream was created in `open` and is never destroyed.
+        match unsafe { (self.api.synchronize_with_timeout)(self.stream, ACL_POLL_MS) } {
+            0 => Ok(true),
+            ACL_ERROR_RT_STREAM_SYNC_TIMEOUT => Ok(false),
+            code => self
+                .check("aclrtSynchronizeStreamWithTimeout", code)
+                .map(|_| false),
+        }
+    }
+    unsafe fn alloc_raw(&self, bytes: usize) -> Result<u64> {
+        self.make_current()?;
+        let mut ptr: *mut c_void = std::ptr::null_mut();
+        // SAFETY: a live out-pointer; the device is selected.
+        self.check("aclrtMalloc", unsafe {
+            (self.api.malloc)(&mut ptr, bytes, ACL_MEM_MALLOC_HUGE_FIRST)
+        })?;
+        Ok(ptr as u64)
+    }
+    unsafe fn free_raw(&self, address: u64) {
+        if self.make_current().is_ok() {
+            // SAFETY: the caller's promise: an address of `alloc_raw`, freed once.
+            let code = unsafe { (self.api.free)(address as *mut c_void) };
+            if let Err(e) = self.check("aclrtFree", code) {
+                tracing::warn!("{e}");
+            }
+        }
+    }
+    unsafe fn upload_raw(&self, address: u64, src: &[u8]) -> Result<()> {
+        self.make_current()?;
+        // SAFETY: the caller's promise: `src.len()` bytes of a live allocation, idle.
+        self.check("aclrtMemcpy", unsafe {
+            (self.api.memcpy)(
+                address as *mut c_void,
+                src.len(),
+                src.as_ptr().cast(),
+                src.len(),
+                ACL_MEMCPY_HOST_TO_DEVICE,
+            )
+        })
+    }
+    unsafe fn download_raw(&self, address: u64, dst: &mut [u8]) -> Result<()> {
+        self.make_current()?;
+        // SAFETY: as in `upload_raw`, into `dst`'s `dst.len()` bytes.
+        self.check("aclrtMemcpy", unsafe {
+            (self.api.memcpy)(
+                dst.as_mut_ptr().cast(),
+                dst.len(),
+                address as *const c_void,
+                dst.len(),
+                ACL_MEMCPY_DEVICE_TO_HOST,
+            )
+        })
+    }
+}

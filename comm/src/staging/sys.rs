@@ -76,3 +76,58 @@ pub const HIP_NAMES: &[&str] = &[
     "libamdhip64.so.6",
     "libamdhip64.so.5",
 ];
+
+/// `aclError` (acl/acl_base.h: `typedef int aclError`; 0 is `ACL_SUCCESS`).
+pub type AclError = c_int;
+/// `aclrtStream` (acl/acl_base.h: `typedef void *aclrtStream`).
+pub type AclStream = *mut c_void;
+/// `ACL_ERROR_RT_STREAM_SYNC_TIMEOUT` (acl/acl_base.h, 507046):
+/// `aclrtSynchronizeStreamWithTimeout` returned before the stream finished.
+pub const ACL_ERROR_RT_STREAM_SYNC_TIMEOUT: AclError = 507046;
+/// `ACL_MEMCPY_HOST_TO_DEVICE` of `aclrtMemcpyKind` (acl/acl_rt.h).
+pub const ACL_MEMCPY_HOST_TO_DEVICE: c_int = 1;
+/// `ACL_MEMCPY_DEVICE_TO_HOST` of `aclrtMemcpyKind` (acl/acl_rt.h).
+pub const ACL_MEMCPY_DEVICE_TO_HOST: c_int = 2;
+/// `ACL_MEM_MALLOC_HUGE_FIRST` of `aclrtMemMallocPolicy` (acl/acl_rt.h).
+pub const ACL_MEM_MALLOC_HUGE_FIRST: c_int = 0;
+/// How long one poll of an ACL stream blocks, in milliseconds: short, so the communicator's
+/// deadline and asynchronous-error checks still run between polls.
+pub const ACL_POLL_MS: i32 = 1;
+
+/// `ACL_ERROR_REPEAT_INITIALIZE` (acl/acl_base.h, 100002): `aclInit` already ran in this
+/// process (the Ascend backend's) — not a failure.
+pub const ACL_ERROR_REPEAT_INITIALIZE: AclError = 100002;
+/// `aclError aclInit(const char *configPath)` (acl/acl.h); null: no configuration file.
+pub type AclInit = unsafe extern "C" fn(*const c_char) -> AclError;
+/// `aclError aclrtSetDevice(int32_t deviceId)` (acl/acl_rt.h).
+pub type AclrtSetDevice = unsafe extern "C" fn(i32) -> AclError;
+/// `aclError aclrtCreateStream(aclrtStream *stream)` (acl/acl_rt.h).
+pub type AclrtCreateStream = unsafe extern "C" fn(*mut AclStream) -> AclError;
+/// `aclError aclrtSynchronizeStreamWithTimeout(aclrtStream stream, int32_t timeout)`
+/// (acl/acl_rt.h; milliseconds, -1 waits forever).
+pub type AclrtSynchronizeStreamWithTimeout = unsafe extern "C" fn(AclStream, i32) -> AclError;
+/// `aclError aclrtMalloc(void **devPtr, size_t size, aclrtMemMallocPolicy policy)`
+/// (acl/acl_rt.h).
+pub type AclrtMalloc = unsafe extern "C" fn(*mut *mut c_void, usize, c_int) -> AclError;
+/// `aclError aclrtFree(void *devPtr)` (acl/acl_rt.h).
+pub type AclrtFree = unsafe extern "C" fn(*mut c_void) -> AclError;
+/// `aclError aclrtMemcpy(void *dst, size_t destMax, const void *src, size_t count,
+/// aclrtMemcpyKind kind)` (acl/acl_rt.h): synchronous.
+pub type AclrtMemcpy =
+    unsafe extern "C" fn(*mut c_void, usize, *const c_void, usize, c_int) -> AclError;
+
+/// libascendcl's candidates: `<home>/lib64/libascendcl.so` for `$ASCEND_HOME_PATH`,
+/// `$ASCEND_TOOLKIT_HOME` and the default toolkit, then the loader's search path (as
+/// `vendor::sys::hccl_candidates` searches libhccl).
+pub fn ascendcl_candidates() -> Vec<String> {
+    let homes = ["ASCEND_HOME_PATH", "ASCEND_TOOLKIT_HOME"]
+        .iter()
+        .filter_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))
+        .chain(["/usr/local/Ascend/ascend-toolkit/latest".to_string()]);
+    let mut out: Vec<String> = homes
+        .map(|home| format!("{home}/lib64/libascendcl.so"))
+        .collect();
+    out.push("libascendcl.so".into());
+    out.dedup();
+    out
+}

@@ -1,5 +1,5 @@
-//! Probes of the collective libraries a process could use: MPI, NCCL and RCCL (transports in
-//! `crate::mpi` and `crate::nccl`) and HCCL (no transport yet) — the probe loads the library,
+//! Probes of the collective libraries a process could use: MPI, NCCL, RCCL and HCCL
+//! (transports in `crate::mpi`, `crate::nccl` and `crate::hccl`) — the probe loads the library,
 //! resolves the entry points a transport calls, and reports the version or exactly why the
 //! library is unusable. Untested on hardware (no GPU or NPU in CI).
 

@@ -10,7 +10,7 @@ use libloading::Library;
 use super::sys::{self, *};
 
 /// The NCCL/RCCL entry points of a device transport. Resolved to prove the library has them
-/// with these names; only `get_version` is called (the transport is not written yet).
+/// with these names; only `get_version` is called (the transport, `crate::nccl`, loads its own).
 #[allow(dead_code)]
 struct NcclApi {
     get_version: NcclGetVersion,
@@ -28,7 +28,7 @@ struct NcclApi {
 }
 
 /// The HCCL entry points of a device transport (HCCL has no version call). Resolved, never
-/// called.
+/// called (the transport, `crate::hccl`, loads its own).
 #[allow(dead_code)]
 struct HcclApi {
     get_root_info: HcclGetRootInfo,

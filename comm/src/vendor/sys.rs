@@ -2,9 +2,11 @@
 //! for ROCm) and HCCL (`hccl/hccl.h`, `hccl/hccl_comm.h` of CANN) — opened at run time with
 //! libloading: the C prototypes of the calls a device transport needs, and the library search.
 //! The probe resolves every symbol and calls `ncclGetVersion`; the NCCL/RCCL transport
-//! (`crate::nccl`) calls the rest. Prototypes copied from NVIDIA/nccl `src/nccl.h.in` (the
-//! public header; RCCL's `rccl.h` declares the same). Nothing has run on GPU hardware; the
-//! transport's tests run on a stand-in library (`comm/standin/nccl_standin.c`).
+//! (`crate::nccl`) and the HCCL one (`crate::hccl`) call the rest. Prototypes copied from
+//! NVIDIA/nccl `src/nccl.h.in` (the public header; RCCL's `rccl.h` declares the same) and from
+//! CANN's public hccl repository (`inc/hccl/hccl.h`, `hccl_comm.h`, `hccl_types.h`). Nothing
+//! has run on GPU or NPU hardware; the transports' tests run on stand-in libraries
+//! (`comm/standin/`).
 
 use std::ffi::{c_char, c_int, c_void};
 use std::path::{Path, PathBuf};
@@ -146,6 +148,51 @@ pub type HcclAlltoAllV = unsafe extern "C" fn(
 ) -> HcclResult;
 /// `HcclResult HcclBarrier(HcclComm comm, aclrtStream stream)` (hccl/hccl_comm.h).
 pub type HcclBarrier = unsafe extern "C" fn(HcclComm, Stream) -> HcclResult;
+/// `HcclResult HcclGetCommAsyncError(HcclComm comm, HcclResult *asyncError)` (hccl/hccl.h of
+/// CANN's public hccl repository, `inc/hccl/hccl.h`; absent from older CANN, so optional).
+pub type HcclGetCommAsyncError = unsafe extern "C" fn(HcclComm, *mut HcclResult) -> HcclResult;
+/// `const char *HcclGetErrorString(HcclResult code)` (hccl/hccl.h, same source; optional).
+pub type HcclGetErrorString = unsafe extern "C" fn(HcclResult) -> *const c_char;
+/// `HCCL_SUCCESS` (hccl/hccl_types.h's `HcclResult`).
+pub const HCCL_SUCCESS: HcclResult = 0;
+/// `HCCL_DATA_TYPE_INT8` (hccl/hccl_types.h's `HcclDataType`: the first member, 0): bytes.
+pub const HCCL_DATA_TYPE_INT8: HcclDataType = 0;
+
+/// `HcclResult`'s names (hccl/hccl_types.h), for a library without `HcclGetErrorString`.
+pub fn hccl_result_name(code: HcclResult) -> &'static str {
+    const NAMES: [&str; 25] = [
+        "HCCL_SUCCESS",
+        "HCCL_E_PARA (parameter error)",
+        "HCCL_E_PTR (empty pointer)",
+        "HCCL_E_MEMORY (memory error)",
+        "HCCL_E_INTERNAL (internal error)",
+        "HCCL_E_NOT_SUPPORT (not supported)",
+        "HCCL_E_NOT_FOUND (not found)",
+        "HCCL_E_UNAVAIL (resource unavailable)",
+        "HCCL_E_SYSCALL (system call error)",
+        "HCCL_E_TIMEOUT (timeout)",
+        "HCCL_E_OPEN_FILE_FAILURE (open file failed)",
+        "HCCL_E_TCP_CONNECT (TCP connect failed)",
+        "HCCL_E_ROCE_CONNECT (RoCE connect failed)",
+        "HCCL_E_TCP_TRANSFER (TCP transfer failed)",
+        "HCCL_E_ROCE_TRANSFER (RoCE transfer failed)",
+        "HCCL_E_RUNTIME (runtime call failed)",
+        "HCCL_E_DRV (driver call failed)",
+        "HCCL_E_PROFILING (profiling call failed)",
+        "HCCL_E_CCE (CCE call failed)",
+        "HCCL_E_NETWORK (network call failed)",
+        "HCCL_E_AGAIN (try again)",
+        "HCCL_E_REMOTE (error CQE)",
+        "HCCL_E_SUSPENDING (communicator suspending)",
+        "HCCL_E_OPRETRY_FAIL (retry constraint)",
+        "HCCL_E_OOM (out of memory)",
+    ];
+    usize::try_from(code)
+        .ok()
+        .and_then(|i| NAMES.get(i))
+        .copied()
+        .unwrap_or("unknown HcclResult")
+}
 
 /// NCCL's candidates: the runtime soname, then the development link.
 pub fn nccl_candidates() -> Vec<PathBuf> {
