@@ -1,16 +1,12 @@
 //! `tokenize --chat` and `chat`: message contents are text unless
 //! `--allow-special-tokens-in-content`; sampling parameters are checked before the model loads.
 
-use std::process::{Command, Output};
+use std::process::Output;
 
 use concord_tests::fixtures_dir;
 
-fn concord(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_concord"))
-        .args(args)
-        .output()
-        .expect("run concord")
-}
+mod common;
+use common::concord;
 
 fn ids(out: &Output) -> Vec<u32> {
     assert!(

@@ -8,18 +8,8 @@ use std::process::{Command, Stdio};
 
 use concord_tests::{log_softmax_at, read_f32_tensor};
 
-fn concord(args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_concord"))
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
+mod common;
+use common::concord_ok;
 
 fn ids_of(line: &str) -> Vec<u32> {
     line.trim().split(',').map(|i| i.parse().unwrap()).collect()
@@ -30,7 +20,7 @@ fn chat_logprobs_are_the_log_softmax_of_each_steps_logits() {
     let tmp = tempfile::tempdir().unwrap();
     let messages = tmp.path().join("messages.json");
     std::fs::write(&messages, r#"[{"role": "user", "content": "Hello there"}]"#).unwrap();
-    let tokenized = concord(&["tokenize", "--chat", messages.to_str().unwrap()]);
+    let tokenized = concord_ok(&["tokenize", "--chat", messages.to_str().unwrap()]);
     let prompt = ids_of(tokenized.lines().last().unwrap());
 
     let mut child = Command::new(env!("CARGO_BIN_EXE_concord"))
@@ -88,7 +78,7 @@ fn chat_logprobs_are_the_log_softmax_of_each_steps_logits() {
         .chain(&ids[..ids.len() - 1])
         .map(u32::to_string)
         .collect();
-    concord(&[
+    concord_ok(&[
         "logits",
         "--precision",
         "f32",

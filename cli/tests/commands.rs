@@ -2,16 +2,11 @@
 //! last line, tokenizer ids, clear failures that leave nothing half-written.
 
 use std::path::PathBuf;
-use std::process::{Command, Output};
 
 use concord_tests::{fixtures_dir, max_abs_diff, read_f32_tensor, read_references};
 
-fn concord(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_concord"))
-        .args(args)
-        .output()
-        .expect("run concord")
-}
+mod common;
+use common::concord;
 
 fn ok(args: &[&str]) -> String {
     let out = concord(args);

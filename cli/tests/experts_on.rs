@@ -4,16 +4,10 @@
 //! process); without a platform it prints `SKIP opencl: <reason>` (a failure when
 //! CONCORD_REQUIRE_BACKENDS names opencl).
 
-use std::process::{Command, Output};
-
 use concord_tests::fixtures_dir;
 
-fn concord(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_concord"))
-        .args(args)
-        .output()
-        .expect("run concord")
-}
+mod common;
+use common::concord;
 
 fn ok(args: &[&str]) -> Vec<u8> {
     let out = concord(args);

@@ -6,18 +6,8 @@ use std::process::Command;
 
 use concord_tests::{log_softmax_at, read_f32_tensor};
 
-fn concord(args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_concord"))
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
+mod common;
+use common::concord_ok;
 
 #[test]
 fn json_logprobs_are_the_log_softmax_of_each_steps_logits() {
@@ -33,7 +23,7 @@ fn json_logprobs_are_the_log_softmax_of_each_steps_logits() {
         "--precision",
         "f32",
     ];
-    let json = concord(&[&common[..], &["--emit", "json", "--logprobs", "3"]].concat());
+    let json = concord_ok(&[&common[..], &["--emit", "json", "--logprobs", "3"]].concat());
     let v: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
     let ids: Vec<u32> = v["ids"]
         .as_array()
@@ -41,7 +31,7 @@ fn json_logprobs_are_the_log_softmax_of_each_steps_logits() {
         .iter()
         .map(|i| i.as_u64().unwrap() as u32)
         .collect();
-    let plain_ids = concord(&[&common[..], &["--emit", "ids"]].concat());
+    let plain_ids = concord_ok(&[&common[..], &["--emit", "ids"]].concat());
     let joined = ids.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
     assert_eq!(plain_ids.trim(), joined);
     assert_eq!(v["completion_tokens"], 6);
@@ -56,7 +46,7 @@ fn json_logprobs_are_the_log_softmax_of_each_steps_logits() {
         .copied()
         .collect();
     let all_arg = all.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
-    concord(&[
+    concord_ok(&[
         "logits",
         "--precision",
         "f32",

@@ -4,16 +4,11 @@
 //! without MTP is refused with a message naming `num_nextn_predict_layers`, nothing written.
 
 use std::path::PathBuf;
-use std::process::{Command, Output};
 
 use concord_tests::{fixtures_dir, max_abs_diff, prompts, read_f32_tensor, read_references};
 
-fn concord(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_concord"))
-        .args(args)
-        .output()
-        .unwrap()
-}
+mod common;
+use common::concord;
 
 fn fixture() -> PathBuf {
     fixtures_dir().join("mtp_release_layout")

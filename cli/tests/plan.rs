@@ -3,22 +3,17 @@
 //! planner's numbers are checked in `loader/tests/memory_plan.rs`.
 
 use std::path::PathBuf;
-use std::process::{Command, Output};
 
 use concord_tests::fixtures_dir;
+
+mod common;
+use common::concord;
 
 /// `metadata.total_size` of the DeepSeek-V3 release's `model.safetensors.index.json`.
 const V3_RELEASE_TOTAL_SIZE: u64 = 688_586_727_753;
 
 fn config_dir(name: &str) -> PathBuf {
     fixtures_dir().join("configs").join(name)
-}
-
-fn concord(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_concord"))
-        .args(args)
-        .output()
-        .expect("run concord")
 }
 
 #[test]

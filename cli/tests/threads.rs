@@ -1,13 +1,7 @@
 //! `--threads N` sets the CPU backend's thread count; the output does not depend on it.
 
-use std::process::{Command, Output};
-
-fn concord(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_concord"))
-        .args(args)
-        .output()
-        .expect("run concord")
-}
+mod common;
+use common::concord;
 
 #[test]
 fn the_thread_count_is_used_and_changes_no_bit() {
