@@ -34,6 +34,9 @@ use std::time::{Duration, Instant};
 use concord_core::{Error, Result};
 
 use crate::communicator::{exclusive_prefix, Communicator};
+use crate::device_transport::{
+    check_broadcast_root, check_rank_counts, rank_error, wait_for_stream, PaddedGather,
+};
 use crate::staging::{DeviceBuffer, DeviceStaging};
 use crate::vendor::nccl_version_text;
 use crate::vendor::sys::{NCCL_IN_PROGRESS, NCCL_SUCCESS, NCCL_UNIQUE_ID_BYTES};
@@ -220,10 +223,7 @@ impl NcclCommunicator {
     }
 
     fn error(&self, what: &str, cause: impl std::fmt::Display) -> Error {
-        Error::Backend {
-            backend: self.flavour.name().into(),
-            message: format!("rank {} of {}: {what}: {cause}", self.rank, self.size),
-        }
+        rank_error(self.flavour.name(), self.rank, self.size, what, cause)
     }
 
     /// Enqueues a collective with `enqueue` and waits for the stream against the deadline.
@@ -288,9 +288,7 @@ impl NcclCommunicator {
     /// Polls the stream and the communicator's asynchronous error until the stream is done,
     /// an error shows, or `deadline` passes.
     fn wait(&self, comm: &CommHandle, deadline: Instant) -> std::result::Result<(), String> {
-        let mut polls = 0u32;
-        let mut pause = Duration::from_micros(10);
-        loop {
+        wait_for_stream(self.staging.as_ref(), self.timeout, deadline, || {
             let state = self.library.async_error(comm).map_err(|e| e.to_string())?;
             if state != NCCL_SUCCESS && state != NCCL_IN_PROGRESS {
                 return Err(format!(
@@ -298,25 +296,8 @@ impl NcclCommunicator {
                     self.library.error_text(state)
                 ));
             }
-            if self.staging.stream_done().map_err(|e| e.to_string())? {
-                return Ok(());
-            }
-            if Instant::now() >= deadline {
-                return Err(format!(
-                    "timed out after {:.1} s waiting for the other ranks (one exited or died, \
-                     or the ranks called different collectives); set {}=SECONDS to wait longer",
-                    self.timeout.as_secs_f64(),
-                    crate::launch::TIMEOUT_ENV
-                ));
-            }
-            polls += 1;
-            if polls < 1000 {
-                std::thread::yield_now();
-            } else {
-                std::thread::sleep(pause);
-                pause = (pause * 2).min(Duration::from_millis(1));
-            }
-        }
+            Ok(())
+        })
     }
 
     /// Runs `what` on `buffers`; when the collective failed and its abort did too, the
@@ -367,24 +348,11 @@ impl NcclCommunicator {
         counts: &[usize],
         recv: &mut [u8],
     ) -> Result<()> {
-        self.check_rank_counts(counts, what)?;
-        let offsets = exclusive_prefix(counts, recv.len(), what)?;
-        if send.len() != counts[self.rank] {
-            return Err(Error::invalid(format!(
-                "{what}: rank {} sends {} bytes, counts say {}",
-                self.rank,
-                send.len(),
-                counts[self.rank]
-            )));
-        }
-        // Every part padded to the largest: one ncclAllGather (see the module docs).
-        let part = counts.iter().copied().max().unwrap_or(0);
-        if part == 0 {
+        let Some(plan) = PaddedGather::plan(what, self.rank, self.size, send, counts, recv)? else {
             return Ok(());
-        }
-        let padded = part
-            .checked_mul(self.size)
-            .ok_or_else(|| Error::invalid(format!("{what}: {part} bytes × {} ranks", self.size)))?;
+        };
+        // Every part padded to the largest: one ncclAllGather (see the module docs).
+        let (part, padded) = (plan.part, plan.padded);
         let send_buf = DeviceBuffer::new(&self.staging, part)?;
         send_buf.upload(0, send)?;
         let recv_buf = DeviceBuffer::new(&self.staging, padded)?;
@@ -394,21 +362,12 @@ impl NcclCommunicator {
         })?;
         let mut gathered = vec![0u8; padded];
         buffers[1].download(0, &mut gathered)?;
-        for (r, (&count, &offset)) in counts.iter().zip(&offsets).enumerate() {
-            recv[offset..offset + count].copy_from_slice(&gathered[r * part..r * part + count]);
-        }
+        plan.unpack(&gathered, counts, recv);
         Ok(())
     }
 
     fn check_rank_counts(&self, counts: &[usize], what: &str) -> Result<()> {
-        if counts.len() != self.size {
-            return Err(Error::invalid(format!(
-                "{what}: {} counts for {} ranks",
-                counts.len(),
-                self.size
-            )));
-        }
-        Ok(())
+        check_rank_counts(counts, self.size, what)
     }
 }
 
@@ -503,12 +462,7 @@ impl Communicator for NcclCommunicator {
     }
 
     fn broadcast(&self, buf: &mut [u8], root: usize) -> Result<()> {
-        if root >= self.size {
-            return Err(Error::invalid(format!(
-                "broadcast root {root} of {} ranks",
-                self.size
-            )));
-        }
+        check_broadcast_root(root, self.size)?;
         if buf.is_empty() {
             return Ok(());
         }
