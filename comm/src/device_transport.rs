@@ -3,6 +3,7 @@
 //! deadline, and the rank-qualified error. Each transport keeps its own library calls, its own
 //! failure handling (NCCL aborts, HCCL cannot) and its own error texts for library states.
 
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use concord_core::{Error, Result};
@@ -130,6 +131,48 @@ pub(crate) fn wait_for_stream(
         } else {
             std::thread::sleep(pause);
             pause = (pause * 2).min(Duration::from_millis(1));
+        }
+    }
+}
+
+/// Runs a communicator's blocking init (`init`, the library call `init_call`) on a helper
+/// thread named `BACKEND-init-RANK` and waits `timeout` for it: init blocks until every rank
+/// joined, so a rank that never joins must fail the others instead of hanging them. A handle
+/// that arrives after the timeout goes to `discard_late`.
+pub(crate) fn init_on_helper_thread<C: Send + 'static>(
+    backend: &'static str,
+    init_call: &str,
+    rank: usize,
+    size: usize,
+    timeout: Duration,
+    init: impl FnOnce() -> std::result::Result<C, String> + Send + 'static,
+    discard_late: impl FnOnce(C) + Send + 'static,
+) -> Result<C> {
+    let error = |message: String| Error::Backend {
+        backend: backend.into(),
+        message: format!("rank {rank} of {size}: {message}"),
+    };
+    let (tx, rx) = mpsc::channel();
+    std::thread::Builder::new()
+        .name(format!("{backend}-init-{rank}"))
+        .spawn(move || {
+            // The receiver is gone when the join timed out: release what came too late.
+            if let Err(mpsc::SendError(Ok(comm))) = tx.send(init()) {
+                discard_late(comm);
+            }
+        })
+        .map_err(|e| error(format!("cannot start the init thread: {e}")))?;
+    match rx.recv_timeout(timeout) {
+        Ok(Ok(comm)) => Ok(comm),
+        Ok(Err(e)) => Err(error(e)),
+        Err(mpsc::RecvTimeoutError::Timeout) => Err(error(format!(
+            "{init_call} timed out after {:.1} s waiting for the other ranks to join (one \
+             exited, died or never started); set {}=SECONDS to wait longer",
+            timeout.as_secs_f64(),
+            crate::launch::TIMEOUT_ENV
+        ))),
+        Err(mpsc::RecvTimeoutError::Disconnected) => {
+            Err(error("the init thread ended without an answer".into()))
         }
     }
 }

@@ -21,14 +21,15 @@
 mod result;
 
 use std::path::PathBuf;
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use concord_core::{Error, Result};
 
 use crate::communicator::{exclusive_prefix, Communicator};
 use crate::device_transport::{
-    check_broadcast_root, check_rank_counts, rank_error, wait_for_stream, PaddedGather,
+    check_broadcast_root, check_rank_counts, init_on_helper_thread, rank_error, wait_for_stream,
+    PaddedGather,
 };
 use crate::staging::{DeviceBuffer, DeviceStaging};
 use crate::vendor::sys::{HCCL_ROOT_INFO_BYTES, HCCL_SUCCESS};
@@ -123,10 +124,6 @@ impl HcclCommunicator {
         staging: Arc<dyn DeviceStaging>,
         timeout: Duration,
     ) -> Result<HcclCommunicator> {
-        let error = |message: String| Error::Backend {
-            backend: NAME.into(),
-            message: format!("rank {rank} of {size}: {message}"),
-        };
         let (Ok(c_rank), Ok(c_size)) = (u32::try_from(rank), u32::try_from(size)) else {
             return Err(Error::invalid(format!("{NAME}: rank {rank} of {size}")));
         };
@@ -139,39 +136,27 @@ impl HcclCommunicator {
                 library.path.display()
             );
         }
-        let (tx, rx) = mpsc::channel();
-        let (init_library, init_staging) = (Arc::clone(&library), Arc::clone(&staging));
+        let (init_library, late_library) = (Arc::clone(&library), Arc::clone(&library));
+        let init_staging = Arc::clone(&staging);
         let info = Box::new(*info);
-        std::thread::Builder::new()
-            .name(format!("{NAME}-init-{rank}"))
-            .spawn(move || {
-                let outcome = init_staging
+        let comm = init_on_helper_thread(
+            NAME,
+            "HcclCommInitRootInfo",
+            rank,
+            size,
+            timeout,
+            move || {
+                init_staging
                     .make_current()
                     .map_err(|e| e.to_string())
-                    .and_then(|()| init_library.init_root_info(c_size, &info, c_rank));
-                // The receiver is gone when the join timed out: free what came too late.
-                if let Err(mpsc::SendError(Ok(comm))) = tx.send(outcome) {
-                    if let Err(e) = init_library.destroy(comm) {
-                        tracing::warn!("{e}");
-                    }
+                    .and_then(|()| init_library.init_root_info(c_size, &info, c_rank))
+            },
+            move |comm| {
+                if let Err(e) = late_library.destroy(comm) {
+                    tracing::warn!("{e}");
                 }
-            })
-            .map_err(|e| error(format!("cannot start the init thread: {e}")))?;
-        let comm = match rx.recv_timeout(timeout) {
-            Ok(Ok(comm)) => comm,
-            Ok(Err(e)) => return Err(error(e)),
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                return Err(error(format!(
-                    "HcclCommInitRootInfo timed out after {:.1} s waiting for the other ranks \
-                     to join (one exited, died or never started); set {}=SECONDS to wait longer",
-                    timeout.as_secs_f64(),
-                    crate::launch::TIMEOUT_ENV
-                )))
-            }
-            Err(mpsc::RecvTimeoutError::Disconnected) => {
-                return Err(error("the init thread ended without an answer".into()))
-            }
-        };
+            },
+        )?;
         tracing::debug!(rank, size, device = %staging.describe(), "hccl communicator joined");
         Ok(HcclCommunicator {
             library,

@@ -28,14 +28,15 @@ mod result;
 
 use std::ffi::c_int;
 use std::path::PathBuf;
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use concord_core::{Error, Result};
 
 use crate::communicator::{exclusive_prefix, Communicator};
 use crate::device_transport::{
-    check_broadcast_root, check_rank_counts, rank_error, wait_for_stream, PaddedGather,
+    check_broadcast_root, check_rank_counts, init_on_helper_thread, rank_error, wait_for_stream,
+    PaddedGather,
 };
 use crate::staging::{DeviceBuffer, DeviceStaging};
 use crate::vendor::nccl_version_text;
@@ -156,52 +157,39 @@ impl NcclCommunicator {
         timeout: Duration,
     ) -> Result<NcclCommunicator> {
         let name = flavour.name();
-        let error = |message: String| Error::Backend {
-            backend: name.into(),
-            message: format!("rank {rank} of {size}: {message}"),
-        };
         let (Ok(c_rank), Ok(c_size)) = (c_int::try_from(rank), c_int::try_from(size)) else {
             return Err(Error::invalid(format!("{name}: rank {rank} of {size}")));
         };
         if rank >= size {
             return Err(Error::invalid(format!("{name}: rank {rank} of {size}")));
         }
-        let (tx, rx) = mpsc::channel();
-        let (init_library, init_staging, id) = (Arc::clone(&library), Arc::clone(&staging), *id);
-        std::thread::Builder::new()
-            .name(format!("{name}-init-{rank}"))
-            .spawn(move || {
-                let outcome = init_staging.make_current().and_then(|()| {
-                    init_library
-                        .init_rank(c_size, &id, c_rank)
-                        .map_err(|e| Error::Backend {
-                            backend: name.into(),
-                            message: e.to_string(),
-                        })
-                });
-                // The receiver is gone when the join timed out: abort what came too late.
-                if let Err(mpsc::SendError(Ok(comm))) = tx.send(outcome) {
-                    if let Err(e) = init_library.abort(comm) {
-                        tracing::warn!("{e}");
-                    }
+        let (init_library, late_library) = (Arc::clone(&library), Arc::clone(&library));
+        let (init_staging, id) = (Arc::clone(&staging), *id);
+        let comm = init_on_helper_thread(
+            name,
+            "ncclCommInitRank",
+            rank,
+            size,
+            timeout,
+            move || {
+                init_staging
+                    .make_current()
+                    .and_then(|()| {
+                        init_library
+                            .init_rank(c_size, &id, c_rank)
+                            .map_err(|e| Error::Backend {
+                                backend: name.into(),
+                                message: e.to_string(),
+                            })
+                    })
+                    .map_err(|e| e.to_string())
+            },
+            move |comm| {
+                if let Err(e) = late_library.abort(comm) {
+                    tracing::warn!("{e}");
                 }
-            })
-            .map_err(|e| error(format!("cannot start the init thread: {e}")))?;
-        let comm = match rx.recv_timeout(timeout) {
-            Ok(Ok(comm)) => comm,
-            Ok(Err(e)) => return Err(error(e.to_string())),
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                return Err(error(format!(
-                    "ncclCommInitRank timed out after {:.1} s waiting for the other ranks to \
-                     join (one exited, died or never started); set {}=SECONDS to wait longer",
-                    timeout.as_secs_f64(),
-                    crate::launch::TIMEOUT_ENV
-                )))
-            }
-            Err(mpsc::RecvTimeoutError::Disconnected) => {
-                return Err(error("the init thread ended without an answer".into()))
-            }
-        };
+            },
+        )?;
         tracing::debug!(rank, size, device = %staging.describe(), "{name} communicator joined");
         Ok(NcclCommunicator {
             library,
