@@ -17,6 +17,7 @@
 mod check;
 mod communicator;
 mod device;
+mod device_transport;
 pub mod hccl;
 mod in_process;
 mod launch;

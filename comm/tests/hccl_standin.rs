@@ -5,14 +5,14 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use concord_comm::hccl::{HcclCommunicator, HcclLibrary};
 use concord_comm::staging::{DeviceStaging, HostStaging};
-use concord_comm::{check_collectives, standin, Communicator};
+use concord_comm::standin;
 
 mod common;
-use common::{exercise, on_in_process};
+use common::transport;
 
 fn library() -> &'static Path {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
@@ -22,115 +22,50 @@ fn library() -> &'static Path {
     })
 }
 
-/// Runs `f` on every rank of a `size`-rank HCCL group on the stand-in, one thread per rank.
-fn on_hccl<T: Send>(
-    size: usize,
-    timeout: Duration,
-    f: impl Fn(&HcclCommunicator) -> T + Sync,
-) -> Vec<T> {
-    let ranks = standin::hccl_ranks(library(), size, timeout).expect("the stand-in ranks join");
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = ranks.iter().map(|c| scope.spawn(|| f(c))).collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
-    })
+/// A `size`-rank HCCL group on the stand-in.
+fn hccl_ranks(size: usize, timeout: Duration) -> Vec<HcclCommunicator> {
+    standin::hccl_ranks(library(), size, timeout).expect("the stand-in ranks join")
 }
 
 #[test]
 fn the_self_check_passes_on_2_3_and_4_ranks() {
-    for size in 2..=4 {
-        let outcomes = on_hccl(size, Duration::from_secs(30), |c| check_collectives(c));
-        for (rank, outcome) in outcomes.into_iter().enumerate() {
-            outcome.unwrap_or_else(|e| panic!("{size} ranks, rank {rank}: {e}"));
-        }
-    }
+    transport::self_check_passes(hccl_ranks);
 }
 
 #[test]
 fn every_collective_matches_the_in_process_group_byte_for_byte() {
-    for size in [2, 3, 4] {
-        let want = on_in_process(size, exercise);
-        let got = on_hccl(size, Duration::from_secs(30), |c| exercise(c));
-        assert_eq!(got, want, "{size} ranks");
-    }
+    transport::matches_the_in_process_group(hccl_ranks);
 }
 
 #[test]
 fn a_rank_that_never_joins_times_out_the_others() {
-    let timeout = Duration::from_millis(500);
     let lib = Arc::new(HcclLibrary::open_first(&[library().to_path_buf()]).unwrap());
     let info = lib.root_info().unwrap();
-    let started = Instant::now();
-    // Ranks 0 and 1 of 3 join; rank 2 never does.
-    let errors: Vec<String> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..2)
-            .map(|rank| {
-                let (lib, info) = (Arc::clone(&lib), &info);
-                scope.spawn(move || {
-                    let staging: Arc<dyn DeviceStaging> = Arc::new(HostStaging::new());
-                    match HcclCommunicator::join(lib, info, rank, 3, staging, timeout) {
-                        Ok(_) => "joined".to_string(),
-                        Err(e) => e.to_string(),
-                    }
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
-    });
-    for (rank, e) in errors.iter().enumerate() {
-        assert!(
-            e.contains(&format!("hccl error: rank {rank} of 3"))
-                && e.contains("HcclCommInitRootInfo timed out after 0.5 s")
-                && e.contains("CONCORD_COMM_TIMEOUT"),
-            "{e}"
-        );
-    }
-    assert!(started.elapsed() < Duration::from_secs(5));
+    transport::a_rank_that_never_joins_times_out_the_others(
+        |rank, timeout| {
+            let staging: Arc<dyn DeviceStaging> = Arc::new(HostStaging::new());
+            HcclCommunicator::join(Arc::clone(&lib), &info, rank, 3, staging, timeout)
+        },
+        "hccl error: ",
+        "HcclCommInitRootInfo",
+    );
 }
 
 #[test]
 fn a_rank_that_leaves_fails_the_others_with_a_timeout() {
-    let timeout = Duration::from_millis(500);
-    let mut ranks = standin::hccl_ranks(library(), 2, timeout).unwrap();
     // Rank 1 leaves (HcclCommDestroy) without taking part.
-    drop(ranks.pop());
-    let rank0 = &ranks[0];
-    let started = Instant::now();
-    let err = rank0.barrier().unwrap_err().to_string();
-    assert!(
-        err.contains("rank 0 of 2: barrier: timed out after 0.5 s")
-            && err.contains("HCCL has no public abort"),
-        "{err}"
+    transport::a_rank_that_leaves_fails_the_others(
+        hccl_ranks(2, Duration::from_millis(500)),
+        "HCCL has no public abort",
     );
-    assert!(started.elapsed() < Duration::from_secs(5));
-    // Every later collective fails at once, naming the first failure.
-    let started = Instant::now();
-    let err = rank0.broadcast(&mut [1, 2], 0).unwrap_err().to_string();
-    assert!(
-        err.contains("not started: an earlier collective failed (barrier: timed out"),
-        "{err}"
-    );
-    assert!(started.elapsed() < Duration::from_millis(100));
 }
 
 #[test]
 fn ranks_whose_calls_disagree_get_the_asynchronous_error() {
-    // The ranks disagree on rank 1's count (3 bytes or 4): the padded parts differ, which
-    // the stand-in reports as HCCL_E_INTERNAL (4) through HcclGetCommAsyncError.
-    let timeout = Duration::from_secs(20);
-    let started = Instant::now();
-    let errors = on_hccl(2, timeout, |c| {
-        let counts = [2, 3 + c.rank()];
-        let mut recv = vec![0; counts.iter().sum()];
-        c.all_gather_v(&vec![7; counts[c.rank()]], &counts, &mut recv)
-            .unwrap_err()
-            .to_string()
-    });
-    for e in &errors {
-        assert!(
-            e.contains("all_gather_v: the communicator reports HcclResult 4")
-                && e.contains("(stand-in)"),
-            "{e}"
-        );
-    }
-    assert!(started.elapsed() < timeout / 2, "waited for the timeout");
+    // The stand-in reports differing padded parts as HCCL_E_INTERNAL (4) through
+    // HcclGetCommAsyncError.
+    transport::ranks_whose_calls_disagree_get_the_asynchronous_error(
+        hccl_ranks,
+        "the communicator reports HcclResult 4",
+    );
 }

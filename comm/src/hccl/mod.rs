@@ -21,12 +21,16 @@
 mod result;
 
 use std::path::PathBuf;
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use concord_core::{Error, Result};
 
 use crate::communicator::{exclusive_prefix, Communicator};
+use crate::device_transport::{
+    check_broadcast_root, check_rank_counts, init_on_helper_thread, rank_error, wait_for_stream,
+    PaddedGather,
+};
 use crate::staging::{DeviceBuffer, DeviceStaging};
 use crate::vendor::sys::{HCCL_ROOT_INFO_BYTES, HCCL_SUCCESS};
 use result::CommHandle;
@@ -120,10 +124,6 @@ impl HcclCommunicator {
         staging: Arc<dyn DeviceStaging>,
         timeout: Duration,
     ) -> Result<HcclCommunicator> {
-        let error = |message: String| Error::Backend {
-            backend: NAME.into(),
-            message: format!("rank {rank} of {size}: {message}"),
-        };
         let (Ok(c_rank), Ok(c_size)) = (u32::try_from(rank), u32::try_from(size)) else {
             return Err(Error::invalid(format!("{NAME}: rank {rank} of {size}")));
         };
@@ -136,39 +136,27 @@ impl HcclCommunicator {
                 library.path.display()
             );
         }
-        let (tx, rx) = mpsc::channel();
-        let (init_library, init_staging) = (Arc::clone(&library), Arc::clone(&staging));
+        let (init_library, late_library) = (Arc::clone(&library), Arc::clone(&library));
+        let init_staging = Arc::clone(&staging);
         let info = Box::new(*info);
-        std::thread::Builder::new()
-            .name(format!("{NAME}-init-{rank}"))
-            .spawn(move || {
-                let outcome = init_staging
+        let comm = init_on_helper_thread(
+            NAME,
+            "HcclCommInitRootInfo",
+            rank,
+            size,
+            timeout,
+            move || {
+                init_staging
                     .make_current()
                     .map_err(|e| e.to_string())
-                    .and_then(|()| init_library.init_root_info(c_size, &info, c_rank));
-                // The receiver is gone when the join timed out: free what came too late.
-                if let Err(mpsc::SendError(Ok(comm))) = tx.send(outcome) {
-                    if let Err(e) = init_library.destroy(comm) {
-                        tracing::warn!("{e}");
-                    }
+                    .and_then(|()| init_library.init_root_info(c_size, &info, c_rank))
+            },
+            move |comm| {
+                if let Err(e) = late_library.destroy(comm) {
+                    tracing::warn!("{e}");
                 }
-            })
-            .map_err(|e| error(format!("cannot start the init thread: {e}")))?;
-        let comm = match rx.recv_timeout(timeout) {
-            Ok(Ok(comm)) => comm,
-            Ok(Err(e)) => return Err(error(e)),
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                return Err(error(format!(
-                    "HcclCommInitRootInfo timed out after {:.1} s waiting for the other ranks \
-                     to join (one exited, died or never started); set {}=SECONDS to wait longer",
-                    timeout.as_secs_f64(),
-                    crate::launch::TIMEOUT_ENV
-                )))
-            }
-            Err(mpsc::RecvTimeoutError::Disconnected) => {
-                return Err(error("the init thread ended without an answer".into()))
-            }
-        };
+            },
+        )?;
         tracing::debug!(rank, size, device = %staging.describe(), "hccl communicator joined");
         Ok(HcclCommunicator {
             library,
@@ -184,10 +172,7 @@ impl HcclCommunicator {
     }
 
     fn error(&self, what: &str, cause: impl std::fmt::Display) -> Error {
-        Error::Backend {
-            backend: NAME.into(),
-            message: format!("rank {} of {}: {what}: {cause}", self.rank, self.size),
-        }
+        rank_error(NAME, self.rank, self.size, what, cause)
     }
 
     /// Enqueues a collective on `buffers` with `enqueue` and waits for the stream against the
@@ -241,9 +226,7 @@ impl HcclCommunicator {
     /// Polls the stream and the communicator's asynchronous error until the stream is done,
     /// an error shows, or `deadline` passes.
     fn wait(&self, comm: &CommHandle, deadline: Instant) -> std::result::Result<(), String> {
-        let mut polls = 0u32;
-        let mut pause = Duration::from_micros(10);
-        loop {
+        wait_for_stream(self.staging.as_ref(), self.timeout, deadline, || {
             let state = self.library.async_error(comm)?;
             if state != HCCL_SUCCESS {
                 return Err(format!(
@@ -251,36 +234,12 @@ impl HcclCommunicator {
                     self.library.error_text(state)
                 ));
             }
-            if self.staging.stream_done().map_err(|e| e.to_string())? {
-                return Ok(());
-            }
-            if Instant::now() >= deadline {
-                return Err(format!(
-                    "timed out after {:.1} s waiting for the other ranks (one exited or died, \
-                     or the ranks called different collectives); set {}=SECONDS to wait longer",
-                    self.timeout.as_secs_f64(),
-                    crate::launch::TIMEOUT_ENV
-                ));
-            }
-            polls += 1;
-            if polls < 1000 {
-                std::thread::yield_now();
-            } else {
-                std::thread::sleep(pause);
-                pause = (pause * 2).min(Duration::from_millis(1));
-            }
-        }
+            Ok(())
+        })
     }
 
     fn check_rank_counts(&self, counts: &[usize], what: &str) -> Result<()> {
-        if counts.len() != self.size {
-            return Err(Error::invalid(format!(
-                "{what}: {} counts for {} ranks",
-                counts.len(),
-                self.size
-            )));
-        }
-        Ok(())
+        check_rank_counts(counts, self.size, what)
     }
 }
 
@@ -313,24 +272,11 @@ impl Communicator for HcclCommunicator {
 
     fn all_gather_v(&self, send: &[u8], counts: &[usize], recv: &mut [u8]) -> Result<()> {
         let what = "all_gather_v";
-        self.check_rank_counts(counts, what)?;
-        let offsets = exclusive_prefix(counts, recv.len(), what)?;
-        if send.len() != counts[self.rank] {
-            return Err(Error::invalid(format!(
-                "{what}: rank {} sends {} bytes, counts say {}",
-                self.rank,
-                send.len(),
-                counts[self.rank]
-            )));
-        }
-        // Every part padded to the largest: one HcclAllGather (as the NCCL transport does).
-        let part = counts.iter().copied().max().unwrap_or(0);
-        if part == 0 {
+        let Some(plan) = PaddedGather::plan(what, self.rank, self.size, send, counts, recv)? else {
             return Ok(());
-        }
-        let padded = part
-            .checked_mul(self.size)
-            .ok_or_else(|| Error::invalid(format!("{what}: {part} bytes × {} ranks", self.size)))?;
+        };
+        // Every part padded to the largest: one HcclAllGather (as the NCCL transport does).
+        let (part, padded) = (plan.part, plan.padded);
         let send_buf = DeviceBuffer::new(&self.staging, part)?;
         send_buf.upload(0, send)?;
         let recv_buf = DeviceBuffer::new(&self.staging, padded)?;
@@ -340,9 +286,7 @@ impl Communicator for HcclCommunicator {
         })?;
         let mut gathered = vec![0u8; padded];
         buffers[1].download(0, &mut gathered)?;
-        for (r, (&count, &offset)) in counts.iter().zip(&offsets).enumerate() {
-            recv[offset..offset + count].copy_from_slice(&gathered[r * part..r * part + count]);
-        }
+        plan.unpack(&gathered, counts, recv);
         Ok(())
     }
 
@@ -381,12 +325,7 @@ impl Communicator for HcclCommunicator {
     }
 
     fn broadcast(&self, buf: &mut [u8], root: usize) -> Result<()> {
-        if root >= self.size {
-            return Err(Error::invalid(format!(
-                "broadcast root {root} of {} ranks",
-                self.size
-            )));
-        }
+        check_broadcast_root(root, self.size)?;
         if buf.is_empty() {
             return Ok(());
         }

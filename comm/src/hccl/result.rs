@@ -46,14 +46,8 @@ impl HcclLibrary {
     /// Loads the first of `candidates` that opens and resolves every required entry point;
     /// the error lists each candidate tried, or names the missing symbol.
     pub fn open_first(candidates: &[PathBuf]) -> Result<HcclLibrary, String> {
-        let mut tried = Vec::new();
-        for candidate in candidates {
-            match open(candidate) {
-                Ok(library) => return HcclLibrary::from_library(library, candidate),
-                Err(e) => tried.push(format!("{} ({e})", candidate.display())),
-            }
-        }
-        Err(format!("libhccl not found; tried {}", tried.join("; ")))
+        let (library, path) = open_first(candidates).map_err(|e| format!("libhccl {e}"))?;
+        HcclLibrary::from_library(library, &path)
     }
 
     fn from_library(library: Library, path: &Path) -> Result<HcclLibrary, String> {

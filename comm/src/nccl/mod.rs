@@ -28,12 +28,16 @@ mod result;
 
 use std::ffi::c_int;
 use std::path::PathBuf;
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use concord_core::{Error, Result};
 
 use crate::communicator::{exclusive_prefix, Communicator};
+use crate::device_transport::{
+    check_broadcast_root, check_rank_counts, init_on_helper_thread, rank_error, wait_for_stream,
+    PaddedGather,
+};
 use crate::staging::{DeviceBuffer, DeviceStaging};
 use crate::vendor::nccl_version_text;
 use crate::vendor::sys::{NCCL_IN_PROGRESS, NCCL_SUCCESS, NCCL_UNIQUE_ID_BYTES};
@@ -153,52 +157,39 @@ impl NcclCommunicator {
         timeout: Duration,
     ) -> Result<NcclCommunicator> {
         let name = flavour.name();
-        let error = |message: String| Error::Backend {
-            backend: name.into(),
-            message: format!("rank {rank} of {size}: {message}"),
-        };
         let (Ok(c_rank), Ok(c_size)) = (c_int::try_from(rank), c_int::try_from(size)) else {
             return Err(Error::invalid(format!("{name}: rank {rank} of {size}")));
         };
         if rank >= size {
             return Err(Error::invalid(format!("{name}: rank {rank} of {size}")));
         }
-        let (tx, rx) = mpsc::channel();
-        let (init_library, init_staging, id) = (Arc::clone(&library), Arc::clone(&staging), *id);
-        std::thread::Builder::new()
-            .name(format!("{name}-init-{rank}"))
-            .spawn(move || {
-                let outcome = init_staging.make_current().and_then(|()| {
-                    init_library
-                        .init_rank(c_size, &id, c_rank)
-                        .map_err(|e| Error::Backend {
-                            backend: name.into(),
-                            message: e.to_string(),
-                        })
-                });
-                // The receiver is gone when the join timed out: abort what came too late.
-                if let Err(mpsc::SendError(Ok(comm))) = tx.send(outcome) {
-                    if let Err(e) = init_library.abort(comm) {
-                        tracing::warn!("{e}");
-                    }
+        let (init_library, late_library) = (Arc::clone(&library), Arc::clone(&library));
+        let (init_staging, id) = (Arc::clone(&staging), *id);
+        let comm = init_on_helper_thread(
+            name,
+            "ncclCommInitRank",
+            rank,
+            size,
+            timeout,
+            move || {
+                init_staging
+                    .make_current()
+                    .and_then(|()| {
+                        init_library
+                            .init_rank(c_size, &id, c_rank)
+                            .map_err(|e| Error::Backend {
+                                backend: name.into(),
+                                message: e.to_string(),
+                            })
+                    })
+                    .map_err(|e| e.to_string())
+            },
+            move |comm| {
+                if let Err(e) = late_library.abort(comm) {
+                    tracing::warn!("{e}");
                 }
-            })
-            .map_err(|e| error(format!("cannot start the init thread: {e}")))?;
-        let comm = match rx.recv_timeout(timeout) {
-            Ok(Ok(comm)) => comm,
-            Ok(Err(e)) => return Err(error(e.to_string())),
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                return Err(error(format!(
-                    "ncclCommInitRank timed out after {:.1} s waiting for the other ranks to \
-                     join (one exited, died or never started); set {}=SECONDS to wait longer",
-                    timeout.as_secs_f64(),
-                    crate::launch::TIMEOUT_ENV
-                )))
-            }
-            Err(mpsc::RecvTimeoutError::Disconnected) => {
-                return Err(error("the init thread ended without an answer".into()))
-            }
-        };
+            },
+        )?;
         tracing::debug!(rank, size, device = %staging.describe(), "{name} communicator joined");
         Ok(NcclCommunicator {
             library,
@@ -220,10 +211,7 @@ impl NcclCommunicator {
     }
 
     fn error(&self, what: &str, cause: impl std::fmt::Display) -> Error {
-        Error::Backend {
-            backend: self.flavour.name().into(),
-            message: format!("rank {} of {}: {what}: {cause}", self.rank, self.size),
-        }
+        rank_error(self.flavour.name(), self.rank, self.size, what, cause)
     }
 
     /// Enqueues a collective with `enqueue` and waits for the stream against the deadline.
@@ -288,9 +276,7 @@ impl NcclCommunicator {
     /// Polls the stream and the communicator's asynchronous error until the stream is done,
     /// an error shows, or `deadline` passes.
     fn wait(&self, comm: &CommHandle, deadline: Instant) -> std::result::Result<(), String> {
-        let mut polls = 0u32;
-        let mut pause = Duration::from_micros(10);
-        loop {
+        wait_for_stream(self.staging.as_ref(), self.timeout, deadline, || {
             let state = self.library.async_error(comm).map_err(|e| e.to_string())?;
             if state != NCCL_SUCCESS && state != NCCL_IN_PROGRESS {
                 return Err(format!(
@@ -298,25 +284,8 @@ impl NcclCommunicator {
                     self.library.error_text(state)
                 ));
             }
-            if self.staging.stream_done().map_err(|e| e.to_string())? {
-                return Ok(());
-            }
-            if Instant::now() >= deadline {
-                return Err(format!(
-                    "timed out after {:.1} s waiting for the other ranks (one exited or died, \
-                     or the ranks called different collectives); set {}=SECONDS to wait longer",
-                    self.timeout.as_secs_f64(),
-                    crate::launch::TIMEOUT_ENV
-                ));
-            }
-            polls += 1;
-            if polls < 1000 {
-                std::thread::yield_now();
-            } else {
-                std::thread::sleep(pause);
-                pause = (pause * 2).min(Duration::from_millis(1));
-            }
-        }
+            Ok(())
+        })
     }
 
     /// Runs `what` on `buffers`; when the collective failed and its abort did too, the
@@ -367,24 +336,11 @@ impl NcclCommunicator {
         counts: &[usize],
         recv: &mut [u8],
     ) -> Result<()> {
-        self.check_rank_counts(counts, what)?;
-        let offsets = exclusive_prefix(counts, recv.len(), what)?;
-        if send.len() != counts[self.rank] {
-            return Err(Error::invalid(format!(
-                "{what}: rank {} sends {} bytes, counts say {}",
-                self.rank,
-                send.len(),
-                counts[self.rank]
-            )));
-        }
-        // Every part padded to the largest: one ncclAllGather (see the module docs).
-        let part = counts.iter().copied().max().unwrap_or(0);
-        if part == 0 {
+        let Some(plan) = PaddedGather::plan(what, self.rank, self.size, send, counts, recv)? else {
             return Ok(());
-        }
-        let padded = part
-            .checked_mul(self.size)
-            .ok_or_else(|| Error::invalid(format!("{what}: {part} bytes × {} ranks", self.size)))?;
+        };
+        // Every part padded to the largest: one ncclAllGather (see the module docs).
+        let (part, padded) = (plan.part, plan.padded);
         let send_buf = DeviceBuffer::new(&self.staging, part)?;
         send_buf.upload(0, send)?;
         let recv_buf = DeviceBuffer::new(&self.staging, padded)?;
@@ -394,21 +350,12 @@ impl NcclCommunicator {
         })?;
         let mut gathered = vec![0u8; padded];
         buffers[1].download(0, &mut gathered)?;
-        for (r, (&count, &offset)) in counts.iter().zip(&offsets).enumerate() {
-            recv[offset..offset + count].copy_from_slice(&gathered[r * part..r * part + count]);
-        }
+        plan.unpack(&gathered, counts, recv);
         Ok(())
     }
 
     fn check_rank_counts(&self, counts: &[usize], what: &str) -> Result<()> {
-        if counts.len() != self.size {
-            return Err(Error::invalid(format!(
-                "{what}: {} counts for {} ranks",
-                counts.len(),
-                self.size
-            )));
-        }
-        Ok(())
+        check_rank_counts(counts, self.size, what)
     }
 }
 
@@ -503,12 +450,7 @@ impl Communicator for NcclCommunicator {
     }
 
     fn broadcast(&self, buf: &mut [u8], root: usize) -> Result<()> {
-        if root >= self.size {
-            return Err(Error::invalid(format!(
-                "broadcast root {root} of {} ranks",
-                self.size
-            )));
-        }
+        check_broadcast_root(root, self.size)?;
         if buf.is_empty() {
             return Ok(());
         }

@@ -69,14 +69,8 @@ impl NcclLibrary {
     /// Loads the first of `candidates` that opens and resolves every entry point; the error
     /// lists each candidate tried, or names the missing symbol.
     pub fn open_first(candidates: &[PathBuf]) -> Result<NcclLibrary, String> {
-        let mut tried = Vec::new();
-        for candidate in candidates {
-            match open(candidate) {
-                Ok(library) => return NcclLibrary::from_library(library, candidate),
-                Err(e) => tried.push(format!("{} ({e})", candidate.display())),
-            }
-        }
-        Err(format!("not found; tried {}", tried.join("; ")))
+        let (library, path) = open_first(candidates)?;
+        NcclLibrary::from_library(library, &path)
     }
 
     fn from_library(library: Library, path: &Path) -> Result<NcclLibrary, String> {

@@ -42,19 +42,6 @@ struct HcclApi {
     barrier: HcclBarrier,
 }
 
-/// The first candidate that opens, with its path; the error lists each candidate and why it
-/// did not open.
-fn open_first(candidates: &[PathBuf]) -> Result<(Library, PathBuf), String> {
-    let mut tried = Vec::new();
-    for candidate in candidates {
-        match sys::open(candidate) {
-            Ok(library) => return Ok((library, candidate.clone())),
-            Err(e) => tried.push(format!("{} ({e})", candidate.display())),
-        }
-    }
-    Err(format!("not found; tried {}", tried.join("; ")))
-}
-
 /// Resolves every entry point of [`NcclApi`] in `lib`.
 fn load_nccl(lib: &Library) -> Result<NcclApi, String> {
     // SAFETY: each prototype is copied from nccl.h (see `sys`); the pointers are used only
@@ -99,7 +86,7 @@ fn load_hccl(lib: &Library) -> Result<HcclApi, String> {
 /// Loads NCCL or RCCL (same API) from the first of `candidates` that opens, resolves its
 /// entry points and returns `(version code, path)`.
 pub fn nccl_version(candidates: &[PathBuf]) -> Result<(c_int, PathBuf), String> {
-    let (lib, path) = open_first(candidates)?;
+    let (lib, path) = sys::open_first(candidates)?;
     let api = load_nccl(&lib).map_err(|e| format!("{}: {e}", path.display()))?;
     let mut version: c_int = 0;
     // SAFETY: `ncclGetVersion` only writes the int; it needs no device or communicator, and
@@ -117,7 +104,7 @@ pub fn nccl_version(candidates: &[PathBuf]) -> Result<(c_int, PathBuf), String> 
 /// Loads HCCL from the first of `candidates` that opens and resolves its entry points; the
 /// path it was loaded from.
 pub fn hccl_path(candidates: &[PathBuf]) -> Result<PathBuf, String> {
-    let (lib, path) = open_first(candidates)?;
+    let (lib, path) = sys::open_first(candidates)?;
     load_hccl(&lib).map_err(|e| format!("{}: {e}", path.display()))?;
     Ok(path)
 }

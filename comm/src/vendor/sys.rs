@@ -237,6 +237,19 @@ pub fn open(path: &Path) -> Result<Library, String> {
     unsafe { Library::new(path) }.map_err(|e| e.to_string())
 }
 
+/// The first candidate that opens, with its path; the error lists each candidate and why it
+/// did not open (`not found; tried PATH (WHY); …`).
+pub fn open_first(candidates: &[PathBuf]) -> Result<(Library, PathBuf), String> {
+    let mut tried = Vec::new();
+    for candidate in candidates {
+        match open(candidate) {
+            Ok(library) => return Ok((library, candidate.clone())),
+            Err(e) => tried.push(format!("{} ({e})", candidate.display())),
+        }
+    }
+    Err(format!("not found; tried {}", tried.join("; ")))
+}
+
 /// Copies the function pointer named `name` (without the NUL) out of `lib`.
 ///
 /// # Safety
@@ -248,4 +261,34 @@ pub unsafe fn symbol<T: Copy>(lib: &Library, name: &str) -> Result<T, String> {
     unsafe { lib.get::<T>(c_name.as_bytes()) }
         .map(|s| *s)
         .map_err(|e| format!("lacks {name}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_first_names_every_candidate_it_tried() {
+        let candidates = [
+            PathBuf::from("/nonexistent/libone.so"),
+            PathBuf::from("/nonexistent/libtwo.so"),
+        ];
+        let err = open_first(&candidates).err().unwrap();
+        assert!(
+            err.starts_with("not found; tried /nonexistent/libone.so ("),
+            "{err}"
+        );
+        assert!(err.contains("); /nonexistent/libtwo.so ("), "{err}");
+        let hccl = crate::hccl::HcclLibrary::open_first(&candidates)
+            .err()
+            .unwrap();
+        assert!(
+            hccl.starts_with("libhccl not found; tried /nonexistent/libone.so ("),
+            "{hccl}"
+        );
+        let nccl = crate::nccl::NcclLibrary::open_first(&candidates)
+            .err()
+            .unwrap();
+        assert_eq!(nccl, err);
+    }
 }
