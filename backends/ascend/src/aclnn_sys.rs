@@ -2,7 +2,7 @@
 //! descriptors of `libnnopbase.so` and the two-phase operators of `libopapi.so`
 //! (`…GetWorkspaceSize`, then the run on a stream), as llama.cpp's CANN backend calls them.
 //! Each prototype is copied from the public header or operator document named beside it;
-//! nothing here calls a vendor function (`aclnn` does, one safe function per call).
+//! nothing here calls a vendor function (`aclnn_result` does, one safe function per call).
 //!
 //! Where each symbol lives (CANN 8.x toolkits, `<home>/lib64`): `aclCreateTensor`,
 //! `aclDestroyTensor`, `aclCreateIntArray`, `aclDestroyIntArray`, `aclCreateTensorList` and

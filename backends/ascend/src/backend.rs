@@ -11,7 +11,7 @@ use concord_kernels::host::{KernelArg, Work};
 use concord_kernels::Program;
 use concord_ops::{BackendInfo, KernelMode};
 
-use crate::aclnn::Aclnn;
+use crate::aclnn_result::Aclnn;
 use crate::arch;
 use crate::result::{Acl, Binary, CallError, DeviceMem, Stream};
 use crate::source::{self, ParamKind};

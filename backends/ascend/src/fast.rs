@@ -17,7 +17,7 @@ use concord_ops::{
     Op, OpKind, Prepared, Support, Swiglu, TensorArg,
 };
 
-use crate::aclnn::{Aclnn, IntArray, NnError, Tensor, TensorList, View};
+use crate::aclnn_result::{Aclnn, IntArray, NnError, Tensor, TensorList, View};
 use crate::aclnn_sys::ACL_BF16;
 use crate::backend::AscendBackend;
 

@@ -16,12 +16,12 @@
 //! so the crate builds without it.
 //!
 //! All `unsafe` code lives in `sys` and `aclnn_sys` (raw FFI types, library loading) and
-//! `result` and `aclnn` (one safe function per ACL or aclnn call).
+//! `result` and `aclnn_result` (one safe function per ACL or aclnn call).
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 #[allow(unsafe_code)]
-mod aclnn;
+mod aclnn_result;
 #[allow(unsafe_code)]
 mod aclnn_sys;
 mod arch;

@@ -84,7 +84,7 @@ pub fn load_library(flavour: Flavour, candidates: &[PathBuf]) -> Result<Arc<Nccl
 /// Why a collective failed, and whether its buffers may still be written (the abort failed).
 struct Failure {
     error: Error,
-    buffers_unsafe: bool,
+    buffers_may_be_in_use: bool,
 }
 
 struct State {
@@ -224,7 +224,7 @@ impl NcclCommunicator {
         let deadline = Instant::now() + self.timeout;
         let plain = |error| Failure {
             error,
-            buffers_unsafe: false,
+            buffers_may_be_in_use: false,
         };
         let mut state = self
             .state
@@ -255,13 +255,13 @@ impl NcclCommunicator {
             self.flavour.name()
         );
         state.failed = Some(format!("{what}: {cause}"));
-        let mut buffers_unsafe = false;
+        let mut buffers_may_be_in_use = false;
         let mut cause = cause;
         if let Some(comm) = state.comm.take() {
             // nccl.h: ncclCommAbort "aborts any uncompleted operations", so the buffers are
             // not written afterwards — unless the abort itself failed.
             if let Err(e) = self.library.abort(comm) {
-                buffers_unsafe = true;
+                buffers_may_be_in_use = true;
                 cause = format!("{cause}; and {e}");
             } else {
                 cause = format!("{cause}; the communicator was aborted");
@@ -269,7 +269,7 @@ impl NcclCommunicator {
         }
         Err(Failure {
             error: self.error(what, cause),
-            buffers_unsafe,
+            buffers_may_be_in_use,
         })
     }
 
@@ -303,7 +303,7 @@ impl NcclCommunicator {
         match self.run(what, |library, comm| enqueue(library, comm, &buffers)) {
             Ok(()) => Ok(buffers),
             Err(failure) => {
-                if failure.buffers_unsafe {
+                if failure.buffers_may_be_in_use {
                     buffers.into_iter().for_each(DeviceBuffer::leak);
                 }
                 Err(failure.error)
