@@ -173,7 +173,10 @@ def run_level(args, concurrency, texts):
 def run(args):
     lengths = [int(x) for x in args.prompt_lengths.split(",")]
     levels = [int(x) for x in args.concurrency.split(",")]
-    texts = prompts(lengths, max(levels) * args.requests_per_client, args.seed)
+    # Every level gets prompts no earlier level (nor the warm-up) sent, so neither server's
+    # prefix cache serves a level from a previous one; both servers get the same prompts.
+    per_level = [c * args.requests_per_client for c in levels]
+    texts = prompts(lengths, 1 + sum(per_level), args.seed)
     # Warm-up: one short request, not measured (first-call allocations, page faults).
     warm = one_request(
         args.url,
@@ -182,8 +185,10 @@ def run(args):
     )
     if "error" in warm:
         sys.exit(f"serve_bench.py: {args.url}: {warm['error']}")
-    for c in levels:
-        line = run_level(args, c, texts)
+    start = 1
+    for c, count in zip(levels, per_level):
+        line = run_level(args, c, texts[start:start + count])
+        start += count
         print(json.dumps(line), flush=True)
         print(
             f"[serve_bench] {args.label} c={c}: {line['output_tok_s']} tok/s, "
