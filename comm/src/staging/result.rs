@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::ffi::{c_char, c_int, c_void, CStr};
-use std::path::Path;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -12,7 +12,7 @@ use libloading::Library;
 
 use super::sys::*;
 use super::DeviceStaging;
-use crate::vendor::sys::{open, symbol};
+use crate::vendor::sys::{open_first as sys_open_first, symbol};
 
 /// Device memory of a [`DeviceStaging`], freed when dropped — unless
 /// [`leak`](DeviceBuffer::leak)ed because a failed collective may still write to it.
@@ -193,19 +193,15 @@ impl DeviceStaging for HostStaging {
     }
 }
 
-/// The first of `names` that opens, with its name; the error lists every name tried.
+/// The first of `names` that opens, with its name (`vendor::sys::open_first`'s search); the
+/// error names the backend and every name tried.
 fn open_first(what: &str, names: &[&str]) -> Result<(Library, String)> {
-    let mut tried = Vec::new();
-    for name in names {
-        match open(Path::new(name)) {
-            Ok(lib) => return Ok((lib, name.to_string())),
-            Err(e) => tried.push(format!("{name} ({e})")),
-        }
-    }
-    Err(Error::Unavailable {
+    let candidates: Vec<PathBuf> = names.iter().map(PathBuf::from).collect();
+    let (library, path) = sys_open_first(&candidates).map_err(|reason| Error::Unavailable {
         backend: what.into(),
-        reason: format!("not found; tried {}", tried.join("; ")),
-    })
+        reason,
+    })?;
+    Ok((library, path.display().to_string()))
 }
 
 /// The CUDA driver entry points a staging calls.
