@@ -122,22 +122,25 @@ impl Experts<'_> {
                 .with_max_len(1)
                 .for_each(|task| self.expert(task, &x[c0 * h..c1 * h], k));
             let eo = &space.out;
-            out[c0 * h..c1 * h].par_chunks_mut(h).enumerate().for_each_init(
-                || vec![0.0f32; h],
-                |y, (r, o)| {
-                    y.fill(0.0);
-                    for rank in 0..k {
-                        let wk = w[(c0 + r) * k + rank];
-                        let p = groups.place[r * k + rank];
-                        for (a, v) in y.iter_mut().zip(&eo[p * h..(p + 1) * h]) {
-                            *a += wk * v.f();
+            out[c0 * h..c1 * h]
+                .par_chunks_mut(h)
+                .enumerate()
+                .for_each_init(
+                    || vec![0.0f32; h],
+                    |y, (r, o)| {
+                        y.fill(0.0);
+                        for rank in 0..k {
+                            let wk = w[(c0 + r) * k + rank];
+                            let p = groups.place[r * k + rank];
+                            for (a, v) in y.iter_mut().zip(&eo[p * h..(p + 1) * h]) {
+                                *a += wk * v.f();
+                            }
                         }
-                    }
-                    for (d, v) in o.iter_mut().zip(y.iter()) {
-                        *d = O::store(*v);
-                    }
-                },
-            );
+                        for (d, v) in o.iter_mut().zip(y.iter()) {
+                            *d = O::store(*v);
+                        }
+                    },
+                );
         }
     }
 
@@ -178,7 +181,10 @@ impl Experts<'_> {
         let range = ex * rows * cols..(ex + 1) * rows * cols;
         match p {
             Proj::Dense(w) => dispatch!(w, Act, |w| gemm(x, cols, &w[range], rows, y)),
-            Proj::Fp8 { codes: wc, scales: ws } => {
+            Proj::Fp8 {
+                codes: wc,
+                scales: ws,
+            } => {
                 let kb = cols.div_ceil(FP8_ACT_BLOCK);
                 let per_expert = rows.div_ceil(self.block_rows) * kb;
                 let (q, xs) = (&mut codes[..m * cols], &mut scales[..m * kb]);
