@@ -134,6 +134,8 @@ pub(crate) struct Rows<'a, E> {
 /// `out[r][c] = B(Σ_i coef[r][i] · row(first + i)[c])` over i < `coef[r].len()` (≤ 128,
 /// the query's visible keys in this block; the others take no part), B the within-block
 /// canonical sum (lanes + tree, no final `+0.0 + …`). Every `out[r]` holds `rows.width`.
+// Indexed loops: lane, query and column indices spell out the contract's order.
+#[allow(clippy::needless_range_loop)]
 #[multiversion(targets("x86_64+avx512f+avx512bw+avx512vl", "x86_64+avx2+fma", "aarch64+neon"))]
 pub(crate) fn block_value_sums<E: Elem>(
     coef: [&[f32]; QUERIES],
