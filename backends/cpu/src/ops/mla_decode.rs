@@ -20,6 +20,7 @@ use super::mla_prefill::split;
 use super::mla_prefill::visible;
 use crate::canonical::{dot, weighted_rows};
 use crate::elem::{dispatch, Act, ActMut, Elem, OutElem};
+use crate::gemv::on_pool;
 use crate::storage::{In, Out};
 
 pub(crate) fn run(op: &MlaDecode, ins: &[In], outs: &mut [Out]) -> Result<()> {
@@ -36,11 +37,14 @@ pub(crate) fn run(op: &MlaDecode, ins: &[In], outs: &mut [Out]) -> Result<()> {
     };
     let pos = ins[5].u32s();
     let (w, latent, k_pe) = (ins[2].act()?, ins[3].act()?, ins[4].act()?);
+    // Several parallel passes per token: run them from a pool worker, where each fork
+    // and join is cheap, instead of injecting every pass from this thread.
     dispatch!(outs[0].act()?, ActMut, |out| dispatch!(
         w,
         Act,
-        |w| dispatch!(latent, Act, |latent| dispatch!(k_pe, Act, |k_pe| dims
-            .attend(&q, &q_pe, w, latent, k_pe, pos, out)))
+        |w| dispatch!(latent, Act, |latent| dispatch!(k_pe, Act, |k_pe| on_pool(
+            || dims.attend(&q, &q_pe, w, latent, k_pe, pos, out)
+        )))
     ));
     Ok(())
 }

@@ -18,6 +18,7 @@ use super::quantize_row;
 use super::swiglu::swiglu_elem;
 use crate::elem::{dispatch, Act, ActMut, Elem, OutElem};
 use crate::gemm::{gemm, gemm_fp8, Fp8Weight};
+use crate::gemv::on_pool;
 use crate::storage::{In, Out};
 
 /// Tokens whose expert outputs are held at once.
@@ -87,8 +88,11 @@ pub(crate) fn run(op: &MoeExperts, ins: &[In], outs: &mut [Out]) -> Result<()> {
             }
         }
     };
-    dispatch!(outs[0].act()?, ActMut, |out| experts
-        .run(&x, ids, &w, k, e, out));
+    // Several parallel passes (tasks, nested GEMMs, combine): run them from a pool worker,
+    // where each fork and join is cheap, instead of injecting every pass from this thread.
+    dispatch!(outs[0].act()?, ActMut, |out| on_pool(
+        || experts.run(&x, ids, &w, k, e, out)
+    ));
     Ok(())
 }
 
