@@ -42,6 +42,21 @@ fn widen_into<E: Elem>(dst: &mut [f32], src: &[E]) {
     }
 }
 
+/// Up to 16 values widened to f32, zeros after them; a whole 16 is one fixed-size loop
+/// (one vector conversion).
+#[inline(always)]
+fn widen16<E: Elem>(src: &[E]) -> [f32; LANES] {
+    let mut v = [0.0f32; LANES];
+    if let Ok(full) = <&[E; LANES]>::try_from(src) {
+        for l in 0..LANES {
+            v[l] = full[l].f();
+        }
+    } else {
+        widen_into(&mut v[..src.len()], src);
+    }
+    v
+}
+
 /// A key of mla_prefill: the concatenation `[kv[nope] ; k_pe[rope]]` of key row `u`.
 pub(crate) struct ConcatKeys<'a, K, P> {
     /// Cache rows; key u's Dn nope values start at `u · stride + offset`.
@@ -156,8 +171,7 @@ pub(crate) fn block_value_sums<E: Elem>(
             let mut acc = [[0.0f32; LANES]; QUERIES];
             for i in (l..any).step_by(LANES) {
                 let at = (first + i) * rows.stride + rows.offset + c0;
-                let mut v = [0.0f32; LANES];
-                widen_into(&mut v[..cw], &rows.values[at..at + cw]);
+                let v = widen16(&rows.values[at..at + cw]);
                 if i < all {
                     for r in 0..QUERIES {
                         let p = coef[r][i];

@@ -136,18 +136,20 @@ impl Dims {
             let nblocks = s.div_ceil(REDUCE_BLOCK);
             blocks.clear();
             blocks.resize(nblocks * padded * r, 0.0f32);
-            let rows = Rows {
-                values: latent,
-                stride: r,
-                offset: 0,
-                width: r,
-            };
             if r > 0 {
-                blocks
-                    .par_chunks_mut(padded * r)
-                    .enumerate()
-                    .for_each(|(b, tot)| {
+                blocks.par_chunks_mut(padded * r).enumerate().for_each_init(
+                    Vec::new,
+                    |wide: &mut Vec<f32>, (b, tot)| {
                         let (b0, b1) = (b * REDUCE_BLOCK, ((b + 1) * REDUCE_BLOCK).min(s));
+                        // The block's latent rows widened once for all head groups.
+                        wide.clear();
+                        wide.extend(latent[b0 * r..b1 * r].iter().map(|v| v.f()));
+                        let rows = Rows {
+                            values: &wide[..],
+                            stride: r,
+                            offset: 0,
+                            width: r,
+                        };
                         for (g, tg) in tot.chunks_mut(QUERIES * r).enumerate() {
                             let heads = g * QUERIES..(g + 1) * QUERIES;
                             let coef: [&[f32]; QUERIES] = std::array::from_fn(|i| {
@@ -158,9 +160,10 @@ impl Dims {
                                     &[]
                                 }
                             });
-                            block_value_sums(coef, &rows, b0, split(tg, r));
+                            block_value_sums(coef, &rows, 0, split(tg, r));
                         }
-                    });
+                    },
+                );
             }
             o_lat.fill(0.0);
             for tot in blocks.chunks(padded * r) {
