@@ -3,15 +3,19 @@
 //! Dn + Dr terms, over the visible keys u ≤ positions[t]; `p = softmax(score)`;
 //! `o[j] = A(Σ_u p_u · v(u)[j])` in canonical order over the visible keys.
 //!
+//! Each task is [`QUERIES`] consecutive queries of one head: every key is loaded once for
+//! all of them (`attention_lanes`), each score still its own canonical dot.
+//!
 //! Masked keys (u > positions[t]) take no part at all: a softmax over all S keys with −∞ for
 //! the masked ones gives the same probabilities, and leaving their (exactly zero) value terms
 //! out means unwritten cache rows can never leak a NaN into the output.
 use concord_core::numerics::math::softmax_in_place;
+use concord_core::numerics::reduce::REDUCE_BLOCK;
 use concord_core::Result;
 use concord_ops::MlaPrefill;
 use rayon::prelude::*;
 
-use crate::canonical::{dot_concat, weighted_rows};
+use super::attention_lanes::{block_value_sums, concat_scores, ConcatKeys, Rows, QUERIES};
 use crate::elem::{dispatch, Act, ActMut, Elem, OutElem};
 use crate::storage::{In, Out};
 
@@ -62,30 +66,161 @@ impl Dims {
         pos: &[u32],
         out: &mut [O],
     ) {
-        let (n, dn, dr) = (self.heads, self.nope, self.rope);
+        let (n, dn) = (self.heads, self.nope);
         let dv = self.kv_width - dn;
-        if dv == 0 {
+        if dv == 0 || n == 0 {
             return;
         }
-        out.par_chunks_mut(dv).enumerate().for_each(|(row, o)| {
-            let (t, h) = (row / n, row % n);
-            let mut qcat = Vec::with_capacity(dn + dr);
-            qcat.extend_from_slice(&q[row * self.q_width..row * self.q_width + dn]);
-            qcat.extend_from_slice(&q_pe[row * dr..(row + 1) * dr]);
-            let s = visible(pos[t], self.keys);
-            let kv_row =
-                |u: usize| &kv[(u * n + h) * self.kv_width..(u * n + h + 1) * self.kv_width];
-            let mut p: Vec<f32> = (0..s)
-                .map(|u| {
-                    dot_concat(&qcat, &kv_row(u)[..dn], &k_pe[u * dr..(u + 1) * dr]) * self.scale
-                })
-                .collect();
-            softmax_in_place(&mut p);
-            let mut acc = vec![0.0f32; dv];
-            weighted_rows(&p, |u| &kv_row(u)[dn..], &mut acc);
-            for (d, v) in o.iter_mut().zip(&acc) {
-                *d = O::store(*v);
+        // Tasks: QUERIES consecutive tokens of one head (rows t·n + h of the output).
+        let mut rows: Vec<Option<&mut [O]>> = out.chunks_mut(dv).map(Some).collect();
+        let t = rows.len() / n;
+        let mut tasks = Vec::with_capacity(n * t.div_ceil(QUERIES));
+        for t0 in (0..t).step_by(QUERIES) {
+            for h in 0..n {
+                let outs: [Option<&mut [O]>; QUERIES] =
+                    std::array::from_fn(|r| rows.get_mut((t0 + r) * n + h).and_then(Option::take));
+                tasks.push((t0, h, outs));
+            }
+        }
+        tasks
+            .into_par_iter()
+            .for_each_init(Scratch::default, |scratch, (t0, h, outs)| {
+                self.attend_group(q, q_pe, kv, k_pe, pos, t0, h, outs, scratch)
+            });
+    }
+
+    /// Queries t0 .. t0 + QUERIES (those that exist) of head h.
+    #[allow(clippy::too_many_arguments)]
+    fn attend_group<K: Elem, P: Elem, O: OutElem>(
+        &self,
+        q: &[f32],
+        q_pe: &[f32],
+        kv: &[K],
+        k_pe: &[P],
+        pos: &[u32],
+        t0: usize,
+        h: usize,
+        outs: [Option<&mut [O]>; QUERIES],
+        scratch: &mut Scratch,
+    ) {
+        let (n, dn, dr) = (self.heads, self.nope, self.rope);
+        let (width, dv) = (dn + dr, self.kv_width - dn);
+        let real = |r: usize| outs[r].is_some();
+        // Visible keys per query (0 for a missing query, which then takes no part).
+        let seen: [usize; QUERIES] = std::array::from_fn(|r| {
+            if real(r) {
+                visible(pos[t0 + r], self.keys)
+            } else {
+                0
             }
         });
+        let most = seen.iter().copied().max().unwrap_or(0);
+        scratch.size(width, most, dv);
+        let Scratch {
+            queries,
+            key,
+            scores,
+            block,
+            acc,
+        } = scratch;
+        for (r, qc) in queries.chunks_exact_mut(width).enumerate() {
+            if real(r) {
+                let row = (t0 + r) * n + h;
+                qc[..dn].copy_from_slice(&q[row * self.q_width..row * self.q_width + dn]);
+                qc[dn..].copy_from_slice(&q_pe[row * dr..(row + 1) * dr]);
+            } else {
+                qc.fill(0.0);
+            }
+        }
+        let keys = ConcatKeys {
+            kv,
+            stride: n * self.kv_width,
+            offset: h * self.kv_width,
+            nope: dn,
+            k_pe,
+            rope: dr,
+        };
+        let qs: [&[f32]; QUERIES] = split(queries, width).map(|q| &*q);
+        // Scores of every query against the keys any of them sees; a query's keys past its
+        // own count are computed but never used.
+        concat_scores(
+            qs,
+            &keys,
+            key,
+            self.scale,
+            split(&mut scores[..QUERIES * most], most),
+        );
+        let mut p: [&mut [f32]; QUERIES] = split(&mut scores[..QUERIES * most], most);
+        for r in 0..QUERIES {
+            p[r] = &mut std::mem::take(&mut p[r])[..seen[r]];
+            softmax_in_place(p[r]);
+        }
+        let values = Rows {
+            values: kv,
+            stride: n * self.kv_width,
+            offset: h * self.kv_width + dn,
+            width: dv,
+        };
+        acc[..QUERIES * dv].fill(0.0);
+        for b0 in (0..most).step_by(REDUCE_BLOCK) {
+            let coef: [&[f32]; QUERIES] =
+                std::array::from_fn(|r| &p[r][b0.min(seen[r])..(b0 + REDUCE_BLOCK).min(seen[r])]);
+            block_value_sums(coef, &values, b0, split(&mut block[..QUERIES * dv], dv));
+            // Block totals in order from +0.0; a query whose keys ended adds nothing.
+            for r in 0..QUERIES {
+                if b0 < seen[r] {
+                    let a = &mut acc[r * dv..(r + 1) * dv];
+                    for (a, v) in a.iter_mut().zip(&block[r * dv..(r + 1) * dv]) {
+                        *a += *v;
+                    }
+                }
+            }
+        }
+        for (r, o) in outs.into_iter().enumerate() {
+            if let Some(o) = o {
+                for (d, v) in o.iter_mut().zip(&acc[r * dv..(r + 1) * dv]) {
+                    *d = O::store(*v);
+                }
+            }
+        }
+    }
+}
+
+/// The QUERIES consecutive parts of `len` elements at the start of `buf`.
+pub(crate) fn split<T>(buf: &mut [T], len: usize) -> [&mut [T]; QUERIES] {
+    let mut rest = buf;
+    std::array::from_fn(|_| {
+        let (part, tail) = std::mem::take(&mut rest).split_at_mut(len);
+        rest = tail;
+        part
+    })
+}
+
+/// Buffers of one worker, grown as needed and reused from task to task.
+#[derive(Default)]
+struct Scratch {
+    /// QUERIES query concatenations [Dn + Dr].
+    queries: Vec<f32>,
+    /// One key concatenation, widened.
+    key: Vec<f32>,
+    /// QUERIES score rows over the keys.
+    scores: Vec<f32>,
+    /// QUERIES block totals [Dv], and their sums.
+    block: Vec<f32>,
+    acc: Vec<f32>,
+}
+
+impl Scratch {
+    fn size(&mut self, width: usize, keys: usize, dv: usize) {
+        let grow = |v: &mut Vec<f32>, n: usize| {
+            if v.len() < n {
+                v.resize(n, 0.0);
+            }
+        };
+        self.queries.resize(QUERIES * width, 0.0);
+        grow(&mut self.key, width);
+        grow(&mut self.scores, QUERIES * keys);
+        grow(&mut self.block, QUERIES * dv);
+        grow(&mut self.acc, QUERIES * dv);
     }
 }

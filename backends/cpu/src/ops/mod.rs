@@ -8,6 +8,7 @@ use concord_ops::Op;
 use crate::storage::{In, Out};
 
 mod add;
+mod attention_lanes;
 mod block_fp8_matmul;
 mod embedding;
 mod fp8_act_quant;

@@ -4,8 +4,12 @@
 //!
 //! Dense weights use the canonical dot (as matmul); BlockFp8 weights quantize x and h per
 //! 128 columns and multiply exactly as fp8_act_quant + block_fp8_matmul, with the expert's
-//! slice of each scale tensor (activation scales in the op's `scale_fmt`). Tokens are grouped by expert so each expert's weights are read
-//! once per group; every element is still computed by the same sequential code.
+//! slice of each scale tensor (activation scales in the op's `scale_fmt`).
+//!
+//! Tokens are grouped by expert so each expert's weights are read once per group, and the
+//! groups run in parallel ACROSS experts (a large group split in blocks of rows), each task
+//! on its own part of one workspace; every element is still computed by the same code, and
+//! the combine adds the ranks in order, so the bits never depend on the split.
 use concord_core::{ActScaleFormat, Error, Result};
 use concord_ops::{ExpertWeights, MoeExperts, FP8_ACT_BLOCK};
 use rayon::prelude::*;
@@ -14,10 +18,15 @@ use super::quantize_row;
 use super::swiglu::swiglu_elem;
 use crate::elem::{dispatch, Act, ActMut, Elem, OutElem};
 use crate::gemm::{gemm, gemm_fp8, Fp8Weight};
+use crate::gemv::on_pool;
 use crate::storage::{In, Out};
 
 /// Tokens whose expert outputs are held at once.
 const TOKEN_CHUNK: usize = 256;
+/// Rows below which an expert's group is never split (its weights are read once per task).
+const MIN_TASK_ROWS: usize = 32;
+/// Tasks per thread when groups are split, so a core slowed by other load is balanced out.
+const TASKS_PER_THREAD: usize = 4;
 
 /// One projection matrix of all experts: [E, rows, cols].
 enum Proj<'a> {
@@ -79,8 +88,11 @@ pub(crate) fn run(op: &MoeExperts, ins: &[In], outs: &mut [Out]) -> Result<()> {
             }
         }
     };
-    dispatch!(outs[0].act()?, ActMut, |out| experts
-        .run(&x, ids, &w, k, e, out));
+    // Several parallel passes (tasks, nested GEMMs, combine): run them from a pool worker,
+    // where each fork and join is cheap, instead of injecting every pass from this thread.
+    dispatch!(outs[0].act()?, ActMut, |out| on_pool(
+        || experts.run(&x, ids, &w, k, e, out)
+    ));
     Ok(())
 }
 
@@ -99,61 +111,65 @@ impl Experts<'_> {
             return;
         }
         let t = x.len() / h;
+        let mut groups = Groups::default();
+        let mut space = Workspace::<O>::default();
         for c0 in (0..t).step_by(TOKEN_CHUNK) {
             let c1 = (c0 + TOKEN_CHUNK).min(t);
-            // eo[(t - c0)·k + rank] rows of h values, already rounded to A.
-            let mut eo = vec![0.0f32; (c1 - c0) * k * h];
-            for ex in 0..e {
-                let slots: Vec<usize> = (c0 * k..c1 * k)
-                    .filter(|&s| ids[s] as usize == ex)
-                    .collect();
-                if slots.is_empty() {
-                    continue;
-                }
-                let xs: Vec<f32> = slots
-                    .iter()
-                    .flat_map(|&s| x[(s / k) * h..(s / k + 1) * h].iter().copied())
-                    .collect();
-                let y = self.expert::<O>(ex, &xs, slots.len());
-                for (r, &s) in slots.iter().enumerate() {
-                    let d = (s - c0 * k) * h;
-                    eo[d..d + h].copy_from_slice(&y[r * h..(r + 1) * h]);
-                }
-            }
+            let slots = &ids[c0 * k..c1 * k];
+            groups.sort(slots, e);
+            space.size(slots.len(), self);
+            let tasks = space.tasks(&groups, self);
+            // Largest first, one task per job: the idle thread steals what is left, and the
+            // small tasks at the end even out the finish.
+            tasks
+                .into_par_iter()
+                .with_max_len(1)
+                .for_each(|task| self.expert(task, &x[c0 * h..c1 * h], k));
+            let eo = &space.out;
             out[c0 * h..c1 * h]
                 .par_chunks_mut(h)
                 .enumerate()
-                .for_each(|(r, o)| {
-                    let tok = c0 + r;
-                    let mut y = vec![0.0f32; h];
-                    for rank in 0..k {
-                        let wk = w[tok * k + rank];
-                        let row = &eo[(r * k + rank) * h..(r * k + rank + 1) * h];
-                        for (a, v) in y.iter_mut().zip(row) {
-                            *a += wk * *v;
+                .for_each_init(
+                    || vec![0.0f32; h],
+                    |y, (r, o)| {
+                        y.fill(0.0);
+                        for rank in 0..k {
+                            let wk = w[(c0 + r) * k + rank];
+                            let p = groups.place[r * k + rank];
+                            for (a, v) in y.iter_mut().zip(&eo[p * h..(p + 1) * h]) {
+                                *a += wk * v.f();
+                            }
                         }
-                    }
-                    for (d, v) in o.iter_mut().zip(&y) {
-                        *d = O::store(*v);
-                    }
-                });
+                        for (d, v) in o.iter_mut().zip(y.iter()) {
+                            *d = O::store(*v);
+                        }
+                    },
+                );
         }
     }
 
-    /// One expert on m rows of x [m, H] → eo [m, H] (values rounded to A, as f32).
-    fn expert<O: OutElem + Elem>(&self, ex: usize, x: &[f32], m: usize) -> Vec<f32> {
+    /// One task: rows `task.slots` of one expert (slot s is token s / k of `x`) →
+    /// `task.out` [rows, H], values rounded to A.
+    fn expert<O: OutElem + Elem>(&self, task: Task<O>, x: &[f32], k: usize) {
         let (h, i) = (self.hidden, self.inter);
-        let g = self.project::<O>(&self.gate, ex, x, m, h, i);
-        let u = self.project::<O>(&self.up, ex, x, m, h, i);
-        let act: Vec<f32> = g
-            .iter()
-            .zip(&u)
-            .map(|(g, u)| swiglu_elem::<O>(*g, *u).f())
-            .collect();
-        self.project::<O>(&self.down, ex, &act, m, i, h)
+        let m = task.slots.len();
+        for (d, &s) in task.x.chunks_exact_mut(h).zip(task.slots) {
+            d.copy_from_slice(&x[(s / k) * h..(s / k + 1) * h]);
+        }
+        let ex = task.expert;
+        let q = task.codes;
+        let qs = task.scales;
+        self.project(&self.gate, ex, task.x, m, h, i, task.gate, q, qs);
+        self.project(&self.up, ex, task.x, m, h, i, task.up, q, qs);
+        for ((a, g), u) in task.act.iter_mut().zip(&*task.gate).zip(&*task.up) {
+            *a = swiglu_elem::<O>(g.f(), u.f()).f();
+        }
+        self.project(&self.down, ex, task.act, m, i, h, task.out, q, qs);
     }
 
-    /// `A(x · W_exᵀ)` for x [m, cols] and expert ex's matrix [rows, cols], as f32.
+    /// `y = A(x · W_exᵀ)` for x [m, cols] and expert ex's matrix [rows, cols]; `codes` and
+    /// `scales` hold x's FP8 quantization when the weights are FP8.
+    #[allow(clippy::too_many_arguments)]
     fn project<O: OutElem + Elem>(
         &self,
         p: &Proj,
@@ -162,30 +178,187 @@ impl Experts<'_> {
         m: usize,
         cols: usize,
         rows: usize,
-    ) -> Vec<f32> {
-        let mut y = vec![O::store(0.0); m * rows];
+        y: &mut [O],
+        codes: &mut [u8],
+        scales: &mut [f32],
+    ) {
         let range = ex * rows * cols..(ex + 1) * rows * cols;
         match p {
-            Proj::Dense(w) => dispatch!(w, Act, |w| gemm(x, cols, &w[range], rows, &mut y)),
-            Proj::Fp8 { codes, scales } => {
+            Proj::Dense(w) => dispatch!(w, Act, |w| gemm(x, cols, &w[range], rows, y)),
+            Proj::Fp8 {
+                codes: wc,
+                scales: ws,
+            } => {
                 let kb = cols.div_ceil(FP8_ACT_BLOCK);
                 let per_expert = rows.div_ceil(self.block_rows) * kb;
-                let mut q = vec![0u8; m * cols];
-                let mut xs = vec![0.0f32; m * kb];
+                let (q, xs) = (&mut codes[..m * cols], &mut scales[..m * kb]);
                 if cols > 0 {
-                    q.par_chunks_mut(cols)
-                        .zip(xs.par_chunks_mut(kb))
-                        .zip(x.par_chunks(cols))
-                        .for_each(|((q, s), x)| quantize_row(x, q, s, self.scale_fmt));
+                    for ((q, s), x) in q
+                        .chunks_exact_mut(cols)
+                        .zip(xs.chunks_exact_mut(kb))
+                        .zip(x.chunks_exact(cols))
+                    {
+                        quantize_row(x, q, s, self.scale_fmt);
+                    }
                 }
                 let w = Fp8Weight {
-                    codes: &codes[range],
-                    scales: &scales[ex * per_expert..(ex + 1) * per_expert],
+                    codes: &wc[range],
+                    scales: &ws[ex * per_expert..(ex + 1) * per_expert],
                     block_rows: self.block_rows,
                 };
-                gemm_fp8(&q, &xs, cols, &w, rows, &mut y);
+                gemm_fp8(q, xs, cols, &w, rows, y);
             }
         }
-        y.iter().map(|v| v.f()).collect()
+    }
+}
+
+/// The slots (token·k + rank) of a token chunk grouped by expert, in slot order within a
+/// group: a counting sort, its buffers reused from chunk to chunk.
+#[derive(Default)]
+struct Groups {
+    /// Slots (relative to the chunk) by expert: group ex is `order[start[ex]..start[ex+1]]`.
+    order: Vec<usize>,
+    start: Vec<usize>,
+    /// Where slot s sits in `order` (its row of the expert outputs).
+    place: Vec<usize>,
+}
+
+impl Groups {
+    fn sort(&mut self, ids: &[u32], experts: usize) {
+        self.start.clear();
+        self.start.resize(experts + 1, 0);
+        for &id in ids {
+            self.start[id as usize + 1] += 1;
+        }
+        for ex in 0..experts {
+            self.start[ex + 1] += self.start[ex];
+        }
+        let mut next = self.start[..experts].to_vec();
+        self.order.resize(ids.len(), 0);
+        self.place.resize(ids.len(), 0);
+        for (s, &id) in ids.iter().enumerate() {
+            let p = &mut next[id as usize];
+            self.order[*p] = s;
+            self.place[s] = *p;
+            *p += 1;
+        }
+    }
+}
+
+/// Buffers of one token chunk, rows in `Groups::order`; each task takes its rows' part.
+struct Workspace<O> {
+    x: Vec<f32>,
+    gate: Vec<O>,
+    up: Vec<O>,
+    act: Vec<f32>,
+    codes: Vec<u8>,
+    scales: Vec<f32>,
+    out: Vec<O>,
+}
+
+impl<O> Default for Workspace<O> {
+    fn default() -> Self {
+        Workspace {
+            x: Vec::new(),
+            gate: Vec::new(),
+            up: Vec::new(),
+            act: Vec::new(),
+            codes: Vec::new(),
+            scales: Vec::new(),
+            out: Vec::new(),
+        }
+    }
+}
+
+/// One parallel task: rows of one expert and its parts of the workspace.
+struct Task<'a, O> {
+    expert: usize,
+    slots: &'a [usize],
+    x: &'a mut [f32],
+    gate: &'a mut [O],
+    up: &'a mut [O],
+    act: &'a mut [f32],
+    codes: &'a mut [u8],
+    scales: &'a mut [f32],
+    out: &'a mut [O],
+}
+
+/// Splits `buf` into consecutive parts of `rows[j] · width` elements.
+fn parts<'a, T>(mut buf: &'a mut [T], rows: &[usize], width: usize) -> Vec<&'a mut [T]> {
+    rows.iter()
+        .map(|&r| {
+            let (part, rest) = std::mem::take(&mut buf).split_at_mut(r * width);
+            buf = rest;
+            part
+        })
+        .collect()
+}
+
+impl<O: OutElem> Workspace<O> {
+    /// Grows the buffers to hold `rows` rows (never shrinks them).
+    fn size(&mut self, rows: usize, ex: &Experts) {
+        let (h, i) = (ex.hidden, ex.inter);
+        let widest = h.max(i);
+        let zero = O::store(0.0);
+        let grow = |n: usize| n.max(1);
+        if self.x.len() < rows * h {
+            self.x.resize(grow(rows * h), 0.0);
+            self.out.resize(grow(rows * h), zero);
+        }
+        if self.gate.len() < rows * i {
+            self.gate.resize(grow(rows * i), zero);
+            self.up.resize(grow(rows * i), zero);
+            self.act.resize(grow(rows * i), 0.0);
+        }
+        if matches!(ex.gate, Proj::Fp8 { .. }) && self.codes.len() < rows * widest {
+            self.codes.resize(rows * widest, 0);
+            self.scales
+                .resize(rows * widest.div_ceil(FP8_ACT_BLOCK), 0.0);
+        }
+    }
+
+    /// The chunk's tasks: each expert's rows, a large group split in blocks of rows so that
+    /// every thread gets several tasks; largest first.
+    fn tasks<'a>(&'a mut self, groups: &'a Groups, ex: &Experts) -> Vec<Task<'a, O>> {
+        let (h, i) = (ex.hidden, ex.inter);
+        let widest = h.max(i);
+        let total = groups.order.len();
+        let threads = rayon::current_num_threads().max(1);
+        let block = total
+            .div_ceil(threads * TASKS_PER_THREAD)
+            .max(MIN_TASK_ROWS)
+            .next_multiple_of(4);
+        let mut spans = Vec::new();
+        for (expert, g) in groups.start.windows(2).enumerate() {
+            for p0 in (g[0]..g[1]).step_by(block) {
+                spans.push((expert, p0, (p0 + block).min(g[1])));
+            }
+        }
+        let rows: Vec<usize> = spans.iter().map(|&(_, p0, p1)| p1 - p0).collect();
+        let fp8 = !self.codes.is_empty();
+        let kb = widest.div_ceil(FP8_ACT_BLOCK);
+        let mut x = parts(&mut self.x, &rows, h).into_iter();
+        let mut gate = parts(&mut self.gate, &rows, i).into_iter();
+        let mut up = parts(&mut self.up, &rows, i).into_iter();
+        let mut act = parts(&mut self.act, &rows, i).into_iter();
+        let mut codes = parts(&mut self.codes, &rows, if fp8 { widest } else { 0 }).into_iter();
+        let mut scales = parts(&mut self.scales, &rows, if fp8 { kb } else { 0 }).into_iter();
+        let mut out = parts(&mut self.out, &rows, h).into_iter();
+        let mut tasks: Vec<Task<O>> = spans
+            .iter()
+            .map(|&(expert, p0, p1)| Task {
+                expert,
+                slots: &groups.order[p0..p1],
+                x: x.next().expect("one part per span"),
+                gate: gate.next().expect("one part per span"),
+                up: up.next().expect("one part per span"),
+                act: act.next().expect("one part per span"),
+                codes: codes.next().expect("one part per span"),
+                scales: scales.next().expect("one part per span"),
+                out: out.next().expect("one part per span"),
+            })
+            .collect();
+        tasks.sort_by_key(|t| std::cmp::Reverse(t.slots.len()));
+        tasks
     }
 }
