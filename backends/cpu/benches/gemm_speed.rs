@@ -46,7 +46,8 @@ fn main() {
         (12, 512, 1024),
         (12, 1024, 512),
     ] {
-        let x = f32s(&be, &[m, k], &rng.vec(m * k));
+        // BF16-valued x, as the model's activations are (the pair-dot tier takes them).
+        let x = f32s(&be, &[m, k], &rng.vec_bf16(m * k));
         let w = bf16s(&be, &[n, k], &rng.vec_bf16(n * k));
         let op: Op = Matmul { out: DType::BF16 }.into();
         let s = median_seconds(&op, &[&x, &w]);

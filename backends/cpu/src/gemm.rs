@@ -17,7 +17,16 @@ use crate::gemv::gemv_fp8;
 const TILE: usize = 16;
 
 /// `out[m·n + j] = O::store(dot(x[m·k..], w[j·k..]))` for x [M, k], w [n, k], out [M, n].
-pub(crate) fn gemm<W: Weight, O: OutElem>(x: &[f32], k: usize, w: &[W], n: usize, out: &mut [O]) {
+/// `pair_safe`: every value of w is safe for the pair-dot tier (the storage's cached check,
+/// `In::pair_safe`); several rows of x then take it where the CPU and x allow.
+pub(crate) fn gemm<W: Weight, O: OutElem>(
+    x: &[f32],
+    k: usize,
+    w: &[W],
+    n: usize,
+    out: &mut [O],
+    pair_safe: bool,
+) {
     let m = out.len().checked_div(n).unwrap_or(0);
     debug_assert!(x.len() == m * k && w.len() == n * k);
     if m == 0 || n == 0 {
@@ -33,6 +42,14 @@ pub(crate) fn gemm<W: Weight, O: OutElem>(x: &[f32], k: usize, w: &[W], n: usize
         });
         return;
     }
+    #[cfg(target_arch = "x86_64")]
+    if let Some(wb) = W::as_bf16(w).filter(|_| pair_safe) {
+        if crate::blocked_pairdot::gemm_bf16(x, k, wb, n, out, &PlainSum) {
+            return;
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = pair_safe;
     gemm_blocked(x, k, w, n, out, &PlainSum);
 }
 
@@ -58,6 +75,9 @@ pub(crate) struct Fp8Weight<'a> {
     pub scales: &'a [f32],
     /// Rows per scale block (`block[0]`).
     pub block_rows: usize,
+    /// No code is NaN (the storage's cached check, `In::pair_safe`): several rows of x may
+    /// take the pair-dot tier.
+    pub pair_safe: bool,
 }
 
 /// The block-scaled FP8 GEMM of spec §6.6 in the contract's order:
@@ -86,22 +106,30 @@ pub(crate) fn gemm_fp8<O: OutElem>(
         gemv_fp8(xq, xs, k, w, out);
         return;
     }
-    let x = decode_e4m3(xq);
     let fold = Fp8Fold {
         xs,
         ws: w.scales,
         kb,
         block_rows: w.block_rows,
     };
+    #[cfg(target_arch = "x86_64")]
+    if w.pair_safe && crate::blocked_pairdot::gemm_e4m3(xq, k, w.codes, n, out, &fold) {
+        return;
+    }
+    let x = decode_e4m3(xq);
     gemm_blocked(&x, k, w.codes, n, out, &fold);
 }
 
 /// Spec §6.6's outer sum: block kb's sum times the activation scale, then the weight scale.
-struct Fp8Fold<'a> {
-    xs: &'a [f32],
-    ws: &'a [f32],
-    kb: usize,
-    block_rows: usize,
+pub(crate) struct Fp8Fold<'a> {
+    /// Activation scales [M, kb].
+    pub xs: &'a [f32],
+    /// Weight scales [⌈n/block_rows⌉, kb].
+    pub ws: &'a [f32],
+    /// Blocks of 128 per row.
+    pub kb: usize,
+    /// Weight rows per scale block.
+    pub block_rows: usize,
 }
 
 impl Fold for Fp8Fold<'_> {
