@@ -1,9 +1,11 @@
 //! Prefill's `y = x · wᵀ` on the pair-dot tier (`pairdot`), where the CPU has AVX512-BF16
 //! and the operands qualify: rows of x are checked and packed into pair order once per op,
-//! then split over threads exactly as `blocked` splits its tiles. Each entry returns false
+//! then split over threads exactly as `blocked` splits its tiles (one row of x: as `gemv`
+//! splits its rows, on `gemv_pairdot`'s kernel). Each entry returns false
 //! (and computes nothing) where the tier does not apply; the caller then runs `blocked`.
 use crate::blocked::{split_tiles, Fold};
 use crate::elem::OutElem;
+use crate::gemv::split_rows;
 use crate::pairdot::{
     e4m3_code_is_safe, e4m3_to_bf16, f32_term_is_safe, pack_row, packed_len, PairWeight,
 };
@@ -19,7 +21,7 @@ fn pack_rows<E: Copy>(x: &[E], k: usize, bf16: impl Fn(E) -> u16) -> Vec<u16> {
     xp
 }
 
-/// All of `out` [m, n] from packed x on the tier.
+/// All of `out` [m, n] from packed x on the tier: one row of x as a GEMV.
 fn run<W: PairWeight, O: OutElem, F: Fold>(
     dot: PairDot,
     xp: &[u16],
@@ -29,6 +31,10 @@ fn run<W: PairWeight, O: OutElem, F: Fold>(
     out: &mut [O],
     fold: &F,
 ) {
+    if out.len() == n {
+        split_rows(out, k, |j0, o| dot.gemv_rows(xp, k, w, j0, o, fold));
+        return;
+    }
     split_tiles(k, n, out, |rows, cols, o, ldo| {
         dot.tile(xp, k, w, rows, cols, fold, o, ldo)
     });

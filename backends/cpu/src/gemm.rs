@@ -2,8 +2,11 @@
 //!
 //! Every output element is computed with the same additions in the same order (a canonical
 //! dot, or the block-scaled FP8 sum), so how the work is split across threads or micro-kernels
-//! never changes a bit. Several rows of x (prefill) go to the register-blocked kernels of
-//! `blocked`; one row of x with FP8 weights (decode) goes to `gemv::gemv_fp8`.
+//! never changes a bit. Where the CPU has AVX512-BF16 and the operands qualify (e4m3 without
+//! NaN codes; BF16 weights and bf16-valued x of safe magnitude) every shape goes to the
+//! pair-dot tier (`blocked_pairdot`), which performs the same additions. Otherwise several
+//! rows of x (prefill) go to the register-blocked kernels of `blocked`; one row of x with
+//! FP8 weights (decode) goes to `gemv::gemv_fp8`, with BF16/F32 weights to the canonical dot.
 use std::sync::OnceLock;
 
 use rayon::prelude::*;
@@ -32,6 +35,14 @@ pub(crate) fn gemm<W: Weight, O: OutElem>(
     if m == 0 || n == 0 {
         return;
     }
+    #[cfg(target_arch = "x86_64")]
+    if let Some(wb) = W::as_bf16(w).filter(|_| pair_safe) {
+        if crate::blocked_pairdot::gemm_bf16(x, k, wb, n, out, &PlainSum) {
+            return;
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = pair_safe;
     let row = |mi: usize| &x[mi * k..(mi + 1) * k];
     if m == 1 {
         out.par_chunks_mut(TILE).enumerate().for_each(|(t, o)| {
@@ -42,14 +53,6 @@ pub(crate) fn gemm<W: Weight, O: OutElem>(
         });
         return;
     }
-    #[cfg(target_arch = "x86_64")]
-    if let Some(wb) = W::as_bf16(w).filter(|_| pair_safe) {
-        if crate::blocked_pairdot::gemm_bf16(x, k, wb, n, out, &PlainSum) {
-            return;
-        }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = pair_safe;
     gemm_blocked(x, k, w, n, out, &PlainSum);
 }
 
@@ -102,10 +105,6 @@ pub(crate) fn gemm_fp8<O: OutElem>(
     if m == 0 || n == 0 {
         return;
     }
-    if m == 1 {
-        gemv_fp8(xq, xs, k, w, out);
-        return;
-    }
     let fold = Fp8Fold {
         xs,
         ws: w.scales,
@@ -114,6 +113,10 @@ pub(crate) fn gemm_fp8<O: OutElem>(
     };
     #[cfg(target_arch = "x86_64")]
     if w.pair_safe && crate::blocked_pairdot::gemm_e4m3(xq, k, w.codes, n, out, &fold) {
+        return;
+    }
+    if m == 1 {
+        gemv_fp8(xq, xs, k, w, out);
         return;
     }
     let x = decode_e4m3(xq);

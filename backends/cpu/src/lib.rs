@@ -18,6 +18,8 @@ mod canonical;
 mod elem;
 mod gemm;
 mod gemv;
+#[cfg(target_arch = "x86_64")]
+mod gemv_pairdot;
 mod lanes;
 mod ops;
 #[cfg(target_arch = "x86_64")]

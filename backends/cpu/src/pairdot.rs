@@ -179,21 +179,35 @@ fn e4m3x32(s: &[u8]) -> __m512i {
     _mm512_or_si512(sign, _mm512_mask_blend_epi16(is_sub, normal, sub))
 }
 
+/// Up to 32 weights as bf16 bits in natural order, +0 past the end.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw")]
+pub(crate) fn natural32<W: PairWeight>(s: &[W]) -> __m512i {
+    match W::row(s) {
+        WeightRow::Bf16(r) => bytemuck::cast(first32(r)),
+        WeightRow::E4m3(r) => e4m3x32(r),
+    }
+}
+
+/// 32 terms in natural order put into pair order (one `vpermw`).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
+pub(crate) fn pair_order(natural: __m512i) -> __m512bh {
+    bytemuck::cast(_mm512_permutexvar_epi16(
+        bytemuck::cast(PAIR_ORDER),
+        natural,
+    ))
+}
+
 /// Weight row `src` (k terms) into `dst` in pair order, 32 terms per permute in registers.
 #[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
 fn pack_weight_row<W: PairWeight>(src: &[W], dst: &mut [u16]) {
-    let order: __m512i = bytemuck::cast(PAIR_ORDER);
     let k = src.len();
-    let row = W::row(src);
     for b in (0..k).step_by(BLOCK) {
         let e = (b + BLOCK).min(k);
         for c in (b..e).step_by(STEP) {
             let s = (c + STEP).min(e);
-            let natural = match row {
-                WeightRow::Bf16(r) => bytemuck::cast(first32(&r[c..s])),
-                WeightRow::E4m3(r) => e4m3x32(&r[c..s]),
-            };
-            let d: [u16; STEP] = bytemuck::cast(_mm512_permutexvar_epi16(order, natural));
+            let d: [u16; STEP] = bytemuck::cast(pair_order(natural32(&src[c..s])));
             dst[c..c + STEP].copy_from_slice(&d);
         }
     }
@@ -202,7 +216,7 @@ fn pack_weight_row<W: PairWeight>(src: &[W], dst: &mut [u16]) {
 /// 32 packed terms at the start of `s` (one unaligned load: a fixed-size copy).
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
-fn load(s: &[u16]) -> __m512bh {
+pub(crate) fn load(s: &[u16]) -> __m512bh {
     let a: &[u16; STEP] = s[..STEP].try_into().expect("32 packed terms");
     bytemuck::cast(*a)
 }

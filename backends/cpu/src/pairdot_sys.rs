@@ -37,4 +37,20 @@ impl PairDot {
         // this CPU, exactly the features `pairdot::tile` is compiled with.
         unsafe { crate::pairdot::tile(xp, k, w, rows, cols, fold, out, ldo) }
     }
+
+    /// `gemv_pairdot::rows` on this CPU.
+    #[inline]
+    pub(crate) fn gemv_rows<W: PairWeight, O: OutElem, F: Fold>(
+        self,
+        xp: &[u16],
+        k: usize,
+        w: &[W],
+        j0: usize,
+        out: &mut [O],
+        fold: &F,
+    ) {
+        // SAFETY: `self` exists only where `detect` saw avx512f, avx512bw and avx512bf16 on
+        // this CPU, exactly the features `gemv_pairdot::rows` is compiled with.
+        unsafe { crate::gemv_pairdot::rows(xp, k, w, j0, out, fold) }
+    }
 }
