@@ -20,15 +20,15 @@
 //! Every function here is safe code compiled with the AVX-512 BF16 features; the call from
 //! code without them is `pairdot_sys`'s, behind the CPU check.
 use std::arch::x86_64::{
-    __m256i, __m512, __m512bh, __m512i, _mm512_add_epi16, _mm512_and_si512,
+    __m256i, __m512, __m512bh, __m512i, _mm512_add_epi16, _mm512_add_ps, _mm512_and_si512,
     _mm512_cmplt_epu16_mask, _mm512_cvtepu8_epi16, _mm512_dpbf16_ps, _mm512_mask_blend_epi16,
-    _mm512_or_si512, _mm512_permutexvar_epi16, _mm512_set1_epi16, _mm512_setzero_ps,
-    _mm512_slli_epi16,
+    _mm512_or_si512, _mm512_permutex2var_ps, _mm512_permutexvar_epi16, _mm512_set1_epi16,
+    _mm512_setzero_ps, _mm512_slli_epi16,
 };
 
 use concord_core::numerics::reduce::REDUCE_BLOCK;
 
-use crate::blocked::{tree, Fold, Lanes, LANES, MR, NR};
+use crate::blocked::{Fold, LANES, MR, NR};
 use crate::elem::OutElem;
 
 const BLOCK: usize = REDUCE_BLOCK;
@@ -269,20 +269,58 @@ fn micro<F: Fold>(
             a32 = _mm512_dpbf16_ps(a32, x3, w2);
             a33 = _mm512_dpbf16_ps(a33, x3, w3);
         }
-        let t = |v: __m512| tree(&bytemuck::cast::<__m512, Lanes>(v));
-        let sums = [
-            [t(a00), t(a01), t(a02), t(a03)],
-            [t(a10), t(a11), t(a12), t(a13)],
-            [t(a20), t(a21), t(a22), t(a23)],
-            [t(a30), t(a31), t(a32), t(a33)],
-        ];
+        let sums = trees16([
+            a00, a01, a02, a03, a10, a11, a12, a13, a20, a21, a22, a23, a30, a31, a32, a33,
+        ]);
         for r in 0..MR {
             for q in 0..NR {
-                total[r][q] = fold.fold(m[r], j[q], kb, total[r][q], sums[r][q]);
+                total[r][q] = fold.fold(m[r], j[q], kb, total[r][q], sums[r * NR + q]);
             }
         }
     }
     total
+}
+
+/// `permutex2var` indices for one level of [`trees16`]: each register holds groups of 2w
+/// lanes (one accumulator each); the result holds a's groups then b's, w lanes each, from
+/// the low halves (`HI` = false) or the high halves (`HI` = true) of the groups.
+const fn level_index<const W: usize, const HI: bool>() -> [u32; LANES] {
+    let groups = LANES / (2 * W);
+    let mut t = [0u32; LANES];
+    let mut p = 0;
+    while p < LANES {
+        let (g, l) = (p / W, p % W);
+        let from_b = if g >= groups { 16 } else { 0 };
+        t[p] = (from_b + (g % groups) * 2 * W + l + if HI { W } else { 0 }) as u32;
+        p += 1;
+    }
+    t
+}
+
+/// One level of [`trees16`]: `lo(a, b) + hi(a, b)`, lane by lane the tree's
+/// `lane[j] += lane[j + W]` of every accumulator in a and b.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn level<const W: usize>(a: __m512, b: __m512) -> __m512 {
+    let lo: __m512i = bytemuck::cast(const { level_index::<W, false>() });
+    let hi: __m512i = bytemuck::cast(const { level_index::<W, true>() });
+    _mm512_add_ps(
+        _mm512_permutex2var_ps(a, lo, b),
+        _mm512_permutex2var_ps(a, hi, b),
+    )
+}
+
+/// The fixed lane tree (`blocked::tree`: `lane[j] += lane[j+s]` for s = 8, 4, 2, 1) of 16
+/// accumulators at once, element i of the result being accumulator i's: every addition is
+/// the same two values as the scalar tree's, four levels of vector adds instead of 240
+/// scalar ones (which cost more than the block's products).
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn trees16(v: [__m512; 16]) -> [f32; 16] {
+    let l8: [__m512; 8] = std::array::from_fn(|i| level::<8>(v[2 * i], v[2 * i + 1]));
+    let l4: [__m512; 4] = std::array::from_fn(|i| level::<4>(l8[2 * i], l8[2 * i + 1]));
+    let l2 = [level::<2>(l4[0], l4[1]), level::<2>(l4[2], l4[3])];
+    bytemuck::cast(level::<1>(l2[0], l2[1]))
 }
 
 /// Outputs (m, j) for m in `rows`, j in `cols` into `out` [.., ldo] at
