@@ -115,6 +115,8 @@ pub(crate) fn gemm_fp8<O: OutElem>(
     if w.pair_safe && crate::blocked_pairdot::gemm_e4m3(xq, k, w.codes, n, out, &fold) {
         return;
     }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = w.pair_safe;
     if m == 1 {
         gemv_fp8(xq, xs, k, w, out);
         return;
