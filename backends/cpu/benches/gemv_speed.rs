@@ -45,41 +45,50 @@ fn main() {
         (2048, 7168),
         (12288, 7168),
     ] {
-        let x = f32s(&be, &[1, k], &rng.vec(k));
+        // x not made of bf16 values (the pair-dot tier refuses it: the f32 kernel runs), then
+        // BF16-valued, as the model's activations are (the pair-dot tier where the CPU has it).
         let w = bf16s(&be, &[n, k], &rng.vec_bf16(n * k));
-        let op: Op = Matmul { out: DType::BF16 }.into();
-        let s = median_seconds(&op, &[&x, &w]);
-        let bytes = (n * k * 2) as f64;
-        println!(
-            "bf16 gemv n {n:5} k {k:5}: {:9.1} us {:6.1} GB/s",
-            s * 1e6,
-            bytes / s / 1e9
-        );
+        for (tier, xv) in [("f32 ", rng.vec(k)), ("pair", rng.vec_bf16(k))] {
+            let x = f32s(&be, &[1, k], &xv);
+            let op: Op = Matmul { out: DType::BF16 }.into();
+            let s = median_seconds(&op, &[&x, &w]);
+            let bytes = (n * k * 2) as f64;
+            println!(
+                "bf16 {tier} gemv n {n:5} k {k:5}: {:9.1} us {:6.1} GB/s",
+                s * 1e6,
+                bytes / s / 1e9
+            );
+        }
         let kb = k.div_ceil(128);
         let codes: Vec<u8> = (0..n * k).map(|i| (i * 37 % 251) as u8 & 0x7E).collect();
         let xq: Vec<u8> = (0..k).map(|i| (i * 11 % 251) as u8 & 0x7E).collect();
-        let ins = [
-            e4m3s(&be, &[1, k], &xq),
-            f32s(&be, &[1, kb], &vec![0.01; kb]),
-            e4m3s(&be, &[n, k], &codes),
-            f32s(
-                &be,
-                &[n.div_ceil(128), kb],
-                &vec![0.001; n.div_ceil(128) * kb],
-            ),
-        ];
-        let refs: Vec<&T> = ins.iter().collect();
-        let op: Op = BlockFp8Matmul {
-            block: [128, 128],
-            out: DType::BF16,
+        // One NaN code in x makes the pair-dot tier refuse the op (the f32 kernel runs).
+        let mut xq_nan = xq.clone();
+        xq_nan[0] = 0x7F;
+        for (tier, xq) in [("f32 ", &xq_nan), ("pair", &xq)] {
+            let ins = [
+                e4m3s(&be, &[1, k], xq),
+                f32s(&be, &[1, kb], &vec![0.01; kb]),
+                e4m3s(&be, &[n, k], &codes),
+                f32s(
+                    &be,
+                    &[n.div_ceil(128), kb],
+                    &vec![0.001; n.div_ceil(128) * kb],
+                ),
+            ];
+            let refs: Vec<&T> = ins.iter().collect();
+            let op: Op = BlockFp8Matmul {
+                block: [128, 128],
+                out: DType::BF16,
+            }
+            .into();
+            let s = median_seconds(&op, &refs);
+            let bytes = (n * k) as f64;
+            println!(
+                "fp8  {tier} gemv n {n:5} k {k:5}: {:9.1} us {:6.1} GB/s",
+                s * 1e6,
+                bytes / s / 1e9
+            );
         }
-        .into();
-        let s = median_seconds(&op, &refs);
-        let bytes = (n * k) as f64;
-        println!(
-            "fp8  gemv n {n:5} k {k:5}: {:9.1} us {:6.1} GB/s",
-            s * 1e6,
-            bytes / s / 1e9
-        );
     }
 }

@@ -301,8 +301,7 @@ fn tile<W: Weight, O: OutElem, F: Fold>(
 }
 
 /// `out[m·n + j] = O::store(fold over blocks of dot(x[m], w[j]))` for x [M, k], w [n, k],
-/// out [M, n]. Many rows: each task takes whole rows of out (no allocation); few rows: each
-/// task takes a tile of weight rows for every row of x, and the tiles are copied into place.
+/// out [M, n].
 pub(crate) fn gemm_blocked<W: Weight, O: OutElem, F: Fold>(
     x: &[f32],
     k: usize,
@@ -311,20 +310,35 @@ pub(crate) fn gemm_blocked<W: Weight, O: OutElem, F: Fold>(
     out: &mut [O],
     fold: &F,
 ) {
+    debug_assert!(x.len() == out.len().checked_div(n).unwrap_or(0) * k && w.len() == n * k);
+    split_tiles(k, n, out, |rows, cols, o, ldo| {
+        tile(x, k, w, rows, cols, fold, o, ldo)
+    });
+}
+
+/// Splits out [M, n] (dots of k terms) over threads: `tile(rows, cols, out, ldo)` computes
+/// outputs (m, j) for m in rows, j in cols into `out` [.., ldo] from `(rows.0, cols.0)`.
+/// Many rows: each task takes whole rows of out (no allocation); few rows: each task takes a
+/// tile of weight rows for every row of x, and the tiles are copied into place.
+pub(crate) fn split_tiles<O: OutElem>(
+    k: usize,
+    n: usize,
+    out: &mut [O],
+    tile: impl Fn((usize, usize), (usize, usize), &mut [O], usize) + Sync,
+) {
     let m = out.len().checked_div(n).unwrap_or(0);
-    debug_assert!(x.len() == m * k && w.len() == n * k);
     if m == 0 || n == 0 {
         return;
     }
     let threads = rayon::current_num_threads();
     let tasks = threads * TASKS_PER_THREAD;
     if threads <= 1 || m.saturating_mul(n).saturating_mul(k.max(1)) <= SERIAL_WORK {
-        on_pool(|| tile(x, k, w, (0, m), (0, n), fold, out, n));
+        on_pool(|| tile((0, m), (0, n), out, n));
     } else if m >= MR * tasks {
         let per = m.div_ceil(tasks).next_multiple_of(MR);
         out.par_chunks_mut(per * n).enumerate().for_each(|(t, o)| {
             let m0 = t * per;
-            tile(x, k, w, (m0, m0 + o.len() / n), (0, n), fold, o, n)
+            tile((m0, m0 + o.len() / n), (0, n), o, n)
         });
     } else {
         let width = n.div_ceil(tasks).next_multiple_of(NR);
@@ -333,7 +347,7 @@ pub(crate) fn gemm_blocked<W: Weight, O: OutElem, F: Fold>(
             .map(|t| {
                 let cols = (t * width, ((t + 1) * width).min(n));
                 let mut v = vec![O::store(0.0); m * (cols.1 - cols.0)];
-                tile(x, k, w, (0, m), cols, fold, &mut v, cols.1 - cols.0);
+                tile((0, m), cols, &mut v, cols.1 - cols.0);
                 v
             })
             .collect();

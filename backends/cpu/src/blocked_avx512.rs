@@ -22,6 +22,10 @@ pub(crate) trait Load16: Elem {
     const PACK: bool = false;
     /// `s[..16]` widened exactly to f32.
     fn load16(simd: V4, s: &[Self]) -> f32x16;
+    /// The elements as BF16 bits, where they are BF16 (for the pair-dot tier).
+    fn as_bf16(_: &[Self]) -> Option<&[u16]> {
+        None
+    }
 }
 
 /// The first 16 elements of `s` as an array.
@@ -42,6 +46,9 @@ impl Load16 for f32 {
 
 impl Load16 for u16 {
     const EXPLICIT: bool = true;
+    fn as_bf16(s: &[u16]) -> Option<&[u16]> {
+        Some(s)
+    }
     /// BF16 → f32 is the 16 bits shifted to the top of the word (exact).
     #[inline(always)]
     fn load16(simd: V4, s: &[u16]) -> f32x16 {

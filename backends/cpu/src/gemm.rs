@@ -2,8 +2,11 @@
 //!
 //! Every output element is computed with the same additions in the same order (a canonical
 //! dot, or the block-scaled FP8 sum), so how the work is split across threads or micro-kernels
-//! never changes a bit. Several rows of x (prefill) go to the register-blocked kernels of
-//! `blocked`; one row of x with FP8 weights (decode) goes to `gemv::gemv_fp8`.
+//! never changes a bit. Where the CPU has AVX512-BF16 and the operands qualify (e4m3 without
+//! NaN codes; BF16 weights and bf16-valued x of safe magnitude) every shape goes to the
+//! pair-dot tier (`blocked_pairdot`), which performs the same additions. Otherwise several
+//! rows of x (prefill) go to the register-blocked kernels of `blocked`; one row of x with
+//! FP8 weights (decode) goes to `gemv::gemv_fp8`, with BF16/F32 weights to the canonical dot.
 use std::sync::OnceLock;
 
 use rayon::prelude::*;
@@ -17,12 +20,29 @@ use crate::gemv::gemv_fp8;
 const TILE: usize = 16;
 
 /// `out[m·n + j] = O::store(dot(x[m·k..], w[j·k..]))` for x [M, k], w [n, k], out [M, n].
-pub(crate) fn gemm<W: Weight, O: OutElem>(x: &[f32], k: usize, w: &[W], n: usize, out: &mut [O]) {
+/// `pair_safe`: every value of w is safe for the pair-dot tier (the storage's cached check,
+/// `In::pair_safe`); several rows of x then take it where the CPU and x allow.
+pub(crate) fn gemm<W: Weight, O: OutElem>(
+    x: &[f32],
+    k: usize,
+    w: &[W],
+    n: usize,
+    out: &mut [O],
+    pair_safe: bool,
+) {
     let m = out.len().checked_div(n).unwrap_or(0);
     debug_assert!(x.len() == m * k && w.len() == n * k);
     if m == 0 || n == 0 {
         return;
     }
+    #[cfg(target_arch = "x86_64")]
+    if let Some(wb) = W::as_bf16(w).filter(|_| pair_safe) {
+        if crate::blocked_pairdot::gemm_bf16(x, k, wb, n, out, &PlainSum) {
+            return;
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = pair_safe;
     let row = |mi: usize| &x[mi * k..(mi + 1) * k];
     if m == 1 {
         out.par_chunks_mut(TILE).enumerate().for_each(|(t, o)| {
@@ -58,6 +78,9 @@ pub(crate) struct Fp8Weight<'a> {
     pub scales: &'a [f32],
     /// Rows per scale block (`block[0]`).
     pub block_rows: usize,
+    /// No code is NaN (the storage's cached check, `In::pair_safe`): several rows of x may
+    /// take the pair-dot tier.
+    pub pair_safe: bool,
 }
 
 /// The block-scaled FP8 GEMM of spec §6.6 in the contract's order:
@@ -82,26 +105,36 @@ pub(crate) fn gemm_fp8<O: OutElem>(
     if m == 0 || n == 0 {
         return;
     }
-    if m == 1 {
-        gemv_fp8(xq, xs, k, w, out);
-        return;
-    }
-    let x = decode_e4m3(xq);
     let fold = Fp8Fold {
         xs,
         ws: w.scales,
         kb,
         block_rows: w.block_rows,
     };
+    #[cfg(target_arch = "x86_64")]
+    if w.pair_safe && crate::blocked_pairdot::gemm_e4m3(xq, k, w.codes, n, out, &fold) {
+        return;
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = w.pair_safe;
+    if m == 1 {
+        gemv_fp8(xq, xs, k, w, out);
+        return;
+    }
+    let x = decode_e4m3(xq);
     gemm_blocked(&x, k, w.codes, n, out, &fold);
 }
 
 /// Spec §6.6's outer sum: block kb's sum times the activation scale, then the weight scale.
-struct Fp8Fold<'a> {
-    xs: &'a [f32],
-    ws: &'a [f32],
-    kb: usize,
-    block_rows: usize,
+pub(crate) struct Fp8Fold<'a> {
+    /// Activation scales [M, kb].
+    pub xs: &'a [f32],
+    /// Weight scales [⌈n/block_rows⌉, kb].
+    pub ws: &'a [f32],
+    /// Blocks of 128 per row.
+    pub kb: usize,
+    /// Weight rows per scale block.
+    pub block_rows: usize,
 }
 
 impl Fold for Fp8Fold<'_> {

@@ -10,7 +10,8 @@
 //!
 //! BF16/F32 weights keep `gemm`'s row-at-a-time canonical dot: the same kind of kernel for
 //! them was faster alone (1.4–1.6×) but slower inside the model's decode step (see
-//! docs/benchmarks.md, CPU section).
+//! docs/benchmarks.md, CPU section). Where the CPU has AVX512-BF16 and the operands qualify,
+//! `gemv_pairdot` takes one row of x instead (BF16 and FP8 weights), split by [`split_rows`].
 use concord_core::numerics::reduce::REDUCE_BLOCK;
 use multiversion::multiversion;
 use rayon::prelude::*;
@@ -42,7 +43,7 @@ pub(crate) fn on_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
 
 /// Splits the n outputs of a GEMV over k-term dots into tasks of whole [`ROWS`] groups;
 /// `rows(j0, out)` computes outputs j0 .. j0 + out.len(). Small ops run as one task.
-fn split_rows<O: Send>(out: &mut [O], k: usize, rows: impl Fn(usize, &mut [O]) + Sync) {
+pub(crate) fn split_rows<O: Send>(out: &mut [O], k: usize, rows: impl Fn(usize, &mut [O]) + Sync) {
     let n = out.len();
     let threads = rayon::current_num_threads();
     if n.saturating_mul(k.max(1)) <= SERIAL_WORK || threads <= 1 {

@@ -5,19 +5,28 @@
 //! multiply-add. Work is spread over rayon's thread pool, but each output element is always
 //! computed by the same sequential code, so results do not depend on the thread count, the
 //! batch size or a row's position in the batch.
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 mod backend;
 mod blocked;
 #[cfg(target_arch = "x86_64")]
 mod blocked_avx512;
+#[cfg(target_arch = "x86_64")]
+mod blocked_pairdot;
 mod canonical;
 mod elem;
 mod gemm;
 mod gemv;
+#[cfg(target_arch = "x86_64")]
+mod gemv_pairdot;
 mod lanes;
 mod ops;
+#[cfg(target_arch = "x86_64")]
+mod pairdot;
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
+mod pairdot_sys;
 mod storage;
 
 pub use backend::{probe, CpuBackend};
@@ -74,5 +83,53 @@ pub mod testing {
     pub fn weighted_rows(coef: &[f32], rows: &[f32], out: &mut [f32]) {
         let w = out.len();
         crate::canonical::weighted_rows(coef, |u| &rows[u * w..(u + 1) * w], out)
+    }
+
+    /// Whether this CPU has the pair-dot tier (AVX-512 F, BW and BF16).
+    pub fn pairdot_available() -> bool {
+        #[cfg(target_arch = "x86_64")]
+        return crate::pairdot_sys::PairDot::detect().is_some();
+        #[cfg(not(target_arch = "x86_64"))]
+        false
+    }
+    /// `y = x · wᵀ` (x [m, k], BF16 weights w [n, k]) on the pair-dot tier, with the checks
+    /// `matmul` makes (w's values, then x's); `None` where the tier does not take it.
+    pub fn gemm_pairdot_bf16(x: &[f32], k: usize, w: &[u16], n: usize) -> Option<Vec<f32>> {
+        let m = x.len().checked_div(k)?;
+        let mut out = vec![0.0f32; m * n];
+        #[cfg(target_arch = "x86_64")]
+        if w.iter().all(|b| crate::pairdot::bf16_term_is_safe(*b))
+            && crate::blocked_pairdot::gemm_bf16(x, k, w, n, &mut out, &crate::blocked::PlainSum)
+        {
+            return Some(out);
+        }
+        let _ = (w, &mut out);
+        None
+    }
+    /// Spec §6.6's block-FP8 product (codes xq [m, k] with scales xs [m, ⌈k/128⌉], codes
+    /// [n, k] with scales [⌈n/block_rows⌉, ⌈k/128⌉]) on the pair-dot tier, with the checks
+    /// `block_fp8_matmul` makes; `None` where the tier does not take it.
+    pub fn gemm_pairdot_e4m3(
+        (xq, xs): (&[u8], &[f32]),
+        k: usize,
+        (codes, scales, block_rows): (&[u8], &[f32], usize),
+        n: usize,
+    ) -> Option<Vec<f32>> {
+        let m = xq.len().checked_div(k)?;
+        let mut out = vec![0.0f32; m * n];
+        let fold = crate::gemm::Fp8Fold {
+            xs,
+            ws: scales,
+            kb: k.div_ceil(128),
+            block_rows,
+        };
+        #[cfg(target_arch = "x86_64")]
+        if codes.iter().all(|c| crate::pairdot::e4m3_code_is_safe(*c))
+            && crate::blocked_pairdot::gemm_e4m3(xq, k, codes, n, &mut out, &fold)
+        {
+            return Some(out);
+        }
+        let _ = (codes, &mut out, fold);
+        None
     }
 }

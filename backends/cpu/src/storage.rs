@@ -6,13 +6,16 @@
 //! different threads can never wait on each other in a cycle.
 use std::any::Any;
 
-use concord_core::{Error, Result};
+use concord_core::{DType, Error, Result};
 use concord_ops::{Buffer, DeviceStorage, TensorArg, TensorDesc};
-use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+use parking_lot::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 /// The bytes of one CPU buffer.
 pub(crate) struct CpuStorage {
     words: RwLock<Vec<u64>>,
+    /// Views (byte offset, length, dtype) already checked for the pair-dot tier, with the
+    /// answer: a weight is scanned once, not per op. Emptied whenever the buffer is written.
+    pair_safe: Mutex<Vec<(usize, usize, DType, bool)>>,
 }
 
 impl CpuStorage {
@@ -20,8 +23,56 @@ impl CpuStorage {
     pub(crate) fn new(bytes: usize) -> Self {
         CpuStorage {
             words: RwLock::new(vec![0u64; bytes.div_ceil(8)]),
+            pair_safe: Mutex::new(Vec::new()),
         }
     }
+
+    /// The words, locked for writing; forgets the pair-dot checks, which the write may void.
+    fn write(&self) -> RwLockWriteGuard<'_, Vec<u64>> {
+        let words = self.words.write();
+        self.pair_safe.lock().clear();
+        words
+    }
+
+    /// Whether every value of the view at `offset` (its `bytes`, of `dtype`) is safe for the
+    /// pair-dot tier, scanned on first use and remembered until the buffer is written.
+    fn pair_safe(&self, offset: usize, bytes: &[u8], dtype: DType) -> bool {
+        let key = (offset, bytes.len(), dtype);
+        let known = self
+            .pair_safe
+            .lock()
+            .iter()
+            .find(|e| (e.0, e.1, e.2) == key)
+            .map(|e| e.3);
+        if let Some(safe) = known {
+            return safe;
+        }
+        let safe = pair_safe_values(bytes, dtype);
+        self.pair_safe.lock().push((key.0, key.1, key.2, safe));
+        safe
+    }
+}
+
+/// Whether every value of `bytes` (of `dtype`) may enter a pair dot on this CPU: BF16 values
+/// of safe magnitude, e4m3 codes other than NaN; false for other dtypes and other CPUs.
+#[cfg(target_arch = "x86_64")]
+fn pair_safe_values(bytes: &[u8], dtype: DType) -> bool {
+    use crate::pairdot::{bf16_term_is_safe, e4m3_code_is_safe};
+    if crate::pairdot_sys::PairDot::detect().is_none() {
+        return false;
+    }
+    match dtype {
+        DType::BF16 => bytemuck::try_cast_slice::<u8, u16>(bytes)
+            .is_ok_and(|v| v.iter().all(|b| bf16_term_is_safe(*b))),
+        DType::F8E4M3 => bytes.iter().all(|c| e4m3_code_is_safe(*c)),
+        _ => false,
+    }
+}
+
+/// Whether every value of `bytes` may enter a pair dot: never, off x86-64.
+#[cfg(not(target_arch = "x86_64"))]
+fn pair_safe_values(_: &[u8], _: DType) -> bool {
+    false
 }
 
 impl DeviceStorage for CpuStorage {
@@ -50,7 +101,7 @@ pub(crate) fn storage_of(buffer: &Buffer) -> Result<&CpuStorage> {
 /// Copies `src` into `buffer` at byte `offset`.
 pub(crate) fn write_bytes(buffer: &Buffer, offset: usize, src: &[u8]) -> Result<()> {
     buffer.check_range(offset, src.len())?;
-    let mut words = storage_of(buffer)?.words.write();
+    let mut words = storage_of(buffer)?.write();
     let bytes: &mut [u8] = bytemuck::cast_slice_mut(words.as_mut_slice());
     bytes[offset..offset + src.len()].copy_from_slice(src);
     Ok(())
@@ -71,6 +122,18 @@ pub(crate) struct In<'a> {
     pub bytes: &'a [u8],
     /// Element type and shape.
     pub desc: TensorDesc,
+    /// The buffer it lies in, and where.
+    storage: &'a CpuStorage,
+    offset: usize,
+}
+
+impl In<'_> {
+    /// Whether every value of the view may enter a pair dot (BF16 of safe magnitude, e4m3
+    /// other than NaN; `pairdot`): checked once per weight, until its buffer is written.
+    pub(crate) fn pair_safe(&self) -> bool {
+        self.storage
+            .pair_safe(self.offset, self.bytes, self.desc.dtype)
+    }
 }
 
 /// An output view: its bytes and descriptor.
@@ -113,7 +176,7 @@ pub(crate) fn with_views<R>(
         .iter()
         .map(|&(k, s, write)| {
             let g = if write {
-                Guard::Write(s.words.write())
+                Guard::Write(s.write())
             } else {
                 Guard::Read(s.words.read())
             };
@@ -133,7 +196,8 @@ pub(crate) fn with_views<R>(
     let ins: Vec<In> = inputs
         .iter()
         .map(|a| {
-            let key = storage_of(a.buffer)? as *const CpuStorage;
+            let storage = storage_of(a.buffer)?;
+            let key = storage as *const CpuStorage;
             let whole = readers
                 .iter()
                 .find(|(k, _)| *k == key)
@@ -142,6 +206,8 @@ pub(crate) fn with_views<R>(
             Ok(In {
                 bytes: &whole[a.offset..a.offset + a.desc.bytes()],
                 desc: a.desc.clone(),
+                storage,
+                offset: a.offset,
             })
         })
         .collect::<Result<_>>()?;

@@ -18,6 +18,7 @@ pub(crate) fn run(op: &BlockFp8Matmul, ins: &[In], outs: &mut [Out]) -> Result<(
         codes: ins[2].u8s(),
         scales: &ws,
         block_rows: op.block[0],
+        pair_safe: ins[2].pair_safe(),
     };
     dispatch!(outs[0].act()?, ActMut, |out| gemm_fp8(
         xq, &xs, k, &w, n, out

@@ -11,8 +11,9 @@ pub(crate) fn run(_op: &Matmul, ins: &[In], outs: &mut [Out]) -> Result<()> {
     let k = ins[0].desc.shape[1];
     let n = ins[1].desc.shape[0];
     let w = ins[1].act()?;
+    let pair_safe = ins[1].pair_safe();
     dispatch!(outs[0].act()?, ActMut, |out| dispatch!(w, Act, |w| gemm(
-        &x, k, w, n, out
+        &x, k, w, n, out, pair_safe
     )));
     Ok(())
 }

@@ -28,10 +28,15 @@ const MIN_TASK_ROWS: usize = 32;
 /// Tasks per thread when groups are split, so a core slowed by other load is balanced out.
 const TASKS_PER_THREAD: usize = 4;
 
-/// One projection matrix of all experts: [E, rows, cols].
+/// One projection matrix of all experts: [E, rows, cols], with whether every value is
+/// safe for the pair-dot tier (`In::pair_safe`).
 enum Proj<'a> {
-    Dense(Act<'a>),
-    Fp8 { codes: &'a [u8], scales: &'a [f32] },
+    Dense(Act<'a>, bool),
+    Fp8 {
+        codes: &'a [u8],
+        scales: &'a [f32],
+        pair_safe: bool,
+    },
 }
 
 struct Experts<'a> {
@@ -60,9 +65,9 @@ pub(crate) fn run(op: &MoeExperts, ins: &[In], outs: &mut [Out]) -> Result<()> {
     let scales: Vec<_>;
     let experts = match op.weights {
         ExpertWeights::Dense => Experts {
-            gate: Proj::Dense(ins[3].act()?),
-            up: Proj::Dense(ins[4].act()?),
-            down: Proj::Dense(ins[5].act()?),
+            gate: Proj::Dense(ins[3].act()?, ins[3].pair_safe()),
+            up: Proj::Dense(ins[4].act()?, ins[4].pair_safe()),
+            down: Proj::Dense(ins[5].act()?, ins[5].pair_safe()),
             hidden: h,
             inter: i,
             block_rows: 1,
@@ -76,6 +81,7 @@ pub(crate) fn run(op: &MoeExperts, ins: &[In], outs: &mut [Out]) -> Result<()> {
             let fp8 = |j: usize, s: usize| Proj::Fp8 {
                 codes: ins[j].u8s(),
                 scales: &scales[s],
+                pair_safe: ins[j].pair_safe(),
             };
             Experts {
                 gate: fp8(3, 0),
@@ -184,10 +190,13 @@ impl Experts<'_> {
     ) {
         let range = ex * rows * cols..(ex + 1) * rows * cols;
         match p {
-            Proj::Dense(w) => dispatch!(w, Act, |w| gemm(x, cols, &w[range], rows, y)),
+            Proj::Dense(w, safe) => {
+                dispatch!(w, Act, |w| gemm(x, cols, &w[range], rows, y, *safe))
+            }
             Proj::Fp8 {
                 codes: wc,
                 scales: ws,
+                pair_safe,
             } => {
                 let kb = cols.div_ceil(FP8_ACT_BLOCK);
                 let per_expert = rows.div_ceil(self.block_rows) * kb;
@@ -205,6 +214,7 @@ impl Experts<'_> {
                     codes: &wc[range],
                     scales: &ws[ex * per_expert..(ex + 1) * per_expert],
                     block_rows: self.block_rows,
+                    pair_safe: *pair_safe,
                 };
                 gemm_fp8(q, xs, cols, &w, rows, y);
             }

@@ -1,0 +1,56 @@
+//! The one unsafe step of the pair-dot tier: entering its kernels, which are compiled with
+//! AVX-512 F/BW/BF16 enabled (`#[target_feature]`), from code compiled without them. A
+//! [`PairDot`] token exists only where the CPU was seen to have those features, so every
+//! call through it is sound; the kernels themselves (`pairdot`) are safe code.
+use crate::blocked::Fold;
+use crate::elem::OutElem;
+use crate::pairdot::PairWeight;
+
+/// Proof that this CPU has AVX-512 F, BW and BF16 (checked at run time).
+#[derive(Clone, Copy)]
+pub(crate) struct PairDot(());
+
+impl PairDot {
+    /// The token, where the CPU has the features (std caches the CPUID check).
+    pub(crate) fn detect() -> Option<PairDot> {
+        let has = std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512bw")
+            && std::arch::is_x86_feature_detected!("avx512bf16");
+        has.then_some(PairDot(()))
+    }
+
+    /// `pairdot::tile` on this CPU.
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    pub(crate) fn tile<W: PairWeight, O: OutElem, F: Fold>(
+        self,
+        xp: &[u16],
+        k: usize,
+        w: &[W],
+        rows: (usize, usize),
+        cols: (usize, usize),
+        fold: &F,
+        out: &mut [O],
+        ldo: usize,
+    ) {
+        // SAFETY: `self` exists only where `detect` saw avx512f, avx512bw and avx512bf16 on
+        // this CPU, exactly the features `pairdot::tile` is compiled with.
+        unsafe { crate::pairdot::tile(xp, k, w, rows, cols, fold, out, ldo) }
+    }
+
+    /// `gemv_pairdot::rows` on this CPU.
+    #[inline]
+    pub(crate) fn gemv_rows<W: PairWeight, O: OutElem, F: Fold>(
+        self,
+        xp: &[u16],
+        k: usize,
+        w: &[W],
+        j0: usize,
+        out: &mut [O],
+        fold: &F,
+    ) {
+        // SAFETY: `self` exists only where `detect` saw avx512f, avx512bw and avx512bf16 on
+        // this CPU, exactly the features `gemv_pairdot::rows` is compiled with.
+        unsafe { crate::gemv_pairdot::rows(xp, k, w, j0, out, fold) }
+    }
+}
