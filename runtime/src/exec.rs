@@ -3,6 +3,8 @@ use std::sync::{Arc, Mutex};
 use concord_core::{DType, Result};
 use concord_ops::{Backend, Buffer, Op, Prepared, TensorArg, TensorDesc};
 
+use crate::profile::{Activity, OpProfile, Profiler};
+
 /// A tensor living in one backend's memory.
 pub struct DeviceTensor {
     /// The memory.
@@ -30,15 +32,71 @@ impl DeviceTensor {
 pub struct Executor {
     backend: Arc<dyn Backend>,
     prepared: Mutex<Vec<Prepared>>,
+    /// Per-op timing, off unless [`Executor::profile_start`] turned it on.
+    profiler: Profiler,
+    /// Whether a timed launch or copy is followed by a synchronize (a device backend queues
+    /// work, so only a sync makes its wall time the kernel's).
+    sync_when_profiling: bool,
 }
 
 impl Executor {
     /// An executor over `backend`.
     pub fn new(backend: Arc<dyn Backend>) -> Self {
+        let sync_when_profiling = backend.info().name != "cpu";
         Executor {
             backend,
             prepared: Mutex::new(Vec::new()),
+            profiler: Profiler::default(),
+            sync_when_profiling,
         }
+    }
+
+    /// Starts timing every launch and the work around it (a fresh tally).
+    pub fn profile_start(&self) {
+        self.profiler.start();
+    }
+
+    /// Stops timing and returns what was timed since [`Executor::profile_start`].
+    pub fn profile_stop(&self) -> OpProfile {
+        OpProfile::from_tallies([self.profiler.stop()], self.sync_when_profiling)
+    }
+
+    /// Stops timing and returns the raw tally (to merge several executors').
+    pub(crate) fn profile_tally(
+        &self,
+    ) -> std::collections::HashMap<Activity, crate::profile::ActivityTime> {
+        self.profiler.stop()
+    }
+
+    /// Whether the profiler is on.
+    pub(crate) fn profiling(&self) -> bool {
+        self.profiler.enabled()
+    }
+
+    /// Adds one occurrence of `activity` that took `elapsed` to the profile.
+    pub(crate) fn profile_add(&self, activity: Activity, elapsed: std::time::Duration) {
+        self.profiler.add(activity, elapsed)
+    }
+
+    /// Whether timed work is followed by a device sync.
+    pub(crate) fn syncs_when_profiling(&self) -> bool {
+        self.sync_when_profiling
+    }
+
+    /// Runs `work` as `activity` under the profiler (a sync after it on a device backend).
+    #[inline]
+    fn timed<R>(&self, activity: impl FnOnce() -> Activity, work: impl FnOnce() -> R) -> R {
+        self.profiler.time(
+            activity,
+            || {
+                if self.sync_when_profiling {
+                    if let Err(e) = self.backend.synchronize() {
+                        tracing::warn!(error = %e, "synchronize while profiling failed");
+                    }
+                }
+            },
+            work,
+        )
     }
 
     /// The backend.
@@ -59,17 +117,21 @@ impl Executor {
     /// Runs `op` on `inputs`, allocating and returning its outputs.
     pub fn apply(&self, op: impl Into<Op>, inputs: &[TensorArg]) -> Result<Vec<DeviceTensor>> {
         let op = op.into();
-        let descs: Vec<TensorDesc> = inputs.iter().map(|a| a.desc.clone()).collect();
-        let outs = op.infer(&descs)?;
-        let tensors = outs
-            .into_iter()
-            .map(|desc| {
-                Ok(DeviceTensor {
-                    buffer: self.backend.alloc(desc.bytes())?,
-                    desc,
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let tensors = self.timed(
+            || Activity::OutputAlloc,
+            || {
+                let descs: Vec<TensorDesc> = inputs.iter().map(|a| a.desc.clone()).collect();
+                op.infer(&descs)?
+                    .into_iter()
+                    .map(|desc| {
+                        Ok(DeviceTensor {
+                            buffer: self.backend.alloc(desc.bytes())?,
+                            desc,
+                        })
+                    })
+                    .collect::<Result<Vec<_>>>()
+            },
+        )?;
         let out_args: Vec<TensorArg> = tensors.iter().map(|t| t.arg()).collect();
         self.launch(&op, inputs, &out_args)?;
         Ok(tensors)
@@ -82,34 +144,55 @@ impl Executor {
 
     /// Runs `op` writing into caller-provided outputs.
     pub fn launch(&self, op: &Op, inputs: &[TensorArg], outputs: &[TensorArg]) -> Result<()> {
-        let prepared = self.prepared(op)?;
-        self.backend.launch(&prepared, inputs, outputs)
+        let prepared = self.timed(|| Activity::Lookup, || self.prepared(op))?;
+        self.timed(
+            || Activity::launch(op, inputs),
+            || self.backend.launch(&prepared, inputs, outputs),
+        )
     }
 
     /// Allocates a zero-filled tensor.
     pub fn zeros(&self, desc: TensorDesc) -> Result<DeviceTensor> {
-        let buffer = self.backend.alloc(desc.bytes())?;
-        self.backend.write(&buffer, 0, &vec![0u8; desc.bytes()])?;
-        Ok(DeviceTensor { buffer, desc })
+        self.timed(
+            || Activity::Upload,
+            || {
+                let buffer = self.backend.alloc(desc.bytes())?;
+                self.backend.write(&buffer, 0, &vec![0u8; desc.bytes()])?;
+                Ok(DeviceTensor { buffer, desc })
+            },
+        )
     }
 
     /// Allocates a tensor whose bytes the caller writes next (with [`Executor::write`]).
     pub fn alloc(&self, desc: TensorDesc) -> Result<DeviceTensor> {
-        let buffer = self.backend.alloc(desc.bytes())?;
-        Ok(DeviceTensor { buffer, desc })
+        self.timed(
+            || Activity::OutputAlloc,
+            || {
+                let buffer = self.backend.alloc(desc.bytes())?;
+                Ok(DeviceTensor { buffer, desc })
+            },
+        )
     }
 
     /// Writes host `bytes` into `tensor` from byte `offset` on.
     pub fn write(&self, tensor: &DeviceTensor, offset: usize, bytes: &[u8]) -> Result<()> {
-        self.backend.write(&tensor.buffer, offset, bytes)
+        self.timed(
+            || Activity::Upload,
+            || self.backend.write(&tensor.buffer, offset, bytes),
+        )
     }
 
     /// Uploads host bytes as a tensor.
     pub fn upload(&self, desc: TensorDesc, bytes: &[u8]) -> Result<DeviceTensor> {
         debug_assert_eq!(desc.bytes(), bytes.len());
-        let buffer = self.backend.alloc(bytes.len())?;
-        self.backend.write(&buffer, 0, bytes)?;
-        Ok(DeviceTensor { buffer, desc })
+        self.timed(
+            || Activity::Upload,
+            || {
+                let buffer = self.backend.alloc(bytes.len())?;
+                self.backend.write(&buffer, 0, bytes)?;
+                Ok(DeviceTensor { buffer, desc })
+            },
+        )
     }
 
     /// Uploads u32 values (ids, positions, slots).
@@ -126,8 +209,7 @@ impl Executor {
 
     /// Reads a view back as f32 values (F32 or BF16 storage).
     pub fn read_f32(&self, arg: &TensorArg) -> Result<Vec<f32>> {
-        let mut bytes = vec![0u8; arg.desc.bytes()];
-        self.backend.read(arg.buffer, arg.offset, &mut bytes)?;
+        let bytes = self.read_bytes(arg)?;
         Ok(match arg.desc.dtype {
             DType::BF16 => bytes
                 .chunks_exact(2)
@@ -142,11 +224,22 @@ impl Executor {
 
     /// Reads a view back as u32 values.
     pub fn read_u32(&self, arg: &TensorArg) -> Result<Vec<u32>> {
-        let mut bytes = vec![0u8; arg.desc.bytes()];
-        self.backend.read(arg.buffer, arg.offset, &mut bytes)?;
+        let bytes = self.read_bytes(arg)?;
         Ok(bytes
             .chunks_exact(4)
             .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
             .collect())
+    }
+
+    /// A view's bytes, read back to the host.
+    fn read_bytes(&self, arg: &TensorArg) -> Result<Vec<u8>> {
+        self.timed(
+            || Activity::ReadBack,
+            || {
+                let mut bytes = vec![0u8; arg.desc.bytes()];
+                self.backend.read(arg.buffer, arg.offset, &mut bytes)?;
+                Ok(bytes)
+            },
+        )
     }
 }

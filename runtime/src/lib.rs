@@ -85,6 +85,7 @@ mod kv_cache;
 pub mod kv_pool;
 pub mod model;
 mod precision;
+pub mod profile;
 mod rope_table;
 pub mod speculative;
 pub mod staged_output;
@@ -103,5 +104,6 @@ pub use model::{
     Sequence,
 };
 pub use precision::Precision;
+pub use profile::OpProfile;
 pub use speculative::{AcceptanceStats, SpeculativeMtp};
 pub use token_history::TokenHistory;

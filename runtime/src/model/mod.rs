@@ -216,6 +216,26 @@ impl Model {
         Ok(model)
     }
 
+    /// Starts timing every op launch and the executor's work around launches (uploads,
+    /// output allocation, read-back), from a fresh tally: `concord bench --profile`. Off by
+    /// default, and free while off (no clock is read).
+    pub fn profile_start(&self) {
+        self.exec.profile_start();
+        if let Some(host) = &self.host_experts {
+            host.profile_start();
+        }
+    }
+
+    /// Stops timing and returns the tally since [`Model::profile_start`] (the host experts'
+    /// executor's included).
+    pub fn profile_stop(&self) -> crate::OpProfile {
+        let mut tallies = vec![self.exec.profile_tally()];
+        if let Some(host) = &self.host_experts {
+            tallies.push(host.profile_tally());
+        }
+        crate::OpProfile::from_tallies(tallies, self.exec.syncs_when_profiling())
+    }
+
     /// The model's configuration.
     pub fn config(&self) -> &ModelConfig {
         &self.cfg
@@ -352,11 +372,25 @@ impl Model {
         }
         let mut pass = Some(pass);
         let mut result = None;
+        // Profiling: the pass's own time inside the scope, to tell the hand-off apart.
+        let profiling = self.exec.profiling();
+        let scope_started = profiling.then(std::time::Instant::now);
+        let mut inside = std::time::Duration::ZERO;
         self.exec.backend().host_scope(&mut || {
             if let Some(p) = pass.take() {
+                let started = profiling.then(std::time::Instant::now);
                 result = Some(p());
+                if let Some(t) = started {
+                    inside = t.elapsed();
+                }
             }
         });
+        if let Some(t) = scope_started {
+            self.exec.profile_add(
+                crate::profile::Activity::Handoff,
+                t.elapsed().saturating_sub(inside),
+            );
+        }
         match (result, pass) {
             (Some(r), _) => r,
             // A backend that did not run the work: run it here.
