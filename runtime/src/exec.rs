@@ -3,6 +3,7 @@ use std::sync::{Arc, Mutex};
 use concord_core::{DType, Result};
 use concord_ops::{Backend, Buffer, Op, Prepared, TensorArg, TensorDesc};
 
+use crate::buffer_pool::{self, BufferPool};
 use crate::profile::{Activity, OpProfile, Profiler};
 
 /// A tensor living in one backend's memory.
@@ -11,6 +12,17 @@ pub struct DeviceTensor {
     pub buffer: Buffer,
     /// Element type and shape.
     pub desc: TensorDesc,
+    /// Where the memory goes when the tensor drops: the executor's pool of op outputs, or
+    /// (`None`) back to the backend.
+    recycle: Option<Arc<BufferPool>>,
+}
+
+impl Drop for DeviceTensor {
+    fn drop(&mut self) {
+        if let Some(pool) = self.recycle.take() {
+            pool.put(std::mem::replace(&mut self.buffer, buffer_pool::vacant()));
+        }
+    }
 }
 
 impl DeviceTensor {
@@ -32,6 +44,8 @@ impl DeviceTensor {
 pub struct Executor {
     backend: Arc<dyn Backend>,
     prepared: Mutex<Vec<Prepared>>,
+    /// Memory of dropped op outputs, for the next ones (CPU backend only: see buffer_pool.rs).
+    pool: Option<Arc<BufferPool>>,
     /// Per-op timing, off unless [`Executor::profile_start`] turned it on.
     profiler: Profiler,
     /// Whether a timed launch or copy is followed by a synchronize (a device backend queues
@@ -42,10 +56,12 @@ pub struct Executor {
 impl Executor {
     /// An executor over `backend`.
     pub fn new(backend: Arc<dyn Backend>) -> Self {
-        let sync_when_profiling = backend.info().name != "cpu";
+        let on_cpu = backend.info().name == "cpu";
+        let sync_when_profiling = !on_cpu;
         Executor {
             backend,
             prepared: Mutex::new(Vec::new()),
+            pool: on_cpu.then(Arc::default),
             profiler: Profiler::default(),
             sync_when_profiling,
         }
@@ -123,18 +139,29 @@ impl Executor {
                 let descs: Vec<TensorDesc> = inputs.iter().map(|a| a.desc.clone()).collect();
                 op.infer(&descs)?
                     .into_iter()
-                    .map(|desc| {
-                        Ok(DeviceTensor {
-                            buffer: self.backend.alloc(desc.bytes())?,
-                            desc,
-                        })
-                    })
+                    .map(|desc| self.pooled(desc))
                     .collect::<Result<Vec<_>>>()
             },
         )?;
         let out_args: Vec<TensorArg> = tensors.iter().map(|t| t.arg()).collect();
         self.launch(&op, inputs, &out_args)?;
         Ok(tensors)
+    }
+
+    /// A tensor of `desc` whose every byte the caller writes next (an op's output, an
+    /// upload): memory from the pool when it holds a buffer of that size, else fresh. Its
+    /// memory goes back to the pool when it drops.
+    fn pooled(&self, desc: TensorDesc) -> Result<DeviceTensor> {
+        let bytes = desc.bytes();
+        let buffer = match self.pool.as_ref().and_then(|p| p.take(bytes)) {
+            Some(b) => b,
+            None => self.backend.alloc(bytes)?,
+        };
+        Ok(DeviceTensor {
+            buffer,
+            desc,
+            recycle: self.pool.clone(),
+        })
     }
 
     /// Runs a single-output op.
@@ -156,9 +183,10 @@ impl Executor {
         self.timed(
             || Activity::Upload,
             || {
-                let buffer = self.backend.alloc(desc.bytes())?;
-                self.backend.write(&buffer, 0, &vec![0u8; desc.bytes()])?;
-                Ok(DeviceTensor { buffer, desc })
+                let bytes = desc.bytes();
+                let tensor = self.pooled(desc)?;
+                self.backend.write(&tensor.buffer, 0, &vec![0u8; bytes])?;
+                Ok(tensor)
             },
         )
     }
@@ -169,7 +197,11 @@ impl Executor {
             || Activity::OutputAlloc,
             || {
                 let buffer = self.backend.alloc(desc.bytes())?;
-                Ok(DeviceTensor { buffer, desc })
+                Ok(DeviceTensor {
+                    buffer,
+                    desc,
+                    recycle: None,
+                })
             },
         )
     }
@@ -184,13 +216,21 @@ impl Executor {
 
     /// Uploads host bytes as a tensor.
     pub fn upload(&self, desc: TensorDesc, bytes: &[u8]) -> Result<DeviceTensor> {
-        debug_assert_eq!(desc.bytes(), bytes.len());
+        if desc.bytes() != bytes.len() {
+            return Err(concord_core::Error::invalid(format!(
+                "upload of {} bytes into a tensor of {} bytes ({:?} {:?})",
+                bytes.len(),
+                desc.bytes(),
+                desc.dtype,
+                desc.shape
+            )));
+        }
         self.timed(
             || Activity::Upload,
             || {
-                let buffer = self.backend.alloc(bytes.len())?;
-                self.backend.write(&buffer, 0, bytes)?;
-                Ok(DeviceTensor { buffer, desc })
+                let tensor = self.pooled(desc)?;
+                self.backend.write(&tensor.buffer, 0, bytes)?;
+                Ok(tensor)
             },
         )
     }

@@ -75,6 +75,7 @@
 #![forbid(unsafe_code)]
 
 pub mod backends;
+mod buffer_pool;
 pub mod convert;
 mod demo_model;
 pub mod engine;
