@@ -113,6 +113,30 @@ impl Sequence {
     }
 }
 
+thread_local! {
+    /// Set while this thread runs a pass handed to [`Model::hosted`].
+    static IN_HOSTED_PASS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Marks this thread as inside a hosted pass until dropped (also when the pass panics).
+struct HostedPass {
+    was: bool,
+}
+
+impl HostedPass {
+    fn enter() -> HostedPass {
+        HostedPass {
+            was: IN_HOSTED_PASS.replace(true),
+        }
+    }
+}
+
+impl Drop for HostedPass {
+    fn drop(&mut self) {
+        IN_HOSTED_PASS.set(self.was);
+    }
+}
+
 /// The precision a checkpoint runs at by default.
 pub fn native_precision(cfg: &ModelConfig) -> Precision {
     match &cfg.quantization {
@@ -370,6 +394,11 @@ impl Model {
             // ranks they wait for. The calling thread waits instead.
             return pass();
         }
+        if IN_HOSTED_PASS.get() {
+            // Already inside a pass on this thread (a generation step's forward pass): its
+            // launches start cheapest here; another scope would only cost a call.
+            return pass();
+        }
         let mut pass = Some(pass);
         let mut result = None;
         // Profiling: the pass's own time inside the scope, to tell the hand-off apart.
@@ -379,6 +408,7 @@ impl Model {
         self.exec.backend().host_scope(&mut || {
             if let Some(p) = pass.take() {
                 let started = profiling.then(std::time::Instant::now);
+                let _inside = HostedPass::enter();
                 result = Some(p());
                 if let Some(t) = started {
                     inside = t.elapsed();
