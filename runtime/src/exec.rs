@@ -99,6 +99,14 @@ impl Executor {
         self.sync_when_profiling
     }
 
+    /// Runs host-side `work` (a lookup, shape inference and allocation) as `activity` under
+    /// the profiler, with no device sync: it enqueues nothing, and an idle queue's sync would
+    /// only add its own cost to the row.
+    #[inline]
+    fn timed_host<R>(&self, activity: impl FnOnce() -> Activity, work: impl FnOnce() -> R) -> R {
+        self.profiler.time(activity, || {}, work)
+    }
+
     /// Runs `work` as `activity` under the profiler (a sync after it on a device backend).
     #[inline]
     fn timed<R>(&self, activity: impl FnOnce() -> Activity, work: impl FnOnce() -> R) -> R {
@@ -133,7 +141,7 @@ impl Executor {
     /// Runs `op` on `inputs`, allocating and returning its outputs.
     pub fn apply(&self, op: impl Into<Op>, inputs: &[TensorArg]) -> Result<Vec<DeviceTensor>> {
         let op = op.into();
-        let tensors = self.timed(
+        let tensors = self.timed_host(
             || Activity::OutputAlloc,
             || {
                 let descs: Vec<TensorDesc> = inputs.iter().map(|a| a.desc.clone()).collect();
@@ -171,7 +179,7 @@ impl Executor {
 
     /// Runs `op` writing into caller-provided outputs.
     pub fn launch(&self, op: &Op, inputs: &[TensorArg], outputs: &[TensorArg]) -> Result<()> {
-        let prepared = self.timed(|| Activity::Lookup, || self.prepared(op))?;
+        let prepared = self.timed_host(|| Activity::Lookup, || self.prepared(op))?;
         self.timed(
             || Activity::launch(op, inputs),
             || self.backend.launch(&prepared, inputs, outputs),
@@ -193,7 +201,7 @@ impl Executor {
 
     /// Allocates a tensor whose bytes the caller writes next (with [`Executor::write`]).
     pub fn alloc(&self, desc: TensorDesc) -> Result<DeviceTensor> {
-        self.timed(
+        self.timed_host(
             || Activity::OutputAlloc,
             || {
                 let buffer = self.backend.alloc(desc.bytes())?;

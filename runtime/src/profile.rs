@@ -8,8 +8,9 @@
 //! load per call: no clock is read.
 //!
 //! A device backend queues launches, so a launch's wall time says nothing about its kernel;
-//! while profiling, the executor synchronises after each launch and copy (and so serialises
-//! host and device), which the table says.
+//! while profiling, the executor synchronises after each launch, upload and read-back (and so
+//! serialises host and device), which the table says. Lookups and output allocations enqueue
+//! nothing and are timed without a sync.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -215,7 +216,7 @@ impl OpProfile {
         if self.synced_per_op {
             let _ = writeln!(
                 out,
-                "  (device backend: every launch and copy was followed by a synchronize to time \
+                "  (device backend: every launch, upload and read-back was followed by a synchronize to time \
                  it, which serialises host and device: the rows add up to more than an \
                  unprofiled run spends)"
             );
