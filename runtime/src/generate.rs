@@ -337,7 +337,18 @@ impl Iterator for Generation<'_> {
     type Item = Result<u32>;
     fn next(&mut self) -> Option<Self::Item> {
         let model = self.model;
-        match model.hosted(|| self.step()) {
+        if self.done || self.produced >= self.params.max_new_tokens {
+            // Finished: nothing to run, so nothing to hand to the pool.
+            return None;
+        }
+        // A token the last speculative round already decided needs no launch, so no hand-off
+        // to the backend's thread pool either (half the steps at full acceptance).
+        let outcome = if self.decided.is_empty() {
+            model.hosted(|| self.step())
+        } else {
+            self.step()
+        };
+        match outcome {
             Ok(Some(t)) => Some(Ok(t)),
             Ok(None) => None,
             Err(e) => {

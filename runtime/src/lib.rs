@@ -75,6 +75,7 @@
 #![forbid(unsafe_code)]
 
 pub mod backends;
+mod buffer_pool;
 pub mod convert;
 mod demo_model;
 pub mod engine;
@@ -85,6 +86,7 @@ mod kv_cache;
 pub mod kv_pool;
 pub mod model;
 mod precision;
+pub mod profile;
 mod rope_table;
 pub mod speculative;
 pub mod staged_output;
@@ -103,5 +105,6 @@ pub use model::{
     Sequence,
 };
 pub use precision::Precision;
+pub use profile::OpProfile;
 pub use speculative::{AcceptanceStats, SpeculativeMtp};
 pub use token_history::TokenHistory;

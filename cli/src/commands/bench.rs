@@ -36,6 +36,17 @@ use crate::synthetic::SyntheticSpec;
 ///   concord --threads 2 bench --model /tmp/v3-h1024-l4 --prompt-tokens 1024 --json
 ///   concord bench --backend opencl --experts-on host
 ///
+/// --profile then repeats the measurement with every op launch timed and prints a table per
+/// phase (prefill, decode; with --speculative mtp also plain and MTP generation): launches per
+/// token, total ms, µs per launch and share of the phase for each op kind (matmuls by weight
+/// shape), and as their own rows the time outside ops (prepared-op lookup, output allocation,
+/// uploads, read-back, and the host work between launches: planning, sampling). The figures
+/// above come from the unprofiled run. On a device backend each launch is followed by a
+/// synchronize while profiling (said in the table).
+///
+///   concord --threads 2 bench --profile --prompt-tokens 128 --decode-tokens 64
+///   concord bench --profile --speculative mtp
+///
 /// With --speculative mtp it also decodes greedily from a text prompt (--prompt; default: the
 /// opening of A Tale of Two Cities) with and without MTP drafts in the same run and prints
 /// both rates, the speed-up, the drafts' acceptance and whether the outputs are identical
@@ -54,6 +65,10 @@ pub struct Args {
     /// Also print one JSON line per model with every figure (tokens/s, bytes, bandwidth).
     #[arg(long)]
     pub json: bool,
+    /// Then time every op launch (by op kind; matmuls by weight shape) and the work between
+    /// them, and print a table per phase (prefill, decode).
+    #[arg(long, conflicts_with = "synthetic_save")]
+    pub profile: bool,
     /// Write the synthetic model (see --synthetic-hidden/-layers) to DIR and exit.
     #[arg(long, value_name = "DIR", conflicts_with_all = ["synthetic", "speculative"])]
     pub synthetic_save: Option<PathBuf>,
@@ -116,6 +131,50 @@ fn measure(model: &Model, prompt_tokens: usize, decode_tokens: usize) -> Result<
         decode_tps: (decode_tokens > 0).then(|| decode_tokens as f64 / decode),
         bytes: decode_bytes::weight_bytes(model.config(), model.precision()),
     })
+}
+
+/// The prefill and decode of [`measure`] again with the model's profiler on: one table each.
+fn profile_phases(model: &Model, prompt_tokens: usize, decode_tokens: usize) -> Result<()> {
+    let vocab = model.config().vocab_size as u32;
+    let prompt: Vec<u32> = (0..prompt_tokens as u32)
+        .map(|i| (i * 7919 + 3) % vocab)
+        .collect();
+    let mut seq = model.new_sequence(prompt_tokens + decode_tokens)?;
+    model.profile_start();
+    let t = Instant::now();
+    let logits = model.forward(&mut [&mut seq], &[&prompt], LogitRows::Last)?;
+    let mut next = argmax(&logits.per_sequence[0]);
+    let prefill = t.elapsed();
+    let profile = model.profile_stop();
+    outln!(
+        "{}",
+        profile.table(
+            &format!("prefill of {prompt_tokens} tokens (one pass)"),
+            prefill,
+            1,
+            "pass"
+        )
+    )?;
+    if decode_tokens == 0 {
+        return Ok(());
+    }
+    model.profile_start();
+    let t = Instant::now();
+    for _ in 0..decode_tokens {
+        let l = model.forward(&mut [&mut seq], &[&[next]], LogitRows::Last)?;
+        next = argmax(&l.per_sequence[0]);
+    }
+    let decode = t.elapsed();
+    let profile = model.profile_stop();
+    outln!(
+        "{}",
+        profile.table(
+            &format!("decode of {decode_tokens} tokens after {prompt_tokens} (argmax sampling)"),
+            decode,
+            decode_tokens,
+            "token"
+        )
+    )
 }
 
 fn argmax(v: &[f32]) -> u32 {
@@ -185,6 +244,7 @@ fn timed_generation(
     prompt: &[u32],
     tokens: usize,
     speculative: Option<SpeculativeMtp>,
+    profile: bool,
 ) -> Result<(Vec<u32>, f64, Option<concord_runtime::AcceptanceStats>)> {
     let params = GenerateParams {
         max_new_tokens: tokens,
@@ -197,10 +257,32 @@ fn timed_generation(
     let mut first = None;
     for token in generation.by_ref() {
         ids.push(token?);
-        first.get_or_insert_with(Instant::now);
+        first.get_or_insert_with(|| {
+            if profile {
+                model.profile_start();
+            }
+            Instant::now()
+        });
     }
-    let decode = first.map_or(0.0, |t| t.elapsed().as_secs_f64());
+    let elapsed = first.map(|t| t.elapsed());
+    let decode = elapsed.map_or(0.0, |d| d.as_secs_f64());
     let rate = ids.len().saturating_sub(1) as f64 / decode.max(1e-9);
+    if profile {
+        let table = model.profile_stop().table(
+            &format!(
+                "greedy generation {} (tokens after the first)",
+                if speculative.is_some() {
+                    "with MTP drafts"
+                } else {
+                    "without drafts"
+                }
+            ),
+            elapsed.unwrap_or_default(),
+            ids.len().saturating_sub(1),
+            "token",
+        );
+        outln!("{table}")?;
+    }
     Ok((ids, rate, generation.acceptance()))
 }
 
@@ -219,16 +301,16 @@ fn compare_speculative(args: &Args, model: &Model, config: SpeculativeMtp) -> Re
     let prompt = args.model.tokenizer()?.encode(&args.prompt, true)?;
     let tokens = args.decode_tokens.max(2);
     // Warm-up: prepares every op of both paths.
-    timed_generation(model, &prompt, 4, None)?;
-    timed_generation(model, &prompt, 4, Some(config))?;
+    timed_generation(model, &prompt, 4, None, false)?;
+    timed_generation(model, &prompt, 4, Some(config), false)?;
     // Interleaved rounds, medians: the two paths see the same background load.
     let (mut plain_rates, mut spec_rates) = (Vec::new(), Vec::new());
     let (mut plain_ids, mut spec_ids, mut stats) = (Vec::new(), Vec::new(), None);
     for _ in 0..SPECULATIVE_ROUNDS {
-        let (ids, rate, _) = timed_generation(model, &prompt, tokens, None)?;
+        let (ids, rate, _) = timed_generation(model, &prompt, tokens, None, false)?;
         plain_rates.push(rate);
         plain_ids = ids;
-        let (ids, rate, s) = timed_generation(model, &prompt, tokens, Some(config))?;
+        let (ids, rate, s) = timed_generation(model, &prompt, tokens, Some(config), false)?;
         spec_rates.push(rate);
         spec_ids = ids;
         stats = s;
@@ -260,6 +342,11 @@ fn compare_speculative(args: &Args, model: &Model, config: SpeculativeMtp) -> Re
         return Err(Error::model(
             "speculative greedy decoding changed the output: please report this",
         ));
+    }
+    if args.profile {
+        // One more round of each, profiled (after the measured ones, which it cannot slow).
+        timed_generation(model, &prompt, tokens, None, true)?;
+        timed_generation(model, &prompt, tokens, Some(config), true)?;
     }
     Ok(())
 }
@@ -328,6 +415,9 @@ pub fn run(args: Args) -> Result<()> {
         bandwidth,
         args.json,
     )?;
+    if args.profile {
+        profile_phases(&model, prompt_tokens, args.decode_tokens)?;
+    }
     if let Some(config) = speculative {
         compare_speculative(&args, &model, config)?;
     }
@@ -352,7 +442,11 @@ pub fn run(args: Args) -> Result<()> {
                 &f,
                 bandwidth,
                 args.json,
-            )
+            )?;
+            if args.profile {
+                profile_phases(&m, prompt_tokens, args.decode_tokens)?;
+            }
+            Ok(())
         });
         drop(scratch);
         result?;

@@ -113,6 +113,30 @@ impl Sequence {
     }
 }
 
+thread_local! {
+    /// Set while this thread runs a pass handed to [`Model::hosted`].
+    static IN_HOSTED_PASS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Marks this thread as inside a hosted pass until dropped (also when the pass panics).
+struct HostedPass {
+    was: bool,
+}
+
+impl HostedPass {
+    fn enter() -> HostedPass {
+        HostedPass {
+            was: IN_HOSTED_PASS.replace(true),
+        }
+    }
+}
+
+impl Drop for HostedPass {
+    fn drop(&mut self) {
+        IN_HOSTED_PASS.set(self.was);
+    }
+}
+
 /// The precision a checkpoint runs at by default.
 pub fn native_precision(cfg: &ModelConfig) -> Precision {
     match &cfg.quantization {
@@ -214,6 +238,26 @@ impl Model {
             );
         }
         Ok(model)
+    }
+
+    /// Starts timing every op launch and the executor's work around launches (uploads,
+    /// output allocation, read-back), from a fresh tally: `concord bench --profile`. Off by
+    /// default, and free while off (no clock is read).
+    pub fn profile_start(&self) {
+        self.exec.profile_start();
+        if let Some(host) = &self.host_experts {
+            host.profile_start();
+        }
+    }
+
+    /// Stops timing and returns the tally since [`Model::profile_start`] (the host experts'
+    /// executor's included).
+    pub fn profile_stop(&self) -> crate::OpProfile {
+        let mut tallies = vec![self.exec.profile_tally()];
+        if let Some(host) = &self.host_experts {
+            tallies.push(host.profile_tally());
+        }
+        crate::OpProfile::from_tallies(tallies, self.exec.syncs_when_profiling())
     }
 
     /// The model's configuration.
@@ -350,13 +394,33 @@ impl Model {
             // ranks they wait for. The calling thread waits instead.
             return pass();
         }
+        if IN_HOSTED_PASS.get() {
+            // Already inside a pass on this thread (a generation step's forward pass): its
+            // launches start cheapest here; another scope would only cost a call.
+            return pass();
+        }
         let mut pass = Some(pass);
         let mut result = None;
+        // Profiling: the pass's own time inside the scope, to tell the hand-off apart.
+        let profiling = self.exec.profiling();
+        let scope_started = profiling.then(std::time::Instant::now);
+        let mut inside = std::time::Duration::ZERO;
         self.exec.backend().host_scope(&mut || {
             if let Some(p) = pass.take() {
+                let started = profiling.then(std::time::Instant::now);
+                let _inside = HostedPass::enter();
                 result = Some(p());
+                if let Some(t) = started {
+                    inside = t.elapsed();
+                }
             }
         });
+        if let Some(t) = scope_started {
+            self.exec.profile_add(
+                crate::profile::Activity::Handoff,
+                t.elapsed().saturating_sub(inside),
+            );
+        }
         match (result, pass) {
             (Some(r), _) => r,
             // A backend that did not run the work: run it here.
