@@ -10,22 +10,9 @@ use concord_core::numerics::math::silu;
 use concord_core::DType;
 use concord_ops::{ActScaleFormat, BlockFp8Matmul, ExpertWeights, Fp8ActQuant, MoeExperts, Swiglu};
 
-/// The contract's sum of `terms`, literally.
+/// The contract's sum of `terms`: concord_core's literal reference (docs/numerics.md §4).
 fn canonical_sum(terms: &[f32]) -> f32 {
-    let mut total = 0.0f32;
-    for block in terms.chunks(128) {
-        let mut lane = [0.0f32; 16];
-        for (i, t) in block.iter().enumerate() {
-            lane[i % 16] += *t;
-        }
-        for s in [8, 4, 2, 1] {
-            for j in 0..s {
-                lane[j] += lane[j + s];
-            }
-        }
-        total += lane[0];
-    }
-    total
+    concord_core::numerics::reduce::canonical_sum(terms.len(), |i| terms[i])
 }
 
 fn store(v: f32, out: DType) -> f32 {
