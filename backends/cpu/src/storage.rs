@@ -58,13 +58,22 @@ impl CpuStorage {
 #[cfg(target_arch = "x86_64")]
 fn pair_safe_values(bytes: &[u8], dtype: DType) -> bool {
     use crate::pairdot::{bf16_term_is_safe, e4m3_code_is_safe};
+    use rayon::prelude::*;
+    /// Values per parallel task of the scan.
+    const SCAN_CHUNK: usize = 1 << 16;
     if crate::pairdot_sys::PairDot::detect().is_none() {
         return false;
     }
     match dtype {
-        DType::BF16 => bytemuck::try_cast_slice::<u8, u16>(bytes)
-            .is_ok_and(|v| v.iter().all(|b| bf16_term_is_safe(*b))),
-        DType::F8E4M3 => bytes.iter().all(|c| e4m3_code_is_safe(*c)),
+        // The scan runs once per weight, on its first use inside an op: split over the pool
+        // and folded without early exits, so it vectorises (a whole MoE weight at a time).
+        DType::BF16 => bytemuck::try_cast_slice::<u8, u16>(bytes).is_ok_and(|v| {
+            v.par_chunks(SCAN_CHUNK)
+                .all(|c| c.iter().fold(true, |ok, b| ok & bf16_term_is_safe(*b)))
+        }),
+        DType::F8E4M3 => bytes
+            .par_chunks(SCAN_CHUNK)
+            .all(|c| c.iter().fold(true, |ok, b| ok & e4m3_code_is_safe(*b))),
         _ => false,
     }
 }
