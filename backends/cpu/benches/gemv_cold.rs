@@ -4,7 +4,9 @@
 //! each weight once), both tiers in turn: x not made of bf16 values (the f32 kernel) and
 //! BF16-valued x (the pair-dot tier where the CPU has AVX512-BF16). `gemv_speed`'s repeated
 //! calls keep small weights in cache and hid a kernel that streamed cold weights at a third
-//! of the speed.
+//! of the speed. Then the same for block-FP8 weights (e4m3 codes, the decode of `fp8` mode),
+//! and one FP8 case small enough to stay in cache (compute speed); `GEMV_COLD_FP8_ONLY=1`
+//! skips the BF16 cases.
 #[path = "../tests/common/mod.rs"]
 mod common;
 
@@ -12,7 +14,7 @@ use std::time::Instant;
 
 use common::*;
 use concord_core::DType;
-use concord_ops::{Matmul, Op, TensorArg};
+use concord_ops::{BlockFp8Matmul, Matmul, Op, TensorArg};
 
 /// Passes over all the weights that are timed (after one untimed pass).
 const PASSES: usize = 5;
@@ -21,12 +23,16 @@ fn main() {
     let be = backend();
     let mut rng = Rng::new(5);
     println!("threads {}", rayon::current_num_threads());
+    let bf16 = std::env::var_os("GEMV_COLD_FP8_ONLY").is_none();
     for (n, k, count) in [
         (1024, 1024, 64),
         (3072, 1024, 24),
         (64, 1024, 256),
         (1024, 512, 96),
-    ] {
+    ]
+    .into_iter()
+    .filter(|_| bf16)
+    {
         let ws: Vec<T> = (0..count)
             .map(|_| bf16s(&be, &[n, k], &rng.vec_bf16(n * k)))
             .collect();
@@ -54,6 +60,68 @@ fn main() {
                     (n * k * 2) as f64 / s / 1e9
                 );
             }
+        }
+    }
+    for (n, k, count) in [
+        (1024usize, 1024usize, 64usize),
+        (3072, 1024, 24),
+        (1024, 2048, 32),
+        (256, 1024, 2),
+    ] {
+        let kb = k.div_ceil(128);
+        // Codes drawn from all finite e4m3 values (0x7F / 0xFF, the NaNs, are redrawn).
+        let mut codes = |len: usize| -> Vec<u8> {
+            (0..len)
+                .map(|_| loop {
+                    let c = rng.next_u64() as u8;
+                    if c & 0x7F != 0x7F {
+                        break c;
+                    }
+                })
+                .collect()
+        };
+        let ws: Vec<(T, T)> = (0..count)
+            .map(|_| {
+                let w = e4m3s(&be, &[n, k], &codes(n * k));
+                let s = f32s(
+                    &be,
+                    &[n.div_ceil(128), kb],
+                    &vec![0.001; n.div_ceil(128) * kb],
+                );
+                (w, s)
+            })
+            .collect();
+        let xq = e4m3s(&be, &[1, k], &codes(k));
+        let xs = f32s(&be, &[1, kb], &vec![0.5; kb]);
+        let op: Op = BlockFp8Matmul {
+            block: [128, 128],
+            out: DType::BF16,
+        }
+        .into();
+        let out = be.alloc(n * 2).unwrap();
+        let out_arg = TensorArg::new(&out, DType::BF16, vec![1, n]);
+        let pass = || {
+            for (w, s) in &ws {
+                be.run(
+                    &op,
+                    &[xq.arg(), xs.arg(), w.arg(), s.arg()],
+                    std::slice::from_ref(&out_arg),
+                )
+                .unwrap();
+            }
+        };
+        for round in 0..2 {
+            pass();
+            let t = Instant::now();
+            for _ in 0..PASSES {
+                pass();
+            }
+            let s = t.elapsed().as_secs_f64() / (PASSES * count) as f64;
+            println!(
+                "round {round} fp8  pair cold gemv n {n:5} k {k:5}: {:8.1} us {:5.1} GB/s",
+                s * 1e6,
+                (n * k) as f64 / s / 1e9
+            );
         }
     }
 }

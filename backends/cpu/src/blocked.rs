@@ -92,6 +92,15 @@ fn mul_add(mut acc: Lanes, x: Lanes, w: Lanes) -> Lanes {
 pub(crate) trait Fold: Sync {
     /// The new running total of output (m, j) after block kb's sum.
     fn fold(&self, m: usize, j: usize, kb: usize, total: f32, sum: f32) -> f32;
+
+    /// The total after the sums of blocks kb0, kb0 + 1, … (`sums`, in order), one `fold`
+    /// each; folds with per-output lookups override it to do them once per run.
+    #[inline(always)]
+    fn fold_run(&self, m: usize, j: usize, kb0: usize, total: f32, sums: &[f32]) -> f32 {
+        sums.iter()
+            .enumerate()
+            .fold(total, |t, (q, s)| self.fold(m, j, kb0 + q, t, *s))
+    }
 }
 
 /// Block sums added in order: the canonical dot.

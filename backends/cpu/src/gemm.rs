@@ -142,4 +142,14 @@ impl Fold for Fp8Fold<'_> {
     fn fold(&self, m: usize, j: usize, kb: usize, total: f32, sum: f32) -> f32 {
         total + (sum * self.xs[m * self.kb + kb]) * self.ws[(j / self.block_rows) * self.kb + kb]
     }
+
+    /// As `fold` per block, the row's scales sliced once (the division out of the loop).
+    #[inline(always)]
+    fn fold_run(&self, m: usize, j: usize, kb0: usize, total: f32, sums: &[f32]) -> f32 {
+        let xs = &self.xs[m * self.kb + kb0..][..sums.len()];
+        let ws = &self.ws[(j / self.block_rows) * self.kb + kb0..][..sums.len()];
+        sums.iter()
+            .zip(xs.iter().zip(ws))
+            .fold(total, |t, (s, (x, w))| t + (s * x) * w)
+    }
 }

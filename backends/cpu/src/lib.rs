@@ -15,6 +15,8 @@ mod blocked_avx512;
 #[cfg(target_arch = "x86_64")]
 mod blocked_pairdot;
 mod canonical;
+#[cfg(target_arch = "x86_64")]
+mod e4m3_pairs;
 mod elem;
 mod gemm;
 mod gemv;

@@ -4,11 +4,14 @@
 //! call through it is sound; the kernels themselves (`pairdot`) are safe code.
 use crate::blocked::Fold;
 use crate::elem::OutElem;
-use crate::pairdot::PairWeight;
+use crate::pairdot::{PairWeight, WeightRow};
 
-/// Proof that this CPU has AVX-512 F, BW and BF16 (checked at run time).
+/// Proof that this CPU has AVX-512 F, BW and BF16 (checked at run time), and whether it
+/// also has VBMI (byte permutes: `e4m3_pairs`).
 #[derive(Clone, Copy)]
-pub(crate) struct PairDot(());
+pub(crate) struct PairDot {
+    vbmi: bool,
+}
 
 impl PairDot {
     /// The token, where the CPU has the features (std caches the CPUID check).
@@ -16,7 +19,9 @@ impl PairDot {
         let has = std::arch::is_x86_feature_detected!("avx512f")
             && std::arch::is_x86_feature_detected!("avx512bw")
             && std::arch::is_x86_feature_detected!("avx512bf16");
-        has.then_some(PairDot(()))
+        has.then(|| PairDot {
+            vbmi: std::arch::is_x86_feature_detected!("avx512vbmi"),
+        })
     }
 
     /// `pairdot::tile` on this CPU.
@@ -49,6 +54,11 @@ impl PairDot {
         out: &mut [O],
         fold: &F,
     ) {
+        if let (true, WeightRow::E4m3(codes)) = (self.vbmi, W::row(w)) {
+            // SAFETY: `self.vbmi` is true only where `detect` saw avx512vbmi besides
+            // avx512f, avx512bw and avx512bf16: the features `rows_e4m3_vbmi` is compiled with.
+            return unsafe { crate::gemv_pairdot::rows_e4m3_vbmi(xp, k, codes, j0, out, fold) };
+        }
         // SAFETY: `self` exists only where `detect` saw avx512f, avx512bw and avx512bf16 on
         // this CPU, exactly the features `gemv_pairdot::rows` is compiled with.
         unsafe { crate::gemv_pairdot::rows(xp, k, w, j0, out, fold) }

@@ -13,8 +13,11 @@ use concord_core::numerics::reduce::{canonical_block_sum, canonical_sum};
 use concord_core::DType;
 use concord_ops::{BlockFp8Matmul, Matmul};
 
-/// K around the 16-lane, 32-term step and 128-block edges.
-const KS: &[usize] = &[1, 15, 16, 17, 31, 32, 33, 73, 127, 128, 129, 219, 292, 1024];
+/// K around the 16-lane, 32-term step, 64-code chunk and 128-block edges, and past the 16
+/// blocks whose lane trees the GEMV runs together.
+const KS: &[usize] = &[
+    1, 15, 16, 17, 31, 32, 33, 63, 64, 65, 73, 127, 128, 129, 219, 292, 1024, 2177,
+];
 
 /// Whether the tier exists here; prints why the test is skipped where it does not.
 fn available(test: &str) -> bool {
