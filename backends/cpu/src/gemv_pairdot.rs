@@ -9,22 +9,24 @@
 //! development machine (AMD EPYC, 2 threads: 6 GB/s against 15–20 GB/s for one row at a
 //! time), which made the model's decode step twice as slow as the f32 kernel it replaced.
 //!
-//! Within a row, up to 16 blocks are summed into independent accumulators before their lane
-//! trees run together (`trees16`, four levels of vector adds) and their sums are folded in
-//! one run (`Fold::fold_run`); whole blocks are fixed-size arrays, so the inner loop has no
-//! bounds checks. A scalar tree and a fold call after every block cost more than the
-//! block's products and left the fp8 GEMV compute-bound at 11 GB/s.
+//! Each block's lane tree runs as soon as its products are in: short dependency chains
+//! between the loads keep more cache misses in flight than trees over 16 blocks at once
+//! (`pairdot::trees16`), which streamed BF16 weights 20–40 % slower. The e4m3 kernel's block
+//! sums are folded 16 at a time (`Fold::fold_run`: the scale lookup once per run, where
+//! one fold call per block divided by the scale block's rows every time) and its whole
+//! blocks are fixed-size arrays; with the 32-codes-at-a-time decode, the scalar tree and a
+//! fold call per block it was compute-bound at 11 GB/s on the development machine.
 use std::arch::x86_64::{__m512, _mm512_dpbf16_ps, _mm512_setzero_ps};
 
 use concord_core::numerics::reduce::REDUCE_BLOCK;
 
-use crate::blocked::Fold;
+use crate::blocked::{tree, Fold, Lanes};
 use crate::e4m3_pairs::{pairs64, pairs_last, CODES};
 use crate::elem::OutElem;
-use crate::pairdot::{load, natural32, pair_order, trees16, PairWeight, STEP};
+use crate::pairdot::{load, natural32, pair_order, PairWeight, STEP};
 
 const BLOCK: usize = REDUCE_BLOCK;
-/// Blocks whose lane trees run together: one per element of `trees16`'s result.
+/// Block sums folded in one run.
 const GROUP: usize = 16;
 
 /// Outputs j0 .. j0 + out.len() of the one-row product: packed x `xp` (`packed_len(k)`)
@@ -38,27 +40,22 @@ pub(crate) fn rows<W: PairWeight, O: OutElem, F: Fold>(
     out: &mut [O],
     fold: &F,
 ) {
-    // Steps [b, e) of one block (a whole block, or the last one's padded steps).
-    let steps = |x: &[u16], wr: &[W], b: usize, e: usize| {
-        let mut a = _mm512_setzero_ps();
-        for c in (b..e).step_by(STEP) {
-            let s = (c + STEP).min(e);
-            a = _mm512_dpbf16_ps(a, load(&x[c..]), pair_order(natural32(&wr[c..s])));
-        }
-        a
-    };
+    // Fixed-size whole blocks and folds in runs, as the e4m3 kernel below has them, made no
+    // difference to BF16 weights: their loop is memory-bound as it is.
     for (i, d) in out.iter_mut().enumerate() {
         let j = j0 + i;
         let wr = &w[j * k..(j + 1) * k];
-        let whole = |kb: usize| {
-            let (x, wb) = (
-                first_block(&xp[kb * BLOCK..]),
-                first_block(&wr[kb * BLOCK..]),
-            );
-            steps(x, wb, 0, BLOCK)
-        };
-        let tail = |b: usize| steps(xp, wr, b, k);
-        *d = O::store(row_total(k, j, fold, whole, tail));
+        let mut total = 0.0f32;
+        for (kb, b) in (0..k).step_by(BLOCK).enumerate() {
+            let e = (b + BLOCK).min(k);
+            let mut a = _mm512_setzero_ps();
+            for c in (b..e).step_by(STEP) {
+                let s = (c + STEP).min(e);
+                a = _mm512_dpbf16_ps(a, load(&xp[c..]), pair_order(natural32(&wr[c..s])));
+            }
+            total = fold.fold(0, j, kb, total, tree(&bytemuck::cast::<__m512, Lanes>(a)));
+        }
+        *d = O::store(total);
     }
 }
 
@@ -73,10 +70,9 @@ pub(crate) fn rows_e4m3_vbmi<O: OutElem, F: Fold>(
     out: &mut [O],
     fold: &F,
 ) {
-    for (i, d) in out.iter_mut().enumerate() {
-        let j = j0 + i;
-        let wr = &w[j * k..(j + 1) * k];
-        let whole = |kb: usize| {
+    let (full, blocks) = (k / BLOCK, k.div_ceil(BLOCK));
+    let block = |wr: &[u8], kb: usize| {
+        if kb < full {
             let x: &[u16; BLOCK] = first_block(&xp[kb * BLOCK..]);
             let wb: &[u8; BLOCK] = first_block(&wr[kb * BLOCK..]);
             let mut a = _mm512_setzero_ps();
@@ -86,13 +82,12 @@ pub(crate) fn rows_e4m3_vbmi<O: OutElem, F: Fold>(
                 a = _mm512_dpbf16_ps(a, load(&xc[STEP..]), p1);
             }
             a
-        };
-        // The last block's codes padded with +0 to 64 (read from the row's last 64 where the
-        // row has them); its second 32 terms exist in packed x only where it reaches past
-        // its first 32.
-        let tail = |b: usize| {
+        } else {
+            // The last block's codes padded with +0 to 64 (read from the row's last 64 where the
+            // row has them); its second 32 terms exist in packed x only where it reaches past
+            // its first 32.
             let mut a = _mm512_setzero_ps();
-            for c in (b..k).step_by(CODES) {
+            for c in (kb * BLOCK..k).step_by(CODES) {
                 let [p0, p1] = if let Some(whole) = wr[c..].first_chunk::<CODES>() {
                     pairs64(whole)
                 } else if let Some(last) = wr.last_chunk::<CODES>() {
@@ -108,8 +103,21 @@ pub(crate) fn rows_e4m3_vbmi<O: OutElem, F: Fold>(
                 }
             }
             a
-        };
-        *d = O::store(row_total(k, j, fold, whole, tail));
+        }
+    };
+    let mut sums = [0.0f32; GROUP];
+    for (i, d) in out.iter_mut().enumerate() {
+        let j = j0 + i;
+        let wr = &w[j * k..(j + 1) * k];
+        let mut total = 0.0f32;
+        for g in (0..blocks).step_by(GROUP) {
+            let count = (blocks - g).min(GROUP);
+            for (q, s) in sums.iter_mut().take(count).enumerate() {
+                *s = tree(&bytemuck::cast::<__m512, Lanes>(block(wr, g + q)));
+            }
+            total = fold.fold_run(0, j, g, total, &sums[..count]);
+        }
+        *d = O::store(total);
     }
 }
 
@@ -117,34 +125,4 @@ pub(crate) fn rows_e4m3_vbmi<O: OutElem, F: Fold>(
 #[inline(always)]
 fn first_block<E>(s: &[E]) -> &[E; BLOCK] {
     s.first_chunk::<BLOCK>().expect("a whole block")
-}
-
-/// Output j's total: block kb's accumulator from `whole(kb)` for the whole blocks and
-/// `tail(start)` for a last partial one, [`GROUP`] at a time through `trees16`, their sums
-/// folded in block order.
-#[inline]
-#[target_feature(enable = "avx512f")]
-fn row_total<F: Fold>(
-    k: usize,
-    j: usize,
-    fold: &F,
-    whole: impl Fn(usize) -> __m512,
-    tail: impl Fn(usize) -> __m512,
-) -> f32 {
-    let (full, blocks) = (k / BLOCK, k.div_ceil(BLOCK));
-    let mut total = 0.0f32;
-    for g in (0..blocks).step_by(GROUP) {
-        let count = (blocks - g).min(GROUP);
-        let mut acc = [_mm512_setzero_ps(); GROUP];
-        for (q, a) in acc.iter_mut().take(count).enumerate() {
-            let kb = g + q;
-            *a = if kb < full {
-                whole(kb)
-            } else {
-                tail(kb * BLOCK)
-            };
-        }
-        total = fold.fold_run(0, j, g, total, &trees16(acc)[..count]);
-    }
-    total
 }

@@ -316,7 +316,7 @@ fn level<const W: usize>(a: __m512, b: __m512) -> __m512 {
 /// scalar ones (which cost more than the block's products).
 #[inline]
 #[target_feature(enable = "avx512f")]
-pub(crate) fn trees16(v: [__m512; 16]) -> [f32; 16] {
+fn trees16(v: [__m512; 16]) -> [f32; 16] {
     let l8: [__m512; 8] = std::array::from_fn(|i| level::<8>(v[2 * i], v[2 * i + 1]));
     let l4: [__m512; 4] = std::array::from_fn(|i| level::<4>(l8[2 * i], l8[2 * i + 1]));
     let l2 = [level::<2>(l4[0], l4[1]), level::<2>(l4[2], l4[3])];
