@@ -272,6 +272,16 @@ impl DeviceRuntime for AscendRuntime {
         self.on_device()?;
         self.stream.synchronize().map_err(acl_error)
     }
+
+    /// `aclrtGetMemInfo(ACL_HBM_MEM)` on this device; unknown (logged) if it fails.
+    fn memory(&self) -> Option<concord_ops::DeviceMemory> {
+        let (free, total) = self
+            .on_device()
+            .and_then(|()| self.acl.mem_info().map_err(acl_error))
+            .map_err(|e| tracing::warn!("ascend device memory unknown: {e}"))
+            .ok()?;
+        Some(concord_ops::DeviceMemory { free, total })
+    }
 }
 
 /// `exact` in fast mode: aclnn loaded from the ACL search path, or from exactly

@@ -392,4 +392,8 @@ impl Backend for AscendFast {
     fn synchronize(&self) -> Result<()> {
         self.exact.synchronize()
     }
+
+    fn memory(&self) -> Option<concord_ops::DeviceMemory> {
+        self.exact.memory()
+    }
 }

@@ -95,13 +95,20 @@ aclError aclrtSetDevice(int32_t device) {
 
 const char *aclrtGetSocName(void) { return current_device >= 0 ? "Ascend910B3" : NULL; }
 
+/* A 64 GiB device of which 4 GiB are taken by others; what this process holds is the sum of
+ * its live allocations (below), so free memory falls as a real device's does. */
+#define STANDIN_TOTAL ((size_t)64 << 30)
+#define STANDIN_OTHERS ((size_t)4 << 30)
+static size_t allocated_bytes(void);
+
 aclError aclrtGetMemInfo(int attr, size_t *free_bytes, size_t *total) {
     if (current_device < 0) {
         return fail(ACL_ERROR_INVALID_DEVICE, "stand-in: aclrtGetMemInfo without a device");
     }
     (void)attr;
-    *free_bytes = (size_t)60 << 30;
-    *total = (size_t)64 << 30;
+    size_t usable = STANDIN_TOTAL - STANDIN_OTHERS, held = allocated_bytes();
+    *free_bytes = usable - (held < usable ? held : usable);
+    *total = STANDIN_TOTAL;
     return ACL_SUCCESS;
 }
 
@@ -124,6 +131,16 @@ static struct alloc *find_range(const void *p, size_t len) {
         }
     }
     return NULL;
+}
+
+static size_t allocated_bytes(void) {
+    pthread_mutex_lock(&lock);
+    size_t sum = 0;
+    for (size_t i = 0; i < n_allocs; i++) {
+        sum += allocs[i].len;
+    }
+    pthread_mutex_unlock(&lock);
+    return sum;
 }
 
 aclError aclrtMalloc(void **ptr, size_t size, int policy) {
