@@ -94,6 +94,17 @@ impl DeviceRuntime for ClRuntime {
     fn synchronize(&self) -> Result<()> {
         self.queue.finish()
     }
+
+    /// The device's global memory, free being that minus what this backend holds (OpenCL
+    /// cannot see other processes' buffers): `serve`'s margin of 10 % covers some of them.
+    fn memory(&self) -> Option<concord_ops::DeviceMemory> {
+        let (free, total) = self
+            .queue
+            .memory()
+            .map_err(|e| tracing::warn!("opencl device memory unknown: {e}"))
+            .ok()?;
+        Some(concord_ops::DeviceMemory { free, total })
+    }
 }
 
 /// Opens the OpenCL backend, or says why it cannot run here.

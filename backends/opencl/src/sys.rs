@@ -10,7 +10,8 @@
 
 use std::ffi::c_void;
 use std::ptr;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use concord_core::{Error, Result};
 use concord_kernels::host::{KernelArg, Work};
@@ -139,6 +140,9 @@ fn unfit(d: &Device) -> Option<String> {
 /// never panics: a failed clReleaseMemObject (impossible for a valid handle) is ignored.
 pub(crate) struct Mem {
     raw: cl_mem,
+    /// Bytes it holds, returned to its queue's count when dropped.
+    bytes: usize,
+    held: Arc<AtomicUsize>,
 }
 
 impl Mem {
@@ -151,6 +155,7 @@ impl Drop for Mem {
     fn drop(&mut self) {
         // SAFETY: `raw` came from clCreateBuffer and is released exactly once, here.
         let _ = unsafe { release_mem_object(self.raw) };
+        self.held.fetch_sub(self.bytes, Ordering::Relaxed);
     }
 }
 
@@ -199,6 +204,8 @@ pub(crate) struct Queue {
     context: Context,
     queue: CommandQueue,
     device: cl_device_id,
+    /// Bytes of the buffers of this context that are alive.
+    held: Arc<AtomicUsize>,
 }
 
 // SAFETY: OpenCL context, queue and device handles may be used from any thread; every
@@ -227,22 +234,42 @@ impl Queue {
             context,
             queue,
             device,
+            held: Arc::new(AtomicUsize::new(0)),
         })
+    }
+
+    /// `(free, total)` bytes: CL_DEVICE_GLOBAL_MEM_SIZE, and that minus the buffers this
+    /// context holds — OpenCL 1.2 has no query for free memory, so what other processes or
+    /// contexts hold is not seen.
+    pub(crate) fn memory(&self) -> Result<(usize, usize)> {
+        let total = Device::new(self.device)
+            .global_mem_size()
+            .map_err(|e| cl_error("clGetDeviceInfo(CL_DEVICE_GLOBAL_MEM_SIZE)", e.0))?;
+        let total = usize::try_from(total).unwrap_or(usize::MAX);
+        Ok((
+            total.saturating_sub(self.held.load(Ordering::Relaxed)),
+            total,
+        ))
     }
 
     /// Allocates `bytes` of device memory (at least 4, as OpenCL refuses empty buffers).
     pub(crate) fn alloc(&self, bytes: usize) -> Result<Mem> {
+        let bytes = bytes.max(4);
         // SAFETY: no host pointer is passed (null, with flags that do not use one).
         let raw = unsafe {
             create_buffer(
                 self.context.get(),
                 CL_MEM_READ_WRITE,
-                bytes.max(4),
+                bytes,
                 ptr::null_mut(),
             )
         };
+        let raw = raw.map_err(|code| cl_error("clCreateBuffer", code))?;
+        self.held.fetch_add(bytes, Ordering::Relaxed);
         Ok(Mem {
-            raw: raw.map_err(|code| cl_error("clCreateBuffer", code))?,
+            raw,
+            bytes,
+            held: self.held.clone(),
         })
     }
 

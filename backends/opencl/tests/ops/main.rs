@@ -8,6 +8,7 @@ mod harness;
 
 mod add;
 mod block_fp8_matmul;
+mod device_memory;
 mod embedding;
 mod fast_mode;
 mod fast_moe;
