@@ -162,7 +162,9 @@ impl Model {
         }
         let lengths: Vec<usize> = tokens.iter().map(|t| t.len()).collect();
         let mut plan = self.plan_batch(mtp_sequences, &lengths, form)?;
-        if outputs == LogitRows::Last {
+        // A pass whose spans are single rows (a further draft step) keeps every row anyway:
+        // no gathers, no uploads of row lists.
+        if outputs == LogitRows::Last && plan.spans.iter().any(|s| s.count > 1) {
             plan.keep_last_rows(self)?;
         }
         let act = self.activation();
@@ -431,6 +433,37 @@ mod tests {
                 assert!(
                     bits(&last.per_sequence[s]) == bits(&all.per_sequence[s]),
                     "{precision:?}: absorbed, sequence {s}: the last MTP row changed"
+                );
+            }
+            // A further draft step: one pair per sequence, every row its sequence's last
+            // (no gathers): the same bits and one row per sequence either way.
+            let step = |outputs: LogitRows, mtp: &mut Vec<Sequence>| {
+                for (s, seq) in mtp.iter_mut().enumerate() {
+                    seq.truncate(mtp_len[s]);
+                }
+                let out = model
+                    .mtp_hidden(
+                        &mut mtp.iter_mut().collect::<Vec<_>>(),
+                        &hidden.h.rows(0, 2),
+                        &[&[60], &[61]],
+                        MlaForm::ByLength,
+                        outputs,
+                    )
+                    .unwrap();
+                assert_eq!(
+                    out.y.desc.shape[0], 2,
+                    "{precision:?}: one row per sequence"
+                );
+                model.mtp_head_logits(&out, LogitRows::Last).unwrap()
+            };
+            let (all, last) = (
+                step(LogitRows::All, &mut mtp),
+                step(LogitRows::Last, &mut mtp),
+            );
+            for s in 0..2 {
+                assert!(
+                    bits(&last.per_sequence[s]) == bits(&all.per_sequence[s]),
+                    "{precision:?}: draft step, sequence {s}: the MTP row changed"
                 );
             }
         }

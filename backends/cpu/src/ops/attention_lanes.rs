@@ -34,6 +34,22 @@ fn dots_with_key(queries: [&[f32]; QUERIES], key: &[f32]) -> [f32; QUERIES] {
     total
 }
 
+/// Canonical dots of each query with one shared row of any element type (all of
+/// `row.len()` terms: per 128-term block `lanes::block_dots`, block totals added in order
+/// from +0.0), the row loaded and widened once for all queries.
+#[multiversion(targets("x86_64+avx512f+avx512bw+avx512vl", "x86_64+avx2+fma", "aarch64+neon"))]
+pub(crate) fn shared_row_dots<E: Elem>(row: &[E], queries: [&[f32]; QUERIES]) -> [f32; QUERIES] {
+    let mut total = [0.0f32; QUERIES];
+    for b in (0..row.len()).step_by(BLOCK) {
+        let e = (b + BLOCK).min(row.len());
+        let s = block_dots(&row[b..e], queries.map(|q| &q[b..e]));
+        for r in 0..QUERIES {
+            total[r] += s[r];
+        }
+    }
+    total
+}
+
 /// Copies `src` widened to f32 into `dst` (same length).
 #[inline(always)]
 fn widen_into<E: Elem>(dst: &mut [f32], src: &[E]) {

@@ -25,10 +25,13 @@ fn gather<T: Elem, O: OutElem>(ids: &[u32], table: &[T], h: usize, out: &mut [O]
     if h == 0 {
         return;
     }
-    out.par_chunks_mut(h).zip(ids).for_each(|(o, &id)| {
-        let row = &table[id as usize * h..(id as usize + 1) * h];
-        for (d, s) in o.iter_mut().zip(row) {
-            *d = O::store(s.f());
-        }
-    });
+    out.par_chunks_mut(h)
+        .zip(ids)
+        .with_min_len(super::min_rows(ids.len(), h))
+        .for_each(|(o, &id)| {
+            let row = &table[id as usize * h..(id as usize + 1) * h];
+            for (d, s) in o.iter_mut().zip(row) {
+                *d = O::store(s.f());
+            }
+        });
 }

@@ -29,6 +29,7 @@ pub(crate) fn run(op: &Fp8ActQuant, ins: &[In], outs: &mut [Out]) -> Result<()> 
     q.par_chunks_mut(k)
         .zip(s.par_chunks_mut(kb))
         .zip(x.par_chunks(k))
+        .with_min_len(super::min_rows(x.len() / k, k))
         .for_each(|((q, s), x)| quantize_row(x, q, s, op.scale_fmt));
     Ok(())
 }

@@ -5,18 +5,21 @@
 //! u ≤ positions[t]; `p = softmax(score)`; `o_lat[c] = Σ_u p_u·latent[u, c]` (canonical, f32);
 //! `o[j] = A(dot(W[Dn + j, :], o_lat))`. Masked keys take no part (as in mla_prefill).
 //!
-//! Per token, the latent cache is read once for all heads: the scores in parallel over key
-//! ranges (each cache row widened once, every head's score its own pair of canonical dots),
-//! then the value sums in parallel over 128-key blocks (the block totals of all heads), the
-//! block totals added in block order from +0.0 — the contract's order for every output.
+//! Per token, the latent cache is read once for all heads: the scores over key ranges (each
+//! cache row widened once, every head's score its own pair of canonical dots), then the value
+//! sums over 128-key blocks (the block totals of all heads), the block totals added in block
+//! order from +0.0 — the contract's order for every output. Large rows split each pass into
+//! parallel tasks; small rows (a verification's few rows on a small model) run [`QUERIES`] at
+//! a time on one thread, each row of `W` loaded once for the group. The per-element
+//! arithmetic is the same either way, so the bits never depend on the path.
 use concord_core::numerics::math::softmax_in_place;
 use concord_core::numerics::reduce::REDUCE_BLOCK;
 use concord_core::Result;
 use concord_ops::MlaDecode;
 use rayon::prelude::*;
 
-use super::attention_lanes::{block_value_sums, latent_scores, Rows, QUERIES};
-use super::mla_prefill::split;
+use super::attention_lanes::{block_value_sums, latent_scores, shared_row_dots, Rows, QUERIES};
+use super::mla_prefill::split as split4;
 use super::mla_prefill::visible;
 use crate::canonical::{dot, weighted_rows};
 use crate::elem::{dispatch, Act, ActMut, Elem, OutElem};
@@ -63,7 +66,34 @@ struct Dims {
 /// Keys per parallel task of the score pass (whole 128-key blocks).
 const TASK_KEYS: usize = 4 * REDUCE_BLOCK;
 
+/// Multiply-adds of one query row below which rows are computed [`QUERIES`] at a time on
+/// one thread (groups in parallel), each weight row read once per group; above it each row's
+/// passes are split into parallel tasks. A fork and join per pass costs more than the demo's
+/// 4 heads over ≤ 150 keys (≈ 46 000 at 51 keys took 8 µs split or not).
+const SERIAL_ROW_WORK: usize = 1 << 17;
+
+/// Buffers of one task, reused from row to row.
+#[derive(Default)]
+struct Scratch {
+    q_lat: Vec<f32>,
+    q_rope: Vec<f32>,
+    scores: Vec<f32>,
+    p: Vec<f32>,
+    blocks: Vec<f32>,
+    o_lat: Vec<f32>,
+    key: Vec<f32>,
+    wide: Vec<f32>,
+    totals: Vec<f32>,
+}
+
 impl Dims {
+    /// Multiply-adds of one query row over `s` visible keys.
+    fn row_work(&self, s: usize) -> usize {
+        let per_head =
+            self.nope * self.rank + s * (2 * self.rank + self.rope) + self.v_dim * self.rank;
+        self.heads * per_head
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn attend<W: Elem, L: Elem, P: Elem, O: OutElem>(
         &self,
@@ -75,108 +105,289 @@ impl Dims {
         pos: &[u32],
         out: &mut [O],
     ) {
-        let (n, dn, dv, dr, r) = (self.heads, self.nope, self.v_dim, self.rope, self.rank);
+        let (n, dv) = (self.heads, self.v_dim);
         if dv == 0 || n == 0 {
             return;
         }
-        let padded = n.next_multiple_of(QUERIES);
-        let w_row = |row: usize| &w[row * r..(row + 1) * r];
-        // Heads padded with zero rows to whole groups of QUERIES.
-        let mut q_lat = vec![0.0f32; padded * r];
-        let mut q_rope = vec![0.0f32; padded * dr];
-        let mut scores = Vec::new();
-        let mut p = Vec::new();
-        let mut blocks = Vec::new();
-        let mut o_lat = vec![0.0f32; padded * r];
-        for (t, o) in out.chunks_mut(n * dv).enumerate() {
-            let row0 = t * n;
-            q_lat[..n * r]
-                .par_chunks_mut(r.max(1))
+        let inputs = Inputs {
+            q,
+            q_pe,
+            w,
+            latent,
+            k_pe,
+            pos,
+        };
+        let longest = pos
+            .iter()
+            .map(|&p| visible(p, self.keys))
+            .max()
+            .unwrap_or(0);
+        let split = self.row_work(longest) >= SERIAL_ROW_WORK;
+        if !split && out.len() > n * dv {
+            out.par_chunks_mut(QUERIES * n * dv)
                 .enumerate()
-                .for_each(|(h, ql)| {
-                    let q_nope = &q[(row0 + h) * self.q_width..(row0 + h) * self.q_width + dn];
-                    weighted_rows(q_nope, |j| w_row(h * (dn + dv) + j), ql);
+                .for_each_init(Scratch::default, |scratch, (g, o)| {
+                    self.attend_group(g * QUERIES, &inputs, o, scratch)
                 });
-            q_rope[..n * dr].copy_from_slice(&q_pe[row0 * dr..(row0 + n) * dr]);
-            let s = visible(pos[t], self.keys);
-            // Scores key-major [s, n]: each cache row is read once for all heads.
-            scores.clear();
-            scores.resize(s * n, 0.0f32);
+        } else {
+            let mut scratch = Scratch::default();
+            for (t, o) in out.chunks_mut(n * dv).enumerate() {
+                self.attend_row(t, &inputs, o, &mut scratch, split);
+            }
+        }
+    }
+
+    /// Query rows `t0 ..` (≤ [`QUERIES`], as many as `o` holds) on this thread: each row of
+    /// `W` is loaded once for all of them, in `q_lat` and in the output projection.
+    fn attend_group<W: Elem, L: Elem, P: Elem, O: OutElem>(
+        &self,
+        t0: usize,
+        x: &Inputs<W, L, P>,
+        o: &mut [O],
+        scratch: &mut Scratch,
+    ) {
+        let (n, dn, dv, r) = (self.heads, self.nope, self.v_dim, self.rank);
+        let rows = o.len() / (n * dv);
+        let padded = n.next_multiple_of(QUERIES);
+        let plane = padded * r;
+        let mut q_lat = std::mem::take(&mut scratch.q_lat);
+        let mut o_lat = std::mem::take(&mut scratch.o_lat);
+        q_lat.clear();
+        q_lat.resize(QUERIES * plane, 0.0);
+        o_lat.clear();
+        o_lat.resize(QUERIES * plane, 0.0);
+        // q_lat[i][h] = Σ_j W[h·(Dn+Dv) + j]·q_nope[i][h][j]: per 128-term block the lanes and
+        // tree of `weighted_rows`, the block totals added in order from +0.0.
+        let totals = &mut scratch.totals;
+        totals.clear();
+        totals.resize(QUERIES * r, 0.0);
+        let w_rows = Rows {
+            values: x.w,
+            stride: r,
+            offset: 0,
+            width: r,
+        };
+        for h in 0..n {
+            for b0 in (0..dn).step_by(REDUCE_BLOCK) {
+                let b1 = (b0 + REDUCE_BLOCK).min(dn);
+                let coef: [&[f32]; QUERIES] = std::array::from_fn(|i| {
+                    if i < rows {
+                        let at = ((t0 + i) * n + h) * self.q_width;
+                        &x.q[at + b0..at + b1]
+                    } else {
+                        &[]
+                    }
+                });
+                block_value_sums(coef, &w_rows, h * (dn + dv) + b0, split4(totals, r));
+                for (i, tot) in totals.chunks(r).take(rows).enumerate() {
+                    let ql = &mut q_lat[i * plane + h * r..][..r];
+                    for (a, v) in ql.iter_mut().zip(tot) {
+                        *a += *v;
+                    }
+                }
+            }
+        }
+        for i in 0..rows {
+            let (ql, ol) = (
+                &q_lat[i * plane..][..plane],
+                &mut o_lat[i * plane..][..plane],
+            );
+            self.latent_attention(t0 + i, ql, x, scratch, ol, false);
+        }
+        // o[i][h][j] = A(dot(W[h·(Dn+Dv) + Dn + j], o_lat[i][h])), the row shared by the group.
+        let zeros = vec![0.0f32; r];
+        for h in 0..n {
+            for j in 0..dv {
+                let row = h * (dn + dv) + dn + j;
+                let lat: [&[f32]; QUERIES] = std::array::from_fn(|i| {
+                    if i < rows {
+                        &o_lat[i * plane + h * r..][..r]
+                    } else {
+                        &zeros[..]
+                    }
+                });
+                let d = shared_row_dots(&x.w[row * r..(row + 1) * r], lat);
+                for (i, v) in d.iter().take(rows).enumerate() {
+                    o[(i * n + h) * dv + j] = O::store(*v);
+                }
+            }
+        }
+        scratch.q_lat = q_lat;
+        scratch.o_lat = o_lat;
+    }
+
+    /// Query row `t` into `o` [heads · Dv]; `split`: each pass in parallel tasks, else all
+    /// on this thread (a lone small row: no weight row to share, no fork worth its cost).
+    fn attend_row<W: Elem, L: Elem, P: Elem, O: OutElem>(
+        &self,
+        t: usize,
+        x: &Inputs<W, L, P>,
+        o: &mut [O],
+        scratch: &mut Scratch,
+        split: bool,
+    ) {
+        // One task per pass unless split: no part is ever shorter than the whole.
+        let min_len = if split { 1 } else { usize::MAX };
+        let (n, dn, dv, r) = (self.heads, self.nope, self.v_dim, self.rank);
+        let padded = n.next_multiple_of(QUERIES);
+        let w_row = |row: usize| &x.w[row * r..(row + 1) * r];
+        let mut q_lat = std::mem::take(&mut scratch.q_lat);
+        let mut o_lat = std::mem::take(&mut scratch.o_lat);
+        // Heads padded with zero rows to whole groups of QUERIES.
+        q_lat.clear();
+        q_lat.resize(padded * r, 0.0);
+        o_lat.clear();
+        o_lat.resize(padded * r, 0.0);
+        let row0 = t * n;
+        q_lat[..n * r]
+            .par_chunks_mut(r.max(1))
+            .with_min_len(min_len)
+            .enumerate()
+            .for_each(|(h, ql)| {
+                let q_nope = &x.q[(row0 + h) * self.q_width..(row0 + h) * self.q_width + dn];
+                weighted_rows(q_nope, |j| w_row(h * (dn + dv) + j), ql);
+            });
+        self.latent_attention(t, &q_lat, x, scratch, &mut o_lat, split);
+        let lat = &o_lat[..];
+        o.par_chunks_mut(dv)
+            .with_min_len(min_len)
+            .enumerate()
+            .for_each(|(h, oh)| {
+                let base = h * (dn + dv);
+                for (j, d) in oh.iter_mut().enumerate() {
+                    *d = O::store(dot(&lat[h * r..(h + 1) * r], w_row(base + dn + j)));
+                }
+            });
+        scratch.q_lat = q_lat;
+        scratch.o_lat = o_lat;
+    }
+
+    /// Row `t`'s attention in latent space: scores of `q_lat` [padded heads, rank] and its
+    /// rope part against every visible key, softmax per head, then `o_lat` [padded, rank] =
+    /// the probability-weighted latent rows. `split`: each pass in parallel tasks, else all
+    /// on this thread (the same per-element code and order, so the same bits).
+    fn latent_attention<W: Elem, L: Elem, P: Elem>(
+        &self,
+        t: usize,
+        q_lat: &[f32],
+        x: &Inputs<W, L, P>,
+        scratch: &mut Scratch,
+        o_lat: &mut [f32],
+        split: bool,
+    ) {
+        let (n, dr, r) = (self.heads, self.rope, self.rank);
+        let padded = n.next_multiple_of(QUERIES);
+        let latent = x.latent;
+        let Scratch {
+            q_rope,
+            scores,
+            p,
+            blocks,
+            key,
+            wide,
+            ..
+        } = scratch;
+        q_rope.clear();
+        q_rope.resize(padded * dr, 0.0);
+        q_rope[..n * dr].copy_from_slice(&x.q_pe[t * n * dr..(t + 1) * n * dr]);
+        let q_rope = &q_rope[..];
+        let s = visible(x.pos[t], self.keys);
+        // Scores key-major [s, n]: each cache row is read once for all heads.
+        scores.clear();
+        scores.resize(s * n, 0.0f32);
+        let score_task = |key: &mut Vec<f32>, (c, sc): (usize, &mut [f32])| {
+            key.resize(r + dr, 0.0);
+            let first = c * TASK_KEYS;
+            latent_scores(q_lat, q_rope, n, latent, x.k_pe, first, key, self.scale, sc);
+        };
+        if split {
             scores
                 .par_chunks_mut(TASK_KEYS * n)
                 .enumerate()
-                .for_each(|(c, sc)| {
-                    let mut key = vec![0.0f32; r + dr];
-                    latent_scores(
-                        &q_lat,
-                        &q_rope,
-                        n,
-                        latent,
-                        k_pe,
-                        c * TASK_KEYS,
-                        &mut key,
-                        self.scale,
-                        sc,
-                    );
-                });
-            // Probabilities head-major [padded, s]; padded heads see no keys.
-            p.clear();
-            p.resize(padded * s, 0.0f32);
+                .for_each_init(Vec::new, score_task);
+        } else {
+            for item in scores.chunks_mut(TASK_KEYS * n).enumerate() {
+                score_task(key, item);
+            }
+        }
+        // Probabilities head-major [padded, s]; padded heads see no keys.
+        p.clear();
+        p.resize(padded * s, 0.0f32);
+        let scores = &scores[..];
+        let softmax_head = |(h, ph): (usize, &mut [f32])| {
+            for (d, u) in ph.iter_mut().zip(0..s) {
+                *d = scores[u * n + h];
+            }
+            softmax_in_place(ph);
+        };
+        if split {
             p.par_chunks_mut(s.max(1))
                 .take(n)
                 .enumerate()
-                .for_each(|(h, ph)| {
-                    for (d, u) in ph.iter_mut().zip(0..s) {
-                        *d = scores[u * n + h];
+                .for_each(softmax_head);
+        } else {
+            p.chunks_mut(s.max(1))
+                .take(n)
+                .enumerate()
+                .for_each(softmax_head);
+        }
+        // Value sums: each 128-key block's totals for all heads (the block's latent rows
+        // read once, shared by the heads), then the totals in block order from +0.0.
+        let nblocks = s.div_ceil(REDUCE_BLOCK);
+        blocks.clear();
+        blocks.resize(nblocks * padded * r, 0.0f32);
+        let p = &p[..];
+        let block_totals = |wide: &mut Vec<f32>, (b, tot): (usize, &mut [f32])| {
+            let (b0, b1) = (b * REDUCE_BLOCK, ((b + 1) * REDUCE_BLOCK).min(s));
+            // The block's latent rows widened once for all head groups.
+            wide.clear();
+            wide.extend(latent[b0 * r..b1 * r].iter().map(|v| v.f()));
+            let rows = Rows {
+                values: &wide[..],
+                stride: r,
+                offset: 0,
+                width: r,
+            };
+            for (g, tg) in tot.chunks_mut(QUERIES * r).enumerate() {
+                let heads = g * QUERIES..(g + 1) * QUERIES;
+                let coef: [&[f32]; QUERIES] = std::array::from_fn(|i| {
+                    let h = heads.start + i;
+                    if h < n {
+                        &p[h * s + b0..h * s + b1]
+                    } else {
+                        &[]
                     }
-                    softmax_in_place(ph);
                 });
-            // Value sums: each 128-key block's totals for all heads in parallel (the block's
-            // latent rows read once, shared by the heads), then the totals in block order.
-            let nblocks = s.div_ceil(REDUCE_BLOCK);
-            blocks.clear();
-            blocks.resize(nblocks * padded * r, 0.0f32);
-            if r > 0 {
-                blocks.par_chunks_mut(padded * r).enumerate().for_each_init(
-                    Vec::new,
-                    |wide: &mut Vec<f32>, (b, tot)| {
-                        let (b0, b1) = (b * REDUCE_BLOCK, ((b + 1) * REDUCE_BLOCK).min(s));
-                        // The block's latent rows widened once for all head groups.
-                        wide.clear();
-                        wide.extend(latent[b0 * r..b1 * r].iter().map(|v| v.f()));
-                        let rows = Rows {
-                            values: &wide[..],
-                            stride: r,
-                            offset: 0,
-                            width: r,
-                        };
-                        for (g, tg) in tot.chunks_mut(QUERIES * r).enumerate() {
-                            let heads = g * QUERIES..(g + 1) * QUERIES;
-                            let coef: [&[f32]; QUERIES] = std::array::from_fn(|i| {
-                                let h = heads.start + i;
-                                if h < n {
-                                    &p[h * s + b0..h * s + b1]
-                                } else {
-                                    &[]
-                                }
-                            });
-                            block_value_sums(coef, &rows, 0, split(tg, r));
-                        }
-                    },
-                );
+                block_value_sums(coef, &rows, 0, split4(tg, r));
             }
-            o_lat.fill(0.0);
-            for tot in blocks.chunks(padded * r) {
-                for (a, v) in o_lat.iter_mut().zip(tot) {
-                    *a += *v;
+        };
+        if r > 0 {
+            if split {
+                blocks
+                    .par_chunks_mut(padded * r)
+                    .enumerate()
+                    .for_each_init(Vec::new, block_totals);
+            } else {
+                for item in blocks.chunks_mut(padded * r).enumerate() {
+                    block_totals(wide, item);
                 }
             }
-            o.par_chunks_mut(dv).enumerate().for_each(|(h, oh)| {
-                let base = h * (dn + dv);
-                for (j, d) in oh.iter_mut().enumerate() {
-                    *d = O::store(dot(&o_lat[h * r..(h + 1) * r], w_row(base + dn + j)));
-                }
-            });
+        }
+        o_lat.fill(0.0);
+        for tot in blocks.chunks(padded * r) {
+            for (a, v) in o_lat.iter_mut().zip(tot) {
+                *a += *v;
+            }
         }
     }
+}
+
+/// The op's inputs, typed.
+struct Inputs<'a, W, L, P> {
+    q: &'a [f32],
+    q_pe: &'a [f32],
+    w: &'a [W],
+    latent: &'a [L],
+    k_pe: &'a [P],
+    pos: &'a [u32],
 }

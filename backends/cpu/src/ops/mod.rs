@@ -50,3 +50,19 @@ pub(crate) fn run(op: &Op, ins: &[In], outs: &mut [Out]) -> Result<()> {
 }
 
 pub(crate) use fp8_act_quant::quantize_row;
+
+/// Elements below which a row-wise op runs as one task on the calling thread: splitting a
+/// few small rows costs a fork, a join and perhaps a sleeping worker's wake-up, more than the
+/// work (a speculative verification's 4 rows of 128 on the demo). Each row is computed by the
+/// same code either way, so the bits do not change.
+const SERIAL_ELEMENTS: usize = 1 << 14;
+
+/// The `with_min_len` for `rows` parallel rows of `width` elements each: every row in one
+/// task (no split) when the op is smaller than [`SERIAL_ELEMENTS`], else any split.
+pub(crate) fn min_rows(rows: usize, width: usize) -> usize {
+    if rows.saturating_mul(width) < SERIAL_ELEMENTS {
+        usize::MAX
+    } else {
+        1
+    }
+}

@@ -134,6 +134,7 @@ impl Experts<'_> {
             let eo = &space.out;
             out[c0 * h..c1 * h]
                 .par_chunks_mut(h)
+                .with_min_len(super::min_rows(c1 - c0, h * k))
                 .enumerate()
                 .for_each_init(
                     || vec![0.0f32; h],

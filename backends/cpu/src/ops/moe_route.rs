@@ -34,6 +34,7 @@ pub(crate) fn run(op: &MoeRoute, ins: &[In], outs: &mut [Out]) -> Result<()> {
     ids.par_chunks_mut(k)
         .zip(weights.par_chunks_mut(k))
         .zip(logits.par_chunks(e))
+        .with_min_len(super::min_rows(logits.len() / e, e))
         .for_each(|((ids, w), z)| route_token(op, z, bias.as_deref(), ids, w));
     Ok(())
 }

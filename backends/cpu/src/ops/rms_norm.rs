@@ -24,6 +24,7 @@ fn norm<O: OutElem>(op: &RmsNorm, x: &[f32], w: &[f32], out: &mut [O]) {
     let d = w.len();
     out.par_chunks_mut(d)
         .zip(x.par_chunks(d))
+        .with_min_len(super::min_rows(x.len() / d, d))
         .for_each(|(o, x)| {
             let mean = sum_of_squares(x) / d as f32;
             let r = rsqrt_for_norm(mean, op.eps);

@@ -50,19 +50,23 @@ impl Tables<'_> {
             return;
         }
         // One output row per (token, head).
-        out.par_chunks_mut(dim).enumerate().for_each(|(row, o)| {
-            let t = row / self.heads;
-            let p = self.pos[t] as usize;
-            let (c, s) = (
-                &self.cos[p * half..(p + 1) * half],
-                &self.sin[p * half..(p + 1) * half],
-            );
-            let xr = &x[row * self.width + self.offset..row * self.width + self.offset + dim];
-            for i in 0..half {
-                let (x0, x1) = (xr[2 * i].f(), xr[2 * i + 1].f());
-                o[2 * i] = O::store(x0 * c[i] - x1 * s[i]);
-                o[2 * i + 1] = O::store(x0 * s[i] + x1 * c[i]);
-            }
-        });
+        let rows = out.len() / dim;
+        out.par_chunks_mut(dim)
+            .with_min_len(super::min_rows(rows, dim))
+            .enumerate()
+            .for_each(|(row, o)| {
+                let t = row / self.heads;
+                let p = self.pos[t] as usize;
+                let (c, s) = (
+                    &self.cos[p * half..(p + 1) * half],
+                    &self.sin[p * half..(p + 1) * half],
+                );
+                let xr = &x[row * self.width + self.offset..row * self.width + self.offset + dim];
+                for i in 0..half {
+                    let (x0, x1) = (xr[2 * i].f(), xr[2 * i + 1].f());
+                    o[2 * i] = O::store(x0 * c[i] - x1 * s[i]);
+                    o[2 * i + 1] = O::store(x0 * s[i] + x1 * c[i]);
+                }
+            });
     }
 }
