@@ -9,7 +9,9 @@ const MIB: usize = 1 << 20;
 #[test]
 fn memory_is_the_runtime_report_and_falls_by_what_we_allocate() {
     let backend = common::standin_backend();
-    let before = backend.memory().expect("aclrtGetMemInfo answers on the stand-in");
+    let before = backend
+        .memory()
+        .expect("aclrtGetMemInfo answers on the stand-in");
     assert_eq!(before.total, 64 << 30, "the stand-in's device is 64 GiB");
     assert!(before.free < before.total, "{before:?}");
     let buffer = backend.alloc(8 * MIB).expect("8 MiB");
@@ -21,5 +23,8 @@ fn memory_is_the_runtime_report_and_falls_by_what_we_allocate() {
     );
     drop(buffer);
     let after = backend.memory().expect("memory after the buffer is freed");
-    assert_eq!(after.free, before.free, "freeing the buffer gives its memory back");
+    assert_eq!(
+        after.free, before.free,
+        "freeing the buffer gives its memory back"
+    );
 }

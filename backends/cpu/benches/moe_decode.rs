@@ -1,0 +1,87 @@
+//! Routed experts of one decode token (`moe_experts`, T = 1) with block-FP8 weights of the
+//! side-by-side model's shape (E = 64, H = 1024, I = 292, top 8), every call a different
+//! expert set so the weights (57 MiB) come from memory as in decode: a benchmark rather than
+//! a test (`cargo bench -p concord-backend-cpu --bench moe_decode`). Calls run on a pool
+//! worker, as the executor runs a decode step, so the time is the op's, not a hand-off's.
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::time::Instant;
+
+use common::*;
+use concord_core::{ActScaleFormat, DType};
+use concord_ops::{ExpertWeights, MoeExperts, Op, TensorArg};
+
+const E: usize = 64;
+const H: usize = 1024;
+const I: usize = 292;
+const TOP: usize = 8;
+const CALLS: usize = 200;
+
+fn main() {
+    let be = backend();
+    let mut rng = Rng::new(7);
+    let codes = |rng: &mut Rng, n: usize| -> Vec<u8> {
+        (0..n)
+            .map(|_| loop {
+                let c = rng.next_u64() as u8;
+                if c & 0x7F != 0x7F {
+                    break c;
+                }
+            })
+            .collect()
+    };
+    let scales =
+        |rows: usize, cols: usize| vec![0.01f32; E * rows.div_ceil(128) * cols.div_ceil(128)];
+    let gate = e4m3s(&be, &[E, I, H], &codes(&mut rng, E * I * H));
+    let up = e4m3s(&be, &[E, I, H], &codes(&mut rng, E * I * H));
+    let down = e4m3s(&be, &[E, H, I], &codes(&mut rng, E * H * I));
+    let gs = f32s(&be, &[E, I.div_ceil(128), H.div_ceil(128)], &scales(I, H));
+    let us = f32s(&be, &[E, I.div_ceil(128), H.div_ceil(128)], &scales(I, H));
+    let ds = f32s(&be, &[E, H.div_ceil(128), I.div_ceil(128)], &scales(H, I));
+    let x = f32s(&be, &[1, H], &rng.vec_bf16(H));
+    let w = f32s(&be, &[1, TOP], &[0.125; TOP]);
+    let id_sets: Vec<T> = (0..CALLS)
+        .map(|c| {
+            let ids: Vec<u32> = (0..TOP).map(|r| ((c * TOP + r) * 7 % E) as u32).collect();
+            u32s(&be, &[1, TOP], &ids)
+        })
+        .collect();
+    let op: Op = MoeExperts {
+        weights: ExpertWeights::BlockFp8 {
+            block: [128, 128],
+            scale_fmt: ActScaleFormat::F32,
+        },
+        out: DType::BF16,
+    }
+    .into();
+    let out = be.alloc(H * 2).unwrap();
+    let out_arg = TensorArg::new(&out, DType::BF16, vec![1, H]);
+    let bytes = TOP * 3 * I * H;
+    println!("threads {}", rayon::current_num_threads());
+    for round in 0..3 {
+        let t = rayon::scope(|_| {
+            let t = Instant::now();
+            for ids in &id_sets {
+                let ins = [
+                    x.arg(),
+                    ids.arg(),
+                    w.arg(),
+                    gate.arg(),
+                    gs.arg(),
+                    up.arg(),
+                    us.arg(),
+                    down.arg(),
+                    ds.arg(),
+                ];
+                be.run(&op, &ins, std::slice::from_ref(&out_arg)).unwrap();
+            }
+            t.elapsed().as_secs_f64() / CALLS as f64
+        });
+        println!(
+            "round {round} moe_experts fp8 decode: {:7.1} us {:5.1} GB/s",
+            t * 1e6,
+            bytes as f64 / t / 1e9
+        );
+    }
+}
