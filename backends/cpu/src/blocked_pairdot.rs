@@ -6,9 +6,7 @@
 use crate::blocked::{split_tiles, Fold};
 use crate::elem::OutElem;
 use crate::gemv::split_rows;
-use crate::pairdot::{
-    e4m3_code_is_safe, e4m3_to_bf16, f32_term_is_safe, pack_row, packed_len, PairWeight,
-};
+use crate::pairdot::{e4m3_code_is_safe, f32_term_is_safe, pack_row, packed_len, PairWeight};
 use crate::pairdot_sys::PairDot;
 
 /// x [m, k] packed row by row into pair order with `bf16` (each row `packed_len(k)` long).
@@ -77,7 +75,7 @@ pub(crate) fn gemm_e4m3<O: OutElem, F: Fold>(
     if k == 0 || !xq.iter().all(|c| e4m3_code_is_safe(*c)) {
         return false;
     }
-    let xp = pack_rows(xq, k, e4m3_to_bf16);
+    let xp = dot.pack_e4m3_rows(xq, k);
     run(dot, &xp, k, w, n, out, fold);
     true
 }

@@ -14,6 +14,8 @@ use std::arch::x86_64::{
     _mm512_unpackhi_epi8, _mm512_unpacklo_epi8,
 };
 
+use concord_core::numerics::reduce::REDUCE_BLOCK as BLOCK;
+
 use crate::blocked::LANES;
 use crate::pairdot::STEP;
 
@@ -126,6 +128,26 @@ fn lookup(placed: __m512i) -> [__m512bh; 2] {
         bytemuck::cast(_mm512_unpacklo_epi8(low, high)),
         bytemuck::cast(_mm512_unpackhi_epi8(low, high)),
     ]
+}
+
+/// `pairdot::pack_row(src, dst, e4m3_to_bf16)` for one row of e4m3 activation codes: each
+/// 128-term block's steps in pair order, 64 codes per [`pairs64`], a block's last step padded
+/// with +0 (`dst` is `packed_len(src.len())` long). No NaN codes.
+#[target_feature(enable = "avx512f,avx512bw,avx512vbmi,avx512bf16")]
+pub(crate) fn pack_row(src: &[u8], dst: &mut [u16]) {
+    for (block, out) in src.chunks(BLOCK).zip(dst.chunks_mut(BLOCK)) {
+        for (c, codes) in block.chunks(CODES).enumerate() {
+            let mut padded = [0u8; CODES];
+            padded[..codes.len()].copy_from_slice(codes);
+            let [p0, p1] = pairs64(&padded);
+            // Steps of this chunk that exist in the packed row (a block's last may be one).
+            let steps = codes.len().div_ceil(STEP);
+            for (s, p) in [p0, p1].into_iter().take(steps).enumerate() {
+                let d: [u16; STEP] = bytemuck::cast(p);
+                out[(2 * c + s) * STEP..][..STEP].copy_from_slice(&d);
+            }
+        }
+    }
 }
 
 #[cfg(test)]

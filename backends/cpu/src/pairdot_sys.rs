@@ -63,4 +63,26 @@ impl PairDot {
         // this CPU, exactly the features `gemv_pairdot::rows` is compiled with.
         unsafe { crate::gemv_pairdot::rows(xp, k, w, j0, out, fold) }
     }
+
+    /// Rows of e4m3 activation codes `xq` [m, k] packed into pair order (`pack_row` with
+    /// `e4m3_to_bf16`, each row `packed_len(k)` long): 64 codes at a time where the CPU has
+    /// VBMI (`e4m3_pairs::pack_row`), one code at a time elsewhere.
+    pub(crate) fn pack_e4m3_rows(self, xq: &[u8], k: usize) -> Vec<u16> {
+        let kp = crate::pairdot::packed_len(k);
+        let mut xp = vec![0u16; xq.len().checked_div(k).unwrap_or(0) * kp];
+        for (src, dst) in xq
+            .chunks_exact(k.max(1))
+            .zip(xp.chunks_exact_mut(kp.max(1)))
+        {
+            if self.vbmi {
+                // SAFETY: `self.vbmi` is true only where `detect` saw avx512vbmi besides
+                // avx512f, avx512bw and avx512bf16: the features `e4m3_pairs::pack_row` is
+                // compiled with.
+                unsafe { crate::e4m3_pairs::pack_row(src, dst) }
+            } else {
+                crate::pairdot::pack_row(src, dst, crate::pairdot::e4m3_to_bf16);
+            }
+        }
+        xp
+    }
 }
