@@ -166,16 +166,18 @@ impl Experts<'_> {
         let ex = task.expert;
         let q = task.codes;
         let qs = task.scales;
-        self.project(&self.gate, ex, task.x, m, h, i, task.gate, q, qs);
-        self.project(&self.up, ex, task.x, m, h, i, task.up, q, qs);
+        // FP8: up reads the quantization of x that gate made.
+        self.project(&self.gate, ex, task.x, m, h, i, task.gate, q, qs, true);
+        self.project(&self.up, ex, task.x, m, h, i, task.up, q, qs, false);
         for ((a, g), u) in task.act.iter_mut().zip(&*task.gate).zip(&*task.up) {
             *a = swiglu_elem::<O>(g.f(), u.f()).f();
         }
-        self.project(&self.down, ex, task.act, m, i, h, task.out, q, qs);
+        self.project(&self.down, ex, task.act, m, i, h, task.out, q, qs, true);
     }
 
     /// `y = A(x · W_exᵀ)` for x [m, cols] and expert ex's matrix [rows, cols]; `codes` and
-    /// `scales` hold x's FP8 quantization when the weights are FP8.
+    /// `scales` hold x's FP8 quantization when the weights are FP8, made here if `quantize`
+    /// (else they already hold this x's, from the previous projection).
     #[allow(clippy::too_many_arguments)]
     fn project<O: OutElem + Elem>(
         &self,
@@ -188,6 +190,7 @@ impl Experts<'_> {
         y: &mut [O],
         codes: &mut [u8],
         scales: &mut [f32],
+        quantize: bool,
     ) {
         let range = ex * rows * cols..(ex + 1) * rows * cols;
         match p {
@@ -202,7 +205,7 @@ impl Experts<'_> {
                 let kb = cols.div_ceil(FP8_ACT_BLOCK);
                 let per_expert = rows.div_ceil(self.block_rows) * kb;
                 let (q, xs) = (&mut codes[..m * cols], &mut scales[..m * kb]);
-                if cols > 0 {
+                if quantize && cols > 0 {
                     for ((q, s), x) in q
                         .chunks_exact_mut(cols)
                         .zip(xs.chunks_exact_mut(kb))
