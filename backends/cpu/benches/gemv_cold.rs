@@ -48,12 +48,7 @@ fn main() {
                             .unwrap();
                     }
                 };
-                pass();
-                let t = Instant::now();
-                for _ in 0..PASSES {
-                    pass();
-                }
-                let s = t.elapsed().as_secs_f64() / (PASSES * count) as f64;
+                let s = seconds_per_call(pass, count);
                 println!(
                     "round {round} bf16 {tier} cold gemv n {n:5} k {k:5}: {:8.1} us {:5.1} GB/s",
                     s * 1e6,
@@ -69,20 +64,9 @@ fn main() {
         (256, 1024, 2),
     ] {
         let kb = k.div_ceil(128);
-        // Codes drawn from all finite e4m3 values (0x7F / 0xFF, the NaNs, are redrawn).
-        let mut codes = |len: usize| -> Vec<u8> {
-            (0..len)
-                .map(|_| loop {
-                    let c = rng.next_u64() as u8;
-                    if c & 0x7F != 0x7F {
-                        break c;
-                    }
-                })
-                .collect()
-        };
         let ws: Vec<(T, T)> = (0..count)
             .map(|_| {
-                let w = e4m3s(&be, &[n, k], &codes(n * k));
+                let w = e4m3s(&be, &[n, k], &rng.e4m3_codes(n * k));
                 let s = f32s(
                     &be,
                     &[n.div_ceil(128), kb],
@@ -91,7 +75,7 @@ fn main() {
                 (w, s)
             })
             .collect();
-        let xq = e4m3s(&be, &[1, k], &codes(k));
+        let xq = e4m3s(&be, &[1, k], &rng.e4m3_codes(k));
         let xs = f32s(&be, &[1, kb], &vec![0.5; kb]);
         let op: Op = BlockFp8Matmul {
             block: [128, 128],
@@ -111,12 +95,7 @@ fn main() {
             }
         };
         for round in 0..2 {
-            pass();
-            let t = Instant::now();
-            for _ in 0..PASSES {
-                pass();
-            }
-            let s = t.elapsed().as_secs_f64() / (PASSES * count) as f64;
+            let s = seconds_per_call(pass, count);
             println!(
                 "round {round} fp8  pair cold gemv n {n:5} k {k:5}: {:8.1} us {:5.1} GB/s",
                 s * 1e6,
@@ -124,4 +103,14 @@ fn main() {
             );
         }
     }
+}
+
+/// Seconds per call of `pass` (`calls` calls each), timed over [`PASSES`] after one untimed.
+fn seconds_per_call(pass: impl Fn(), calls: usize) -> f64 {
+    pass();
+    let t = Instant::now();
+    for _ in 0..PASSES {
+        pass();
+    }
+    t.elapsed().as_secs_f64() / (PASSES * calls) as f64
 }

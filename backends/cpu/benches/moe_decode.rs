@@ -21,21 +21,11 @@ const CALLS: usize = 200;
 fn main() {
     let be = backend();
     let mut rng = Rng::new(7);
-    let codes = |rng: &mut Rng, n: usize| -> Vec<u8> {
-        (0..n)
-            .map(|_| loop {
-                let c = rng.next_u64() as u8;
-                if c & 0x7F != 0x7F {
-                    break c;
-                }
-            })
-            .collect()
-    };
     let scales =
         |rows: usize, cols: usize| vec![0.01f32; E * rows.div_ceil(128) * cols.div_ceil(128)];
-    let gate = e4m3s(&be, &[E, I, H], &codes(&mut rng, E * I * H));
-    let up = e4m3s(&be, &[E, I, H], &codes(&mut rng, E * I * H));
-    let down = e4m3s(&be, &[E, H, I], &codes(&mut rng, E * H * I));
+    let gate = e4m3s(&be, &[E, I, H], &rng.e4m3_codes(E * I * H));
+    let up = e4m3s(&be, &[E, I, H], &rng.e4m3_codes(E * I * H));
+    let down = e4m3s(&be, &[E, H, I], &rng.e4m3_codes(E * H * I));
     let gs = f32s(&be, &[E, I.div_ceil(128), H.div_ceil(128)], &scales(I, H));
     let us = f32s(&be, &[E, I.div_ceil(128), H.div_ceil(128)], &scales(I, H));
     let ds = f32s(&be, &[E, H.div_ceil(128), I.div_ceil(128)], &scales(H, I));

@@ -214,6 +214,17 @@ impl Rng {
     pub fn below(&mut self, n: usize) -> usize {
         (self.next_u64() % n as u64) as usize
     }
+    /// n e4m3 codes drawn from every finite value (the NaN codes 0x7F / 0xFF are redrawn).
+    pub fn e4m3_codes(&mut self, n: usize) -> Vec<u8> {
+        (0..n)
+            .map(|_| loop {
+                let c = self.next_u64() as u8;
+                if c & 0x7F != 0x7F {
+                    break c;
+                }
+            })
+            .collect()
+    }
 }
 
 /// f64 dot product.
