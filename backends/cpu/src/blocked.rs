@@ -92,6 +92,23 @@ fn mul_add(mut acc: Lanes, x: Lanes, w: Lanes) -> Lanes {
 pub(crate) trait Fold: Sync {
     /// The new running total of output (m, j) after block kb's sum.
     fn fold(&self, m: usize, j: usize, kb: usize, total: f32, sum: f32) -> f32;
+
+    /// [`fold`](Fold::fold) for the [`MR`] × [`NR`] outputs (m[r], j[q]) of a micro-kernel
+    /// at once, element r·NR + q of `total` and `sums`: the same operations per output,
+    /// written so that the compiler can run them as vector operations.
+    #[inline(always)]
+    fn fold_tile(
+        &self,
+        m: [usize; MR],
+        j: [usize; NR],
+        kb: usize,
+        total: &mut [f32; MR * NR],
+        sums: &[f32; MR * NR],
+    ) {
+        for (i, (t, s)) in total.iter_mut().zip(sums).enumerate() {
+            *t = self.fold(m[i / NR], j[i % NR], kb, *t, *s);
+        }
+    }
 }
 
 /// Block sums added in order: the canonical dot.
@@ -101,6 +118,20 @@ impl Fold for PlainSum {
     #[inline(always)]
     fn fold(&self, _: usize, _: usize, _: usize, total: f32, sum: f32) -> f32 {
         total + sum
+    }
+
+    #[inline(always)]
+    fn fold_tile(
+        &self,
+        _: [usize; MR],
+        _: [usize; NR],
+        _: usize,
+        total: &mut [f32; MR * NR],
+        sums: &[f32; MR * NR],
+    ) {
+        for (t, s) in total.iter_mut().zip(sums) {
+            *t += *s;
+        }
     }
 }
 

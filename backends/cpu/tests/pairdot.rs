@@ -53,9 +53,11 @@ fn bf16_pair_dot_is_the_canonical_dot_for_every_edge_shape() {
         return;
     }
     let mut rng = Rng::new(2026);
+    // Every row-group remainder of the 4 × 4 kernel (M up to 13: three whole groups and one
+    // partial) and every panel remainder (N up to 9).
     for &k in KS {
-        for m in 1..=9 {
-            for n in [1, 5, 7] {
+        for m in 1..=13 {
+            for n in 1..=9 {
                 let x = spread_bf16(&mut rng, m * k);
                 let w = spread_bf16(&mut rng, n * k);
                 let wb: Vec<u16> = w.iter().map(|v| f32_to_bf16(*v)).collect();
@@ -194,8 +196,18 @@ fn e4m3_pair_dot_is_spec_6_6_for_every_code_and_edge_shape() {
     }
     let mut rng = Rng::new(88);
     for &k in KS {
-        for m in 1..=9 {
-            for (n, bn) in [(1, 1), (5, 2), (7, 128)] {
+        for m in 1..=13 {
+            for (n, bn) in [
+                (1, 1),
+                (2, 1),
+                (3, 2),
+                (4, 3),
+                (5, 2),
+                (6, 1),
+                (7, 128),
+                (8, 4),
+                (9, 2),
+            ] {
                 let kb = k.div_ceil(128);
                 let xq = all_codes(&mut rng, m * k);
                 let w = all_codes(&mut rng, n * k);
