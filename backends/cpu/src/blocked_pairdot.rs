@@ -11,6 +11,12 @@ use crate::pairdot::{
 };
 use crate::pairdot_sys::PairDot;
 
+/// Rows of x a task must have before tasks split the rows rather than the weights: each task
+/// packs every weight panel it meets, so with fewer rows (M = 32 over 8 tasks: 4) the
+/// packing costs about as much as the products; split by weight rows instead, every panel
+/// is packed once per op.
+const PANEL_ROWS: usize = 4 * crate::blocked::MR;
+
 /// x [m, k] packed row by row into pair order with `bf16` (each row `packed_len(k)` long).
 fn pack_rows<E: Copy>(x: &[E], k: usize, bf16: impl Fn(E) -> u16) -> Vec<u16> {
     let kp = packed_len(k);
@@ -35,7 +41,7 @@ fn run<W: PairWeight, O: OutElem, F: Fold>(
         split_rows(out, k, |j0, o| dot.gemv_rows(xp, k, w, j0, o, fold));
         return;
     }
-    split_tiles(k, n, out, |rows, cols, o, ldo| {
+    split_tiles(k, n, out, PANEL_ROWS, |rows, cols, o, ldo| {
         dot.tile(xp, k, w, rows, cols, fold, o, ldo)
     });
 }

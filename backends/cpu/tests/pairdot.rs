@@ -74,6 +74,35 @@ fn bf16_pair_dot_is_the_canonical_dot_for_every_edge_shape() {
 }
 
 #[test]
+fn pair_dot_split_over_threads_is_the_canonical_dot() {
+    if !available("pair_dot_split_over_threads_is_the_canonical_dot") {
+        return;
+    }
+    // Enough work to split over the pool's threads: by weight rows up to 16 rows of x per
+    // task (each task packing its panels), by rows of x beyond; both must give every
+    // output's canonical bits, in its place.
+    let mut rng = Rng::new(4242);
+    for (m, n, k) in [
+        (32, 37, 219),
+        (40, 70, 300),
+        (64, 9, 1024),
+        (100, 33, 129),
+        (200, 21, 257),
+    ] {
+        let x = spread_bf16(&mut rng, m * k);
+        let w = spread_bf16(&mut rng, n * k);
+        let wb: Vec<u16> = w.iter().map(|v| f32_to_bf16(*v)).collect();
+        let got = testing::gemm_pairdot_bf16(&x, k, &wb, n)
+            .unwrap_or_else(|| panic!("m {m} n {n} k {k}: the tier refused safe values"));
+        assert_eq!(
+            bits(&got),
+            bits(&want_gemm(&x, &w, m, n, k)),
+            "m {m} n {n} k {k}"
+        );
+    }
+}
+
+#[test]
 fn matmul_with_bf16_activations_is_the_canonical_dot() {
     if !available("matmul_with_bf16_activations_is_the_canonical_dot") {
         return;
