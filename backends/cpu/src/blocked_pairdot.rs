@@ -1,8 +1,10 @@
 //! Prefill's `y = x · wᵀ` on the pair-dot tier (`pairdot`), where the CPU has AVX512-BF16
 //! and the operands qualify: rows of x are checked and packed into pair order once per op,
-//! then split over threads exactly as `blocked` splits its tiles (one row of x: as `gemv`
-//! splits its rows, on `gemv_pairdot`'s kernel). Each entry returns false
-//! (and computes nothing) where the tier does not apply; the caller then runs `blocked`.
+//! then split over threads as `blocked` splits its tiles, except that tasks take rows of x
+//! only when each gets `PANEL_ROWS` of them (each task packs the weight panels it meets);
+//! one row of x: as `gemv` splits its rows, on `gemv_pairdot`'s kernel. Each entry returns
+//! false (and computes nothing) where the tier does not apply; the caller then runs
+//! `blocked`.
 use crate::blocked::{split_tiles, Fold};
 use crate::elem::OutElem;
 use crate::gemv::split_rows;
