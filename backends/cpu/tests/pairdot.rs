@@ -78,9 +78,9 @@ fn pair_dot_split_over_threads_is_the_canonical_dot() {
     if !available("pair_dot_split_over_threads_is_the_canonical_dot") {
         return;
     }
-    // Enough work to split over the pool's threads: by weight rows up to 16 rows of x per
-    // task (each task packing its panels), by rows of x beyond; both must give every
-    // output's canonical bits, in its place.
+    // Enough work to split over the pool's threads: by weight rows below 32 rows of x per
+    // task (each task packing its panels), by rows of x from there (M ≥ 256 on 8 tasks);
+    // both must give every output's canonical bits, in its place.
     let mut rng = Rng::new(4242);
     for (m, n, k) in [
         (32, 37, 219),
@@ -88,6 +88,7 @@ fn pair_dot_split_over_threads_is_the_canonical_dot() {
         (64, 9, 1024),
         (100, 33, 129),
         (200, 21, 257),
+        (300, 11, 219),
     ] {
         let x = spread_bf16(&mut rng, m * k);
         let w = spread_bf16(&mut rng, n * k);
