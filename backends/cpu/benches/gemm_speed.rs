@@ -2,7 +2,7 @@
 //! (`cargo bench -p concord-backend-cpu --bench gemm_speed`).
 //! Prints the median time of matmul (BF16 weights) and block_fp8_matmul with M rows of x over
 //! the weight shapes of the hidden-1024 synthetic model (dense projections at M = 128, a routed
-//! expert's M ≈ 12) and the multiply-adds per second. Called from the test thread, outside
+//! expert's M ≈ 12–16) and the multiply-adds per second. Called from the test thread, outside
 //! rayon's pool, as the runtime calls the backend.
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -39,18 +39,27 @@ fn main() {
     let be = backend();
     let mut rng = Rng::new(51);
     println!("threads {}", rayon::current_num_threads());
+    // CONCORD_BENCH_PAIR_ONLY=1 times the pair-dot tier only (the f32 kernels are slower to
+    // time and untouched by pair-dot work).
+    let pair_only = std::env::var_os("CONCORD_BENCH_PAIR_ONLY").is_some();
     for (m, n, k) in [
         (128, 1024, 1024),
-        (128, 2816, 1024),
+        (128, 2633, 1024),
+        (128, 1024, 2633),
         (512, 1024, 1024),
         (12, 512, 1024),
         (12, 1024, 512),
+        (16, 292, 1024),
+        (13, 1024, 292),
     ] {
         let flops = (2 * m * n * k) as f64;
         // x not made of bf16 values (the pair-dot tier refuses it: the f32 kernel runs), then
         // BF16-valued, as the model's activations are (the pair-dot tier where the CPU has it).
         let w = bf16s(&be, &[n, k], &rng.vec_bf16(n * k));
         for (tier, xv) in [("f32 ", rng.vec(m * k)), ("pair", rng.vec_bf16(m * k))] {
+            if pair_only && tier != "pair" {
+                continue;
+            }
             let x = f32s(&be, &[m, k], &xv);
             let op: Op = Matmul { out: DType::BF16 }.into();
             let s = median_seconds(&op, &[&x, &w]);
@@ -67,6 +76,9 @@ fn main() {
         let mut xq_nan = xq.clone();
         xq_nan[0] = 0x7F;
         for (tier, xq) in [("f32 ", &xq_nan), ("pair", &xq)] {
+            if pair_only && tier != "pair" {
+                continue;
+            }
             let ins = [
                 e4m3s(&be, &[m, k], xq),
                 f32s(&be, &[m, kb], &vec![0.01; m * kb]),
@@ -90,5 +102,37 @@ fn main() {
                 flops / s / 1e9
             );
         }
+    }
+    cold_experts(&be, &mut rng);
+}
+
+/// A routed expert's projections as the model meets them: 64 different [n, k] BF16 weights
+/// (more bytes than the last-level cache), each met once by m rows of x in turn, so every
+/// weight comes from memory. Prints the mean time per projection.
+fn cold_experts(be: &std::sync::Arc<dyn concord_ops::Backend>, rng: &mut Rng) {
+    const EXPERTS: usize = 64;
+    for (m, n, k) in [(16, 292, 1024), (16, 1024, 292)] {
+        let ws: Vec<T> = (0..EXPERTS)
+            .map(|_| bf16s(be, &[n, k], &rng.vec_bf16(n * k)))
+            .collect();
+        let x = f32s(be, &[m, k], &rng.vec_bf16(m * k));
+        let op: Op = Matmul { out: DType::BF16 }.into();
+        let out = be.alloc(m * n * 2).unwrap();
+        let out_arg = [concord_ops::TensorArg::new(&out, DType::BF16, vec![m, n])];
+        let mut rounds = Vec::new();
+        for _ in 0..7 {
+            let t = Instant::now();
+            for w in &ws {
+                be.run(&op, &[x.arg(), w.arg()], &out_arg).unwrap();
+            }
+            rounds.push(t.elapsed().as_secs_f64() / EXPERTS as f64);
+        }
+        rounds.sort_by(f64::total_cmp);
+        let s = rounds[rounds.len() / 2];
+        println!(
+            "bf16 cold m {m:4} n {n:5} k {k:5}: {:9.1} us {:6.1} GFLOP/s",
+            s * 1e6,
+            (2 * m * n * k) as f64 / s / 1e9
+        );
     }
 }

@@ -101,6 +101,23 @@ pub(crate) trait Fold: Sync {
             .enumerate()
             .fold(total, |t, (q, s)| self.fold(m, j, kb0 + q, t, *s))
     }
+
+    /// [`fold`](Fold::fold) for the [`MR`] × [`NR`] outputs (m[r], j[q]) of a micro-kernel
+    /// at once, element r·NR + q of `total` and `sums`: the same operations per output,
+    /// written so that the compiler can run them as vector operations.
+    #[inline(always)]
+    fn fold_tile(
+        &self,
+        m: [usize; MR],
+        j: [usize; NR],
+        kb: usize,
+        total: &mut [f32; MR * NR],
+        sums: &[f32; MR * NR],
+    ) {
+        for (i, (t, s)) in total.iter_mut().zip(sums).enumerate() {
+            *t = self.fold(m[i / NR], j[i % NR], kb, *t, *s);
+        }
+    }
 }
 
 /// Block sums added in order: the canonical dot.
@@ -110,6 +127,20 @@ impl Fold for PlainSum {
     #[inline(always)]
     fn fold(&self, _: usize, _: usize, _: usize, total: f32, sum: f32) -> f32 {
         total + sum
+    }
+
+    #[inline(always)]
+    fn fold_tile(
+        &self,
+        _: [usize; MR],
+        _: [usize; NR],
+        _: usize,
+        total: &mut [f32; MR * NR],
+        sums: &[f32; MR * NR],
+    ) {
+        for (t, s) in total.iter_mut().zip(sums) {
+            *t += *s;
+        }
     }
 }
 
@@ -320,19 +351,23 @@ pub(crate) fn gemm_blocked<W: Weight, O: OutElem, F: Fold>(
     fold: &F,
 ) {
     debug_assert!(x.len() == out.len().checked_div(n).unwrap_or(0) * k && w.len() == n * k);
-    split_tiles(k, n, out, |rows, cols, o, ldo| {
+    split_tiles(k, n, out, MR, |rows, cols, o, ldo| {
         tile(x, k, w, rows, cols, fold, o, ldo)
     });
 }
 
 /// Splits out [M, n] (dots of k terms) over threads: `tile(rows, cols, out, ldo)` computes
 /// outputs (m, j) for m in rows, j in cols into `out` [.., ldo] from `(rows.0, cols.0)`.
-/// Many rows: each task takes whole rows of out (no allocation); few rows: each task takes a
-/// tile of weight rows for every row of x, and the tiles are copied into place.
+/// Many rows (at least `min_task_rows` for every task): each task takes whole rows of out (no
+/// allocation); fewer: each task takes a tile of weight rows for every row of x, and the
+/// tiles are copied into place. A tile kernel that prepares each weight panel (the pair-dot
+/// tier packs it) asks for more rows per task, so that the preparation is shared by more
+/// rows of x.
 pub(crate) fn split_tiles<O: OutElem>(
     k: usize,
     n: usize,
     out: &mut [O],
+    min_task_rows: usize,
     tile: impl Fn((usize, usize), (usize, usize), &mut [O], usize) + Sync,
 ) {
     let m = out.len().checked_div(n).unwrap_or(0);
@@ -343,7 +378,7 @@ pub(crate) fn split_tiles<O: OutElem>(
     let tasks = threads * TASKS_PER_THREAD;
     if threads <= 1 || m.saturating_mul(n).saturating_mul(k.max(1)) <= SERIAL_WORK {
         on_pool(|| tile((0, m), (0, n), out, n));
-    } else if m >= MR * tasks {
+    } else if m >= min_task_rows.max(MR) * tasks {
         let per = m.div_ceil(tasks).next_multiple_of(MR);
         out.par_chunks_mut(per * n).enumerate().for_each(|(t, o)| {
             let m0 = t * per;

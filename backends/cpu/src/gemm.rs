@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 
 use rayon::prelude::*;
 
-use crate::blocked::{gemm_blocked, Fold, PlainSum, Weight};
+use crate::blocked::{gemm_blocked, Fold, PlainSum, Weight, MR, NR};
 use crate::canonical::dot;
 use crate::elem::{Elem, OutElem};
 use crate::gemv::gemv_fp8;
@@ -151,5 +151,29 @@ impl Fold for Fp8Fold<'_> {
         sums.iter()
             .zip(xs.iter().zip(ws))
             .fold(total, |t, (s, (x, w))| t + (s * x) * w)
+    }
+
+    /// The same operations as [`fold`](Fold::fold) per output, the 4 + 4 scales read once.
+    #[inline(always)]
+    fn fold_tile(
+        &self,
+        m: [usize; MR],
+        j: [usize; NR],
+        kb: usize,
+        total: &mut [f32; MR * NR],
+        sums: &[f32; MR * NR],
+    ) {
+        // Loops, not `map`: a closure would not inherit the calling kernel's features.
+        let mut xs = [0.0f32; MR];
+        for (s, m) in xs.iter_mut().zip(m) {
+            *s = self.xs[m * self.kb + kb];
+        }
+        let mut ws = [0.0f32; NR];
+        for (s, j) in ws.iter_mut().zip(j) {
+            *s = self.ws[(j / self.block_rows) * self.kb + kb];
+        }
+        for (i, (t, s)) in total.iter_mut().zip(sums).enumerate() {
+            *t += (*s * xs[i / NR]) * ws[i % NR];
+        }
     }
 }

@@ -22,8 +22,8 @@
 use std::arch::x86_64::{
     __m256i, __m512, __m512bh, __m512i, _mm512_add_epi16, _mm512_add_ps, _mm512_and_si512,
     _mm512_cmplt_epu16_mask, _mm512_cvtepu8_epi16, _mm512_dpbf16_ps, _mm512_mask_blend_epi16,
-    _mm512_or_si512, _mm512_permutex2var_ps, _mm512_permutexvar_epi16, _mm512_set1_epi16,
-    _mm512_setzero_ps, _mm512_slli_epi16,
+    _mm512_or_si512, _mm512_permutexvar_epi16, _mm512_set1_epi16, _mm512_setzero_ps,
+    _mm512_shuffle_f32x4, _mm512_shuffle_ps, _mm512_slli_epi16,
 };
 
 use concord_core::numerics::reduce::REDUCE_BLOCK;
@@ -223,7 +223,7 @@ pub(crate) fn load(s: &[u16]) -> __m512bh {
 
 /// The [`MR`] × [`NR`] outputs of packed rows `x` (rows `m` of x) and packed weight rows `w`
 /// (rows `j`), k terms each: per block one `vdpbf16ps` per 32 terms into one 16-lane
-/// accumulator per output, the fixed tree, then `fold`.
+/// accumulator per output, the fixed tree, then `fold` (element r·NR + q is output (r, q)).
 #[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
 fn micro<F: Fold>(
     x: [&[u16]; MR],
@@ -232,38 +232,54 @@ fn micro<F: Fold>(
     m: [usize; MR],
     j: [usize; NR],
     fold: &F,
-) -> [[f32; NR]; MR] {
-    let mut total = [[0.0f32; NR]; MR];
+) -> [f32; MR * NR] {
+    let mut total = [0.0f32; MR * NR];
     for (kb, b) in (0..k).step_by(BLOCK).enumerate() {
         let end = b + (k - b).min(BLOCK).next_multiple_of(STEP);
+        let steps = (end - b) / STEP;
+        // Every row cut to this block's steps up front, so the loop below indexes slices of
+        // known length `steps` (no bounds check per load). No closures: they would not
+        // inherit the kernel's features and stay calls.
+        let xs = [
+            steps_of(x[0], b, end, steps),
+            steps_of(x[1], b, end, steps),
+            steps_of(x[2], b, end, steps),
+            steps_of(x[3], b, end, steps),
+        ];
+        let ws = [
+            steps_of(w[0], b, end, steps),
+            steps_of(w[1], b, end, steps),
+            steps_of(w[2], b, end, steps),
+            steps_of(w[3], b, end, steps),
+        ];
         let z = _mm512_setzero_ps();
         let (mut a00, mut a01, mut a02, mut a03) = (z, z, z, z);
         let (mut a10, mut a11, mut a12, mut a13) = (z, z, z, z);
         let (mut a20, mut a21, mut a22, mut a23) = (z, z, z, z);
         let (mut a30, mut a31, mut a32, mut a33) = (z, z, z, z);
-        for c in (b..end).step_by(STEP) {
+        for c in 0..steps {
             let (w0, w1, w2, w3) = (
-                load(&w[0][c..]),
-                load(&w[1][c..]),
-                load(&w[2][c..]),
-                load(&w[3][c..]),
+                step(&ws[0][c]),
+                step(&ws[1][c]),
+                step(&ws[2][c]),
+                step(&ws[3][c]),
             );
-            let x0 = load(&x[0][c..]);
+            let x0 = step(&xs[0][c]);
             a00 = _mm512_dpbf16_ps(a00, x0, w0);
             a01 = _mm512_dpbf16_ps(a01, x0, w1);
             a02 = _mm512_dpbf16_ps(a02, x0, w2);
             a03 = _mm512_dpbf16_ps(a03, x0, w3);
-            let x1 = load(&x[1][c..]);
+            let x1 = step(&xs[1][c]);
             a10 = _mm512_dpbf16_ps(a10, x1, w0);
             a11 = _mm512_dpbf16_ps(a11, x1, w1);
             a12 = _mm512_dpbf16_ps(a12, x1, w2);
             a13 = _mm512_dpbf16_ps(a13, x1, w3);
-            let x2 = load(&x[2][c..]);
+            let x2 = step(&xs[2][c]);
             a20 = _mm512_dpbf16_ps(a20, x2, w0);
             a21 = _mm512_dpbf16_ps(a21, x2, w1);
             a22 = _mm512_dpbf16_ps(a22, x2, w2);
             a23 = _mm512_dpbf16_ps(a23, x2, w3);
-            let x3 = load(&x[3][c..]);
+            let x3 = step(&xs[3][c]);
             a30 = _mm512_dpbf16_ps(a30, x3, w0);
             a31 = _mm512_dpbf16_ps(a31, x3, w1);
             a32 = _mm512_dpbf16_ps(a32, x3, w2);
@@ -272,55 +288,76 @@ fn micro<F: Fold>(
         let sums = trees16([
             a00, a01, a02, a03, a10, a11, a12, a13, a20, a21, a22, a23, a30, a31, a32, a33,
         ]);
-        for r in 0..MR {
-            for q in 0..NR {
-                total[r][q] = fold.fold(m[r], j[q], kb, total[r][q], sums[r * NR + q]);
-            }
-        }
+        fold.fold_tile(m, j, kb, &mut total, &sums);
     }
     total
 }
 
-/// `permutex2var` indices for one level of [`trees16`]: each register holds groups of 2w
-/// lanes (one accumulator each); the result holds a's groups then b's, w lanes each, from
-/// the low halves (`HI` = false) or the high halves (`HI` = true) of the groups.
-const fn level_index<const W: usize, const HI: bool>() -> [u32; LANES] {
-    let groups = LANES / (2 * W);
-    let mut t = [0u32; LANES];
-    let mut p = 0;
-    while p < LANES {
-        let (g, l) = (p / W, p % W);
-        let from_b = if g >= groups { 16 } else { 0 };
-        t[p] = (from_b + (g % groups) * 2 * W + l + if HI { W } else { 0 }) as u32;
-        p += 1;
-    }
-    t
+/// Packed terms `b..end` of row `r` as its `steps` 32-term steps.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
+fn steps_of(r: &[u16], b: usize, end: usize, steps: usize) -> &[[u16; STEP]] {
+    &r[b..end].as_chunks::<STEP>().0[..steps]
 }
 
-/// One level of [`trees16`]: `lo(a, b) + hi(a, b)`, lane by lane the tree's
-/// `lane[j] += lane[j + W]` of every accumulator in a and b.
+/// One 32-term step of packed terms (a fixed-size copy: one unaligned load). A function with
+/// the kernel's features, not a closure, so that it inlines into the kernel.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
+fn step(s: &[u16; STEP]) -> __m512bh {
+    bytemuck::cast(*s)
+}
+
+/// One level of [`trees16`] that moves whole 128-bit quarters (s = 8: 16 lanes per
+/// accumulator in, 8 out; s = 4: 8 in, 4 out): `lo + hi`, lo holding the low half of every
+/// accumulator's lanes (those of a, then those of b) and hi the high halves at the same
+/// places, so lane by lane it is the tree's `lane[j] += lane[j + s]`. One `vshuff32x4` per
+/// operand: cheaper than the two-table `vpermt2ps` it replaces, and needs no index register.
 #[inline]
 #[target_feature(enable = "avx512f")]
-fn level<const W: usize>(a: __m512, b: __m512) -> __m512 {
-    let lo: __m512i = bytemuck::cast(const { level_index::<W, false>() });
-    let hi: __m512i = bytemuck::cast(const { level_index::<W, true>() });
+fn level_f32x4<const LO: i32, const HI: i32>(a: __m512, b: __m512) -> __m512 {
     _mm512_add_ps(
-        _mm512_permutex2var_ps(a, lo, b),
-        _mm512_permutex2var_ps(a, hi, b),
+        _mm512_shuffle_f32x4::<LO>(a, b),
+        _mm512_shuffle_f32x4::<HI>(a, b),
     )
+}
+
+/// One level of [`trees16`] inside each 128-bit quarter (s = 2 and 1; `vshufps`, the
+/// cheapest shuffle): per quarter, `lo` takes two lanes of a then two of b, `hi` the two
+/// lanes s further on.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn level_in_quarter<const LO: i32, const HI: i32>(a: __m512, b: __m512) -> __m512 {
+    _mm512_add_ps(_mm512_shuffle_ps::<LO>(a, b), _mm512_shuffle_ps::<HI>(a, b))
+}
+
+/// `shufps`/`shuff32x4` immediate picking elements (or quarters) p0, p1 of a, p2, p3 of b.
+const fn pick(p0: i32, p1: i32, p2: i32, p3: i32) -> i32 {
+    p0 | p1 << 2 | p2 << 4 | p3 << 6
 }
 
 /// The fixed lane tree (`blocked::tree`: `lane[j] += lane[j+s]` for s = 8, 4, 2, 1) of 16
 /// accumulators at once, element i of the result being accumulator i's: every addition is
 /// the same two values as the scalar tree's, four levels of vector adds instead of 240
 /// scalar ones (which cost more than the block's products).
+///
+/// Levels s = 8 and 4 move 128-bit quarters, s = 2 and 1 lanes inside quarters; that leaves
+/// accumulator i at element 4·(i mod 4) + i/4, so the inputs go in transposed (a free
+/// renaming of registers) and the result comes out in order.
 #[inline]
 #[target_feature(enable = "avx512f")]
-fn trees16(v: [__m512; 16]) -> [f32; 16] {
-    let l8: [__m512; 8] = std::array::from_fn(|i| level::<8>(v[2 * i], v[2 * i + 1]));
-    let l4: [__m512; 4] = std::array::from_fn(|i| level::<4>(l8[2 * i], l8[2 * i + 1]));
-    let l2 = [level::<2>(l4[0], l4[1]), level::<2>(l4[2], l4[3])];
-    bytemuck::cast(level::<1>(l2[0], l2[1]))
+pub(crate) fn trees16(v: [__m512; 16]) -> [f32; 16] {
+    let v: [__m512; 16] = std::array::from_fn(|p| v[4 * (p % 4) + p / 4]);
+    let l8: [__m512; 8] = std::array::from_fn(|i| {
+        level_f32x4::<{ pick(0, 1, 0, 1) }, { pick(2, 3, 2, 3) }>(v[2 * i], v[2 * i + 1])
+    });
+    let l4: [__m512; 4] = std::array::from_fn(|i| {
+        level_f32x4::<{ pick(0, 2, 0, 2) }, { pick(1, 3, 1, 3) }>(l8[2 * i], l8[2 * i + 1])
+    });
+    let l2: [__m512; 2] = std::array::from_fn(|i| {
+        level_in_quarter::<{ pick(0, 1, 0, 1) }, { pick(2, 3, 2, 3) }>(l4[2 * i], l4[2 * i + 1])
+    });
+    bytemuck::cast(level_in_quarter::<{ pick(0, 2, 0, 2) }, { pick(1, 3, 1, 3) }>(l2[0], l2[1]))
 }
 
 /// Outputs (m, j) for m in `rows`, j in `cols` into `out` [.., ldo] at
@@ -355,7 +392,7 @@ pub(crate) fn tile<W: PairWeight, O: OutElem, F: Fold>(
             let m: [usize; MR] = std::array::from_fn(|i| m0 + i.min(r - 1));
             let xr: [&[u16]; MR] = m.map(|m| &xp[m * kp..(m + 1) * kp]);
             let v = micro(xr, wr, k, m, j, fold);
-            for (i, vr) in v.iter().enumerate().take(r) {
+            for (i, vr) in v.chunks_exact(NR).enumerate().take(r) {
                 let o = &mut out[(m0 + i - rows.0) * ldo + (j0 - cols.0)..][..c];
                 for (d, s) in o.iter_mut().zip(vr) {
                     *d = O::store(*s);

@@ -56,9 +56,11 @@ fn bf16_pair_dot_is_the_canonical_dot_for_every_edge_shape() {
         return;
     }
     let mut rng = Rng::new(2026);
+    // Every row-group remainder of the 4 × 4 kernel (M up to 13: three whole groups and one
+    // partial) and every panel remainder (N up to 9).
     for &k in KS {
-        for m in 1..=9 {
-            for n in [1, 5, 7] {
+        for m in 1..=13 {
+            for n in 1..=9 {
                 let x = spread_bf16(&mut rng, m * k);
                 let w = spread_bf16(&mut rng, n * k);
                 let wb: Vec<u16> = w.iter().map(|v| f32_to_bf16(*v)).collect();
@@ -71,6 +73,36 @@ fn bf16_pair_dot_is_the_canonical_dot_for_every_edge_shape() {
                 );
             }
         }
+    }
+}
+
+#[test]
+fn pair_dot_split_over_threads_is_the_canonical_dot() {
+    if !available("pair_dot_split_over_threads_is_the_canonical_dot") {
+        return;
+    }
+    // Enough work to split over the pool's threads: by weight rows below 32 rows of x per
+    // task (each task packing its panels), by rows of x from there (M ≥ 256 on 8 tasks);
+    // both must give every output's canonical bits, in its place.
+    let mut rng = Rng::new(4242);
+    for (m, n, k) in [
+        (32, 37, 219),
+        (40, 70, 300),
+        (64, 9, 1024),
+        (100, 33, 129),
+        (200, 21, 257),
+        (300, 11, 219),
+    ] {
+        let x = spread_bf16(&mut rng, m * k);
+        let w = spread_bf16(&mut rng, n * k);
+        let wb: Vec<u16> = w.iter().map(|v| f32_to_bf16(*v)).collect();
+        let got = testing::gemm_pairdot_bf16(&x, k, &wb, n)
+            .unwrap_or_else(|| panic!("m {m} n {n} k {k}: the tier refused safe values"));
+        assert_eq!(
+            bits(&got),
+            bits(&want_gemm(&x, &w, m, n, k)),
+            "m {m} n {n} k {k}"
+        );
     }
 }
 
@@ -197,8 +229,18 @@ fn e4m3_pair_dot_is_spec_6_6_for_every_code_and_edge_shape() {
     }
     let mut rng = Rng::new(88);
     for &k in KS {
-        for m in 1..=9 {
-            for (n, bn) in [(1, 1), (5, 2), (7, 128)] {
+        for m in 1..=13 {
+            for (n, bn) in [
+                (1, 1),
+                (2, 1),
+                (3, 2),
+                (4, 3),
+                (5, 2),
+                (6, 1),
+                (7, 128),
+                (8, 4),
+                (9, 2),
+            ] {
                 let kb = k.div_ceil(128);
                 let xq = all_codes(&mut rng, m * k);
                 let w = all_codes(&mut rng, n * k);
