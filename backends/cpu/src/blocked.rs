@@ -35,8 +35,10 @@ pub(crate) const MR: usize = 4;
 /// Weight rows per micro-kernel: MR·NR accumulators + NR weight vectors + one x vector fit
 /// AVX-512's 32 registers.
 pub(crate) const NR: usize = 4;
-/// Multiply-adds below which an op runs as one task: splitting costs more than the work.
-const SERIAL_WORK: usize = 1 << 16;
+/// Multiply-adds below which an op runs as one task: splitting costs more than the work (a
+/// fork and join of two threads is several µs; 2¹⁸ on the pair-dot tier is about as long —
+/// 2¹⁶ forked the 4-row verification matmuls of the demo model).
+const SERIAL_WORK: usize = 1 << 18;
 /// Tasks per thread, so that a core slowed by other load is balanced out.
 const TASKS_PER_THREAD: usize = 4;
 
