@@ -29,6 +29,12 @@ mod pairdot;
 #[cfg(target_arch = "x86_64")]
 #[allow(unsafe_code)]
 mod pairdot_sys;
+mod softmax;
+#[cfg(target_arch = "x86_64")]
+mod softmax_avx512;
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
+mod softmax_sys;
 mod storage;
 
 pub use backend::{probe, CpuBackend};
@@ -85,6 +91,40 @@ pub mod testing {
     pub fn weighted_rows(coef: &[f32], rows: &[f32], out: &mut [f32]) {
         let w = out.len();
         crate::canonical::weighted_rows(coef, |u| &rows[u * w..(u + 1) * w], out)
+    }
+
+    /// Whether this CPU has AVX-512F, so [`exp_avx512`] and [`softmax_avx512`] run.
+    pub fn avx512f_available() -> bool {
+        #[cfg(target_arch = "x86_64")]
+        return crate::softmax_sys::Avx512Exp::detect().is_some();
+        #[cfg(not(target_arch = "x86_64"))]
+        false
+    }
+    /// The contract's exp of every element on the AVX-512F kernel; `false` (and `x`
+    /// untouched) where this CPU lacks AVX-512F.
+    pub fn exp_avx512(x: &mut [f32]) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(avx512) = crate::softmax_sys::Avx512Exp::detect() {
+            avx512.exp_in_place(x);
+            return true;
+        }
+        let _ = x;
+        false
+    }
+    /// Softmax of a row on the AVX-512F kernel; `false` (and `x` untouched) where this CPU
+    /// lacks AVX-512F.
+    pub fn softmax_avx512(x: &mut [f32]) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(avx512) = crate::softmax_sys::Avx512Exp::detect() {
+            avx512.softmax_in_place(x);
+            return true;
+        }
+        let _ = x;
+        false
+    }
+    /// Softmax of a row as the CPU ops compute it (the dispatching entry).
+    pub fn softmax(x: &mut [f32]) {
+        crate::softmax::softmax_in_place(x)
     }
 
     /// Whether this CPU has the pair-dot tier (AVX-512 F, BW and BF16).

@@ -12,7 +12,7 @@
 //! parallel tasks; small rows (a verification's few rows on a small model) run [`QUERIES`] at
 //! a time on one thread, each row of `W` loaded once for the group. The per-element
 //! arithmetic is the same either way, so the bits never depend on the path.
-use concord_core::numerics::math::softmax_in_place;
+use crate::softmax::softmax_in_place;
 use concord_core::numerics::reduce::REDUCE_BLOCK;
 use concord_core::Result;
 use concord_ops::MlaDecode;

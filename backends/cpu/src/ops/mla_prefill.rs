@@ -9,7 +9,7 @@
 //! Masked keys (u > positions[t]) take no part at all: a softmax over all S keys with −∞ for
 //! the masked ones gives the same probabilities, and leaving their (exactly zero) value terms
 //! out means unwritten cache rows can never leak a NaN into the output.
-use concord_core::numerics::math::softmax_in_place;
+use crate::softmax::softmax_in_place;
 use concord_core::numerics::reduce::REDUCE_BLOCK;
 use concord_core::Result;
 use concord_ops::MlaPrefill;

@@ -10,7 +10,8 @@
 //! finally `w_k *= routed_scaling_factor`.
 use std::cmp::Ordering;
 
-use concord_core::numerics::math::{sigmoid, softmax_in_place};
+use crate::softmax::softmax_in_place;
+use concord_core::numerics::math::sigmoid;
 use concord_core::Result;
 use concord_ops::{MoeRoute, RouterMethod, RouterScoring};
 use rayon::prelude::*;

@@ -10,7 +10,7 @@
 //! order, from +0.0) reaches top_p (at least one); `total` = running sum of the kept
 //! probabilities; `target = uniform · total`; the first kept id whose running sum exceeds
 //! target wins (the last kept one if none does). No candidate at all (every logit NaN) → 0.
-use concord_core::numerics::math::softmax_in_place;
+use crate::softmax::softmax_in_place;
 use concord_core::Result;
 use concord_ops::Sample;
 use rayon::prelude::*;

@@ -1,0 +1,13 @@
+//! Softmax of a row for the CPU ops (docs/numerics.md §5.3), on the fastest kernel this CPU
+//! runs: `softmax_avx512` where the CPU has AVX-512F, else the contract's scalar definition
+//! (`concord_core::numerics::math::softmax_in_place`). Both give the same bits.
+
+/// `math::softmax_in_place`, bit for bit, vectorised where the CPU allows.
+#[inline]
+pub(crate) fn softmax_in_place(x: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(avx512) = crate::softmax_sys::Avx512Exp::detect() {
+        return avx512.softmax_in_place(x);
+    }
+    concord_core::numerics::math::softmax_in_place(x)
+}
