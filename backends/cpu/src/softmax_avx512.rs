@@ -32,16 +32,8 @@ use concord_core::numerics::reduce::{REDUCE_BLOCK, REDUCE_LANES};
 const LANES: usize = REDUCE_LANES;
 const _: () = assert!(LANES == 16 && REDUCE_BLOCK.is_multiple_of(LANES));
 
-/// Cephes `expf` coefficients, highest degree first: `math::exp`'s own literals.
-#[allow(clippy::excessive_precision)] // Cephes' literals, kept verbatim.
-const P: [f32; 6] = [
-    1.987_569_150_0e-4,
-    1.398_199_950_7e-3,
-    8.333_451_907_3e-3,
-    4.166_579_589_4e-2,
-    1.666_666_545_9e-1,
-    5.000_000_120_1e-1,
-];
+/// Cephes `expf` coefficients, highest degree first: `math::exp`'s own table.
+const P: [f32; 6] = math::EXP_POLY;
 
 /// `floor` in `vrndscaleps`'s immediate: round toward −∞, no scaling, no exception.
 const FLOOR: i32 = _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC;

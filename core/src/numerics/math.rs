@@ -28,7 +28,7 @@ pub const EXP_UNDERFLOW_X: f32 = -103.972_084_045_410_156_25;
 
 /// Cephes `expf` minimax coefficients, highest degree first (the last rounds to exactly 0.5).
 #[allow(clippy::excessive_precision)] // Cephes' literals, kept verbatim.
-const P: [f32; 6] = [
+pub const EXP_POLY: [f32; 6] = [
     1.987_569_150_0e-4,
     1.398_199_950_7e-3,
     8.333_451_907_3e-3,
@@ -62,7 +62,10 @@ pub fn exp(x: f32) -> f32 {
     // n ∈ [−150, 128] on the remaining domain.
     let n = (x * LOG2E + 0.5).floor();
     let r = (x - n * EXP_C1) - n * EXP_C2;
-    let p = ((((P[0] * r + P[1]) * r + P[2]) * r + P[3]) * r + P[4]) * r + P[5];
+    let p = ((((EXP_POLY[0] * r + EXP_POLY[1]) * r + EXP_POLY[2]) * r + EXP_POLY[3]) * r
+        + EXP_POLY[4])
+        * r
+        + EXP_POLY[5];
     let y = p * (r * r) + r + 1.0;
     // y ∈ [0.70, 1.42], so every scaling step but the last is exact.
     let n = n as i32;
