@@ -24,14 +24,26 @@ fn main() {
     let mut rng = Rng::new(5);
     println!("threads {}", rayon::current_num_threads());
     let bf16 = std::env::var_os("GEMV_COLD_FP8_ONLY").is_none();
-    for (n, k, count) in [
-        (1024, 1024, 64),
-        (3072, 1024, 24),
-        (64, 1024, 256),
-        (1024, 512, 96),
-    ]
-    .into_iter()
-    .filter(|_| bf16)
+    let custom: Option<Vec<(usize, usize, usize)>> =
+        std::env::var("GEMV_COLD_SHAPES").ok().map(|v| {
+            v.split(';')
+                .map(|p| {
+                    let (n, k) = p.split_once(',').unwrap();
+                    let (n, k): (usize, usize) = (n.parse().unwrap(), k.parse().unwrap());
+                    (n, k, (64 << 20) / (n * k))
+                })
+                .collect()
+        });
+    for (n, k, count) in custom
+        .clone()
+        .unwrap_or(vec![
+            (1024, 1024, 64),
+            (3072, 1024, 24),
+            (64, 1024, 256),
+            (1024, 512, 96),
+        ])
+        .into_iter()
+        .filter(|_| bf16)
     {
         let ws: Vec<T> = (0..count)
             .map(|_| bf16s(&be, &[n, k], &rng.vec_bf16(n * k)))
@@ -57,12 +69,12 @@ fn main() {
             }
         }
     }
-    for (n, k, count) in [
+    for (n, k, count) in custom.unwrap_or(vec![
         (1024usize, 1024usize, 64usize),
         (3072, 1024, 24),
         (1024, 2048, 32),
         (256, 1024, 2),
-    ] {
+    ]) {
         let kb = k.div_ceil(128);
         let ws: Vec<(T, T)> = (0..count)
             .map(|_| {

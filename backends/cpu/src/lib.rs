@@ -8,6 +8,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+mod awake;
 mod backend;
 mod blocked;
 #[cfg(target_arch = "x86_64")]

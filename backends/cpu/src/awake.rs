@@ -1,0 +1,146 @@
+//! A pass with the pool's other workers kept awake: while one worker runs a pass (a forward
+//! step: ~100 launches, most of them forking and joining once), every other worker polls for
+//! the pass's forked tasks instead of going to sleep between two of them. Rayon parks an
+//! idle worker after a few dozen `sched_yield`s; waking it again costs a futex round trip
+//! and a trip through the scheduler per launch, which is what a decode step's small
+//! launches (the routed experts' 0.3–0.6 MB GEMVs, the attention) were paying.
+//!
+//! Each other worker runs one "keeper" job that executes whatever work the pool has
+//! (`rayon::yield_now`) until the pass is done. A keeper never blocks the pass: it only waits
+//! for the pass's own end flag, so it must never start underneath a frame of the pass: on
+//! the pass's own worker (waiting in a join, it may pop a keeper it spawned) or on a worker
+//! inside one of the pass's stolen tasks. Keepers that have not started by the time the
+//! pass begins (`closed`) return at once, which rules both out: a keeper that did start, did
+//! so before any task of the pass existed, and not on the pass's worker.
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// How long the pass waits for the other workers to take their keeper: enough for a
+/// sleeping worker to be woken (tens of µs on a busy VM); after it, the pass runs anyway
+/// and late keepers return at once.
+const START_WAIT: Duration = Duration::from_micros(200);
+
+/// Runs `work` on a pool worker with the other workers polling for its tasks meanwhile.
+pub(crate) fn pass_with_workers_awake(work: &mut (dyn FnMut() + Send)) {
+    if rayon::current_thread_index().is_some() {
+        // Nested (already inside a pass or a task): the outer pass keeps the pool awake.
+        return work();
+    }
+    let others = rayon::current_num_threads().saturating_sub(1);
+    let done = AtomicBool::new(false);
+    let closed = AtomicBool::new(false);
+    let started = AtomicUsize::new(0);
+    rayon::scope(|s| {
+        for _ in 0..others {
+            let (done, closed, started) = (&done, &closed, &started);
+            s.spawn(move |_| keep_polling(done, closed, started));
+        }
+        // Set even if `work` panics: the scope waits for the keepers before it unwinds.
+        let _end = SetOnDrop(&done);
+        let t = Instant::now();
+        while started.load(Ordering::Acquire) < others && t.elapsed() < START_WAIT {
+            std::hint::spin_loop();
+        }
+        closed.store(true, Ordering::Release);
+        work();
+    });
+}
+
+/// Sets its flag when dropped.
+struct SetOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for SetOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Release);
+    }
+}
+
+/// One keeper: runs the pool's pending work until the pass is done.
+fn keep_polling(done: &AtomicBool, closed: &AtomicBool, started: &AtomicUsize) {
+    if closed.load(Ordering::Acquire) {
+        return;
+    }
+    started.fetch_add(1, Ordering::AcqRel);
+    while !done.load(Ordering::Acquire) {
+        if !matches!(rayon::yield_now(), Some(rayon::Yield::Executed)) {
+            std::hint::spin_loop();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rayon::prelude::*;
+
+    fn forked_sum(n: u32) -> u64 {
+        (0..n)
+            .into_par_iter()
+            .with_max_len(64)
+            .map(|v| u64::from(v) * u64::from(v))
+            .sum()
+    }
+
+    #[test]
+    fn passes_from_many_threads_finish_with_their_results() {
+        let expect = forked_sum(10_000);
+        std::thread::scope(|s| {
+            for _ in 0..6 {
+                s.spawn(|| {
+                    for _ in 0..200 {
+                        let mut got = 0;
+                        pass_with_workers_awake(&mut || {
+                            got = forked_sum(10_000);
+                            // A nested pass runs inline.
+                            pass_with_workers_awake(&mut || got += forked_sum(0));
+                        });
+                        assert_eq!(got, expect);
+                    }
+                });
+            }
+        });
+    }
+
+    #[test]
+    fn a_pass_whose_keepers_cannot_start_still_finishes() {
+        // Every other worker busy past START_WAIT: the keepers stay in the pass worker's
+        // deque, where its joins may pop them; they must return at once, not wait for the
+        // pass they sit under.
+        let others = rayon::current_num_threads() - 1;
+        let busy = std::sync::Arc::new(AtomicUsize::new(0));
+        for _ in 0..others {
+            let busy = busy.clone();
+            rayon::spawn(move || {
+                busy.fetch_add(1, Ordering::AcqRel);
+                std::thread::sleep(Duration::from_millis(50));
+            });
+        }
+        while busy.load(Ordering::Acquire) < others {
+            std::hint::spin_loop();
+        }
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut got = 0;
+            pass_with_workers_awake(&mut || got = forked_sum(100_000));
+            tx.send(got).ok();
+        });
+        let got = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("the pass deadlocked");
+        assert_eq!(got, forked_sum(100_000));
+    }
+
+    #[test]
+    fn a_panicking_pass_releases_the_keepers() {
+        let caught = std::panic::catch_unwind(|| {
+            pass_with_workers_awake(&mut || {
+                let _ = forked_sum(1000);
+                panic!("the pass failed");
+            })
+        });
+        assert!(caught.is_err());
+        let mut after = 0;
+        pass_with_workers_awake(&mut || after = forked_sum(100));
+        assert_eq!(after, forked_sum(100));
+    }
+}
