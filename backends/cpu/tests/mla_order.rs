@@ -202,7 +202,8 @@ impl Case {
 
 /// (seed, dims, positions): every kernel path — one key, keys across the 128 boundary,
 /// a group of queries with different key counts, a missing query in the last group,
-/// positions past the cache, Dr = 0, Dn + Dr not a multiple of 16.
+/// positions past the cache, Dr = 0, Dn + Dr not a multiple of 16, single rows split into
+/// parallel passes with Dn over two blocks and Dv not a multiple of 4.
 fn cases() -> Vec<(u64, Dims, Vec<u32>)> {
     let dims = |t, n, dn, dr, dv, r, s| Dims {
         t,
@@ -236,6 +237,9 @@ fn cases() -> Vec<(u64, Dims, Vec<u32>)> {
             vec![128, 127, 126, 0, 64, 1000],
         ),
         (6, dims(2, 18, 16, 8, 20, 24, 200), vec![150, 151]),
+        // Split single rows: q_nope over two 128-blocks, Dv not a multiple of 4.
+        (7, dims(2, 5, 160, 8, 131, 37, 400), vec![399, 200]),
+        (8, dims(1, 3, 200, 16, 5, 19, 900), vec![899]),
     ]
 }
 
