@@ -6,19 +6,18 @@
 //! launches (the routed experts' 0.3–0.6 MB GEMVs, the attention) were paying.
 //!
 //! Each other worker runs one "keeper" job that executes whatever work the pool has
-//! (`rayon::yield_now`) until the pass is done. A keeper never blocks the pass: it only waits
-//! for the pass's own end flag, so it must never start underneath a frame of the pass: on
-//! the pass's own worker (waiting in a join, it may pop a keeper it spawned) or on a worker
-//! inside one of the pass's stolen tasks. Keepers that have not started by the time the
-//! pass begins (`closed`) return at once, which rules both out: a keeper that did start, did
-//! so before any task of the pass existed, and not on the pass's worker.
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
-
-/// How long the pass waits for the other workers to take their keeper: enough for a
-/// sleeping worker to be woken (tens of µs on a busy VM); after it, the pass runs anyway
-/// and late keepers return at once.
-const START_WAIT: Duration = Duration::from_micros(200);
+//! (`rayon::yield_now`) until the pass is done. A keeper never blocks the pass, and must
+//! never start underneath a frame of the pass, where it would wait for the pass it holds up:
+//! - on the pass's own worker, which pops what is left of its keepers while it waits in a
+//!   join or at the end of the pass: a keeper there returns at once;
+//! - on a worker inside one of the pass's stolen tasks: it cannot find one there. Keepers are
+//!   spawned first, so they are the oldest jobs in the pass worker's deque, and thieves take
+//!   the oldest job; no task of the pass leaves that deque (and none can be stolen from the
+//!   deques of the workers running them) while a keeper is still in it.
+//!
+//! The pass starts at once, without waiting for the keepers: a parked worker takes tens to
+//! hundreds of µs to wake, and a pass of a small model is over by then.
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Runs `work` on a pool worker with the other workers polling for its tasks meanwhile.
 pub(crate) fn pass_with_workers_awake(work: &mut (dyn FnMut() + Send)) {
@@ -28,20 +27,14 @@ pub(crate) fn pass_with_workers_awake(work: &mut (dyn FnMut() + Send)) {
     }
     let others = rayon::current_num_threads().saturating_sub(1);
     let done = AtomicBool::new(false);
-    let closed = AtomicBool::new(false);
-    let started = AtomicUsize::new(0);
     rayon::scope(|s| {
+        let owner = rayon::current_thread_index();
         for _ in 0..others {
-            let (done, closed, started) = (&done, &closed, &started);
-            s.spawn(move |_| keep_polling(done, closed, started));
+            let done = &done;
+            s.spawn(move |_| keep_polling(owner, done));
         }
         // Set even if `work` panics: the scope waits for the keepers before it unwinds.
         let _end = SetOnDrop(&done);
-        let t = Instant::now();
-        while started.load(Ordering::Acquire) < others && t.elapsed() < START_WAIT {
-            std::hint::spin_loop();
-        }
-        closed.store(true, Ordering::Release);
         work();
     });
 }
@@ -55,12 +48,12 @@ impl Drop for SetOnDrop<'_> {
     }
 }
 
-/// One keeper: runs the pool's pending work until the pass is done.
-fn keep_polling(done: &AtomicBool, closed: &AtomicBool, started: &AtomicUsize) {
-    if closed.load(Ordering::Acquire) {
+/// One keeper: runs the pool's pending work until the pass is done (at once on the pass's
+/// own worker).
+fn keep_polling(owner: Option<usize>, done: &AtomicBool) {
+    if rayon::current_thread_index() == owner {
         return;
     }
-    started.fetch_add(1, Ordering::AcqRel);
     while !done.load(Ordering::Acquire) {
         if !matches!(rayon::yield_now(), Some(rayon::Yield::Executed)) {
             std::hint::spin_loop();
@@ -71,6 +64,8 @@ fn keep_polling(done: &AtomicBool, closed: &AtomicBool, started: &AtomicUsize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::AtomicUsize;
+    use std::time::Duration;
     use rayon::prelude::*;
 
     fn forked_sum(n: u32) -> u64 {
@@ -103,9 +98,8 @@ mod tests {
 
     #[test]
     fn a_pass_whose_keepers_cannot_start_still_finishes() {
-        // Every other worker busy past START_WAIT: the keepers stay in the pass worker's
-        // deque, where its joins may pop them; they must return at once, not wait for the
-        // pass they sit under.
+        // Every other worker busy: the keepers stay in the pass worker's deque, where its
+        // joins may pop them; they must return at once, not wait for the pass they sit under.
         let others = rayon::current_num_threads() - 1;
         let busy = std::sync::Arc::new(AtomicUsize::new(0));
         for _ in 0..others {
