@@ -64,9 +64,9 @@ fn keep_polling(owner: Option<usize>, done: &AtomicBool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rayon::prelude::*;
     use std::sync::atomic::AtomicUsize;
     use std::time::Duration;
-    use rayon::prelude::*;
 
     fn forked_sum(n: u32) -> u64 {
         (0..n)

@@ -223,3 +223,79 @@ pub(crate) fn block_value_sums<E: Elem>(
         }
     }
 }
+
+/// [`block_value_sums`] for one query: `out[c] = B(Σ_i coef[i] · row(first + i)[c])` over
+/// i < `coef.len()` (≤ 128), the same lanes, products and tree — a single decode row's
+/// `q_lat` without three empty queries riding along.
+#[allow(clippy::needless_range_loop)]
+#[multiversion(targets("x86_64+avx512f+avx512bw+avx512vl", "x86_64+avx2+fma", "aarch64+neon"))]
+pub(crate) fn block_value_sums_one<E: Elem>(
+    coef: &[f32],
+    rows: &Rows<E>,
+    first: usize,
+    out: &mut [f32],
+) {
+    let any = coef.len();
+    debug_assert!(any <= BLOCK);
+    let width = rows.width;
+    for c0 in (0..width).step_by(LANES) {
+        let cw = (width - c0).min(LANES);
+        let mut lanes = [[0.0f32; LANES]; LANES];
+        for l in 0..LANES.min(any) {
+            let mut acc = [0.0f32; LANES];
+            for i in (l..any).step_by(LANES) {
+                let at = (first + i) * rows.stride + rows.offset + c0;
+                let v = widen16(&rows.values[at..at + cw]);
+                let p = coef[i];
+                for c in 0..LANES {
+                    acc[c] += p * v[c];
+                }
+            }
+            lanes[l] = acc;
+        }
+        for s in [8, 4, 2, 1] {
+            for j in 0..s {
+                for c in 0..LANES {
+                    lanes[j][c] += lanes[j + s][c];
+                }
+            }
+        }
+        out[c0..c0 + cw].copy_from_slice(&lanes[0][..cw]);
+    }
+}
+
+/// Canonical dots of one query `x` with consecutive rows of `w` (row j is
+/// `w[j·x.len() ..][..x.len()]`, one per element of `out`): per 128-term block
+/// `lanes::block_dots`, block totals added in order from +0.0 — `canonical::dot` for each
+/// row, with four rows sharing each load of x.
+#[multiversion(targets("x86_64+avx512f+avx512bw+avx512vl", "x86_64+avx2+fma", "aarch64+neon"))]
+pub(crate) fn query_row_dots<E: Elem>(x: &[f32], w: &[E], out: &mut [f32]) {
+    const ROWS: usize = 4;
+    let k = x.len();
+    let row = |j: usize| &w[j * k..(j + 1) * k];
+    let mut groups = out.chunks_exact_mut(ROWS);
+    let mut j = 0;
+    for o in &mut groups {
+        let rows: [&[E]; ROWS] = std::array::from_fn(|i| row(j + i));
+        let mut total = [0.0f32; ROWS];
+        for b in (0..k).step_by(BLOCK) {
+            let e = (b + BLOCK).min(k);
+            let s = block_dots(&x[b..e], rows.map(|r| &r[b..e]));
+            for i in 0..ROWS {
+                total[i] += s[i];
+            }
+        }
+        o.copy_from_slice(&total);
+        j += ROWS;
+    }
+    for d in groups.into_remainder() {
+        let r = row(j);
+        let mut total = 0.0f32;
+        for b in (0..k).step_by(BLOCK) {
+            let e = (b + BLOCK).min(k);
+            total += block_dots(&x[b..e], [&r[b..e]])[0];
+        }
+        *d = total;
+        j += 1;
+    }
+}

@@ -18,10 +18,12 @@ use concord_core::Result;
 use concord_ops::MlaDecode;
 use rayon::prelude::*;
 
-use super::attention_lanes::{block_value_sums, latent_scores, shared_row_dots, Rows, QUERIES};
+use super::attention_lanes::{
+    block_value_sums, block_value_sums_one, latent_scores, query_row_dots, shared_row_dots, Rows,
+    QUERIES,
+};
 use super::mla_prefill::split as split4;
 use super::mla_prefill::visible;
-use crate::canonical::{dot, weighted_rows};
 use crate::elem::{dispatch, Act, ActMut, Elem, OutElem};
 use crate::gemv::on_pool;
 use crate::storage::{In, Out};
@@ -63,8 +65,12 @@ struct Dims {
     scale: f32,
 }
 
-/// Keys per parallel task of the score pass (whole 128-key blocks).
+/// Keys per parallel task of the score pass on a long cache (whole 128-key blocks).
 const TASK_KEYS: usize = 4 * REDUCE_BLOCK;
+/// Fewest keys per parallel task of the score pass on a short cache.
+const MIN_TASK_KEYS: usize = 16;
+/// Probabilities (heads × visible keys) below which the softmaxes run on one thread.
+const PARALLEL_SOFTMAX: usize = 1 << 13;
 
 /// Multiply-adds of one query row below which rows are computed [`QUERIES`] at a time on
 /// one thread (groups in parallel), each weight row read once per group; above it each row's
@@ -123,6 +129,9 @@ impl Dims {
             .max()
             .unwrap_or(0);
         let split = self.row_work(longest) >= SERIAL_ROW_WORK;
+        if split {
+            touch_lines(w);
+        }
         if !split && out.len() > n * dv {
             out.par_chunks_mut(QUERIES * n * dv)
                 .enumerate()
@@ -230,7 +239,6 @@ impl Dims {
         let min_len = if split { 1 } else { usize::MAX };
         let (n, dn, dv, r) = (self.heads, self.nope, self.v_dim, self.rank);
         let padded = n.next_multiple_of(QUERIES);
-        let w_row = |row: usize| &x.w[row * r..(row + 1) * r];
         let mut q_lat = std::mem::take(&mut scratch.q_lat);
         let mut o_lat = std::mem::take(&mut scratch.o_lat);
         // Heads padded with zero rows to whole groups of QUERIES.
@@ -239,23 +247,42 @@ impl Dims {
         o_lat.clear();
         o_lat.resize(padded * r, 0.0);
         let row0 = t * n;
+        let w_rows = Rows {
+            values: x.w,
+            stride: r,
+            offset: 0,
+            width: r,
+        };
+        // q_lat[h] = Σ_j W[h·(Dn+Dv) + j]·q_nope[h][j]: per 128-term block the lanes and tree
+        // of `weighted_rows`, the block totals added in order from +0.0.
         q_lat[..n * r]
             .par_chunks_mut(r.max(1))
             .with_min_len(min_len)
             .enumerate()
-            .for_each(|(h, ql)| {
-                let q_nope = &x.q[(row0 + h) * self.q_width..(row0 + h) * self.q_width + dn];
-                weighted_rows(q_nope, |j| w_row(h * (dn + dv) + j), ql);
+            .for_each_init(Vec::new, |block, (h, ql)| {
+                let q_nope = &x.q[(row0 + h) * self.q_width..][..dn];
+                block.resize(r, 0.0);
+                for b0 in (0..dn).step_by(REDUCE_BLOCK) {
+                    let b1 = (b0 + REDUCE_BLOCK).min(dn);
+                    let first = h * (dn + dv) + b0;
+                    block_value_sums_one(&q_nope[b0..b1], &w_rows, first, block);
+                    for (a, v) in ql.iter_mut().zip(block.iter()) {
+                        *a += *v;
+                    }
+                }
             });
         self.latent_attention(t, &q_lat, x, scratch, &mut o_lat, split);
         let lat = &o_lat[..];
+        // o[h][j] = A(dot(o_lat[h], W[h·(Dn+Dv) + Dn + j])), four rows of W per load of o_lat.
         o.par_chunks_mut(dv)
             .with_min_len(min_len)
             .enumerate()
-            .for_each(|(h, oh)| {
-                let base = h * (dn + dv);
-                for (j, d) in oh.iter_mut().enumerate() {
-                    *d = O::store(dot(&lat[h * r..(h + 1) * r], w_row(base + dn + j)));
+            .for_each_init(Vec::new, |dots, (h, oh)| {
+                let first = (h * (dn + dv) + dn) * r;
+                dots.resize(dv, 0.0);
+                query_row_dots(&lat[h * r..(h + 1) * r], &x.w[first..first + dv * r], dots);
+                for (d, v) in oh.iter_mut().zip(dots.iter()) {
+                    *d = O::store(*v);
                 }
             });
         scratch.q_lat = q_lat;
@@ -295,18 +322,35 @@ impl Dims {
         // Scores key-major [s, n]: each cache row is read once for all heads.
         scores.clear();
         scores.resize(s * n, 0.0f32);
+        // Keys per task: whole TASK_KEYS ranges on a long cache, fewer on a short one so that
+        // every thread gets some (each score is its own dot: any split, the same bits).
+        let per = if split {
+            let threads = rayon::current_num_threads();
+            TASK_KEYS.min(s.div_ceil(2 * threads).max(MIN_TASK_KEYS))
+        } else {
+            TASK_KEYS
+        };
         let score_task = |key: &mut Vec<f32>, (c, sc): (usize, &mut [f32])| {
             key.resize(r + dr, 0.0);
-            let first = c * TASK_KEYS;
-            latent_scores(q_lat, q_rope, n, latent, x.k_pe, first, key, self.scale, sc);
+            latent_scores(
+                q_lat,
+                q_rope,
+                n,
+                latent,
+                x.k_pe,
+                c * per,
+                key,
+                self.scale,
+                sc,
+            );
         };
         if split {
             scores
-                .par_chunks_mut(TASK_KEYS * n)
+                .par_chunks_mut(per * n)
                 .enumerate()
                 .for_each_init(Vec::new, score_task);
         } else {
-            for item in scores.chunks_mut(TASK_KEYS * n).enumerate() {
+            for item in scores.chunks_mut(per * n).enumerate() {
                 score_task(key, item);
             }
         }
@@ -320,7 +364,7 @@ impl Dims {
             }
             softmax_in_place(ph);
         };
-        if split {
+        if split && s * n >= PARALLEL_SOFTMAX {
             p.par_chunks_mut(s.max(1))
                 .take(n)
                 .enumerate()
@@ -337,39 +381,53 @@ impl Dims {
         blocks.clear();
         blocks.resize(nblocks * padded * r, 0.0f32);
         let p = &p[..];
-        let block_totals = |wide: &mut Vec<f32>, (b, tot): (usize, &mut [f32])| {
+        // One task per (block, group of QUERIES heads): a head's block total is its own sum,
+        // so splitting by heads as well as blocks keeps every bit (and gives a short cache's
+        // one block to every thread).
+        let groups = padded / QUERIES;
+        // Block b's latent rows widened to f32 (once per task, or once per block on one thread).
+        let widen = |wide: &mut Vec<f32>, b: usize| {
             let (b0, b1) = (b * REDUCE_BLOCK, ((b + 1) * REDUCE_BLOCK).min(s));
-            // The block's latent rows widened once for all head groups.
             wide.clear();
             wide.extend(latent[b0 * r..b1 * r].iter().map(|v| v.f()));
+        };
+        let group_totals = |wide: &[f32], b: usize, g: usize, tg: &mut [f32]| {
+            let (b0, b1) = (b * REDUCE_BLOCK, ((b + 1) * REDUCE_BLOCK).min(s));
             let rows = Rows {
-                values: &wide[..],
+                values: wide,
                 stride: r,
                 offset: 0,
                 width: r,
             };
-            for (g, tg) in tot.chunks_mut(QUERIES * r).enumerate() {
-                let heads = g * QUERIES..(g + 1) * QUERIES;
-                let coef: [&[f32]; QUERIES] = std::array::from_fn(|i| {
-                    let h = heads.start + i;
-                    if h < n {
-                        &p[h * s + b0..h * s + b1]
-                    } else {
-                        &[]
-                    }
-                });
-                block_value_sums(coef, &rows, 0, split4(tg, r));
-            }
+            let coef: [&[f32]; QUERIES] = std::array::from_fn(|i| {
+                let h = g * QUERIES + i;
+                if h < n {
+                    &p[h * s + b0..h * s + b1]
+                } else {
+                    &[]
+                }
+            });
+            block_value_sums(coef, &rows, 0, split4(tg, r));
         };
         if r > 0 {
             if split {
+                // One task per (block, group of QUERIES heads): a head's block total is its
+                // own sum, so splitting by heads as well as blocks keeps every bit (and gives
+                // a short cache's one block to every thread).
                 blocks
-                    .par_chunks_mut(padded * r)
+                    .par_chunks_mut(QUERIES * r)
                     .enumerate()
-                    .for_each_init(Vec::new, block_totals);
+                    .for_each_init(Vec::new, |wide, (i, tg)| {
+                        let (b, g) = (i / groups, i % groups);
+                        widen(wide, b);
+                        group_totals(wide, b, g, tg);
+                    });
             } else {
-                for item in blocks.chunks_mut(padded * r).enumerate() {
-                    block_totals(wide, item);
+                for (b, tot) in blocks.chunks_mut(padded * r).enumerate() {
+                    widen(wide, b);
+                    for (g, tg) in tot.chunks_mut(QUERIES * r).enumerate() {
+                        group_totals(wide, b, g, tg);
+                    }
                 }
             }
         }
@@ -380,6 +438,24 @@ impl Dims {
             }
         }
     }
+}
+
+/// Reads one value of every 64-byte line of `w`, in parallel chunks, so that the passes of a
+/// decode row — per head, first the `q_nope` half of W, then after the attention the value
+/// half — find W in cache: from memory, those scattered 18 KiB reads ran at a fifth of the
+/// streaming speed (the op at the side-by-side model's shapes, weights not in cache: 72 →
+/// 59 µs with this pass, `benches/mla_decode.rs`).
+fn touch_lines<W: Elem>(w: &[W]) {
+    const CHUNK: usize = 1 << 15;
+    let step = (64 / std::mem::size_of::<W>()).max(1);
+    w.par_chunks(CHUNK / std::mem::size_of::<W>().max(1))
+        .for_each(|c| {
+            let mut acc = 0.0f32;
+            for v in c.iter().step_by(step) {
+                acc += v.f();
+            }
+            std::hint::black_box(acc);
+        });
 }
 
 /// The op's inputs, typed.
