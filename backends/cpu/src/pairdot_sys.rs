@@ -59,8 +59,14 @@ impl PairDot {
             // avx512f, avx512bw and avx512bf16: the features `rows_e4m3_vbmi` is compiled with.
             return unsafe { crate::gemv_pairdot::rows_e4m3_vbmi(xp, k, codes, j0, out, fold) };
         }
+        if let WeightRow::Bf16(bits) = W::row(w) {
+            // SAFETY: `self` exists only where `detect` saw avx512f, avx512bw and avx512bf16 on
+            // this CPU, exactly the features `gemv_pairdot::rows_bf16` is compiled with.
+            return unsafe { crate::gemv_pairdot::rows_bf16(xp, k, bits, j0, out, fold) };
+        }
         // SAFETY: `self` exists only where `detect` saw avx512f, avx512bw and avx512bf16 on
-        // this CPU, exactly the features `gemv_pairdot::rows` is compiled with.
+        // this CPU, exactly the features `gemv_pairdot::rows` is compiled with (e4m3 weights
+        // without VBMI).
         unsafe { crate::gemv_pairdot::rows(xp, k, w, j0, out, fold) }
     }
 
