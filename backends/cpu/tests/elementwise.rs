@@ -80,6 +80,44 @@ fn swiglu_is_rounded_silu_times_up() {
     .f32();
     assert_eq!(y[0], 0.0);
     assert_eq!(y[1], silu(1.0) * 2.0);
+    // f32 out: every bit of the product, the exp's special inputs included (the exps run 64
+    // at a time on a vector kernel: runs of 64, 65 and 129 elements exercise its tails).
+    let mut g: Vec<f32> = (0..5000).map(|_| rng.uniform(-100.0, 100.0)).collect();
+    g[..12].copy_from_slice(&[
+        f32::NAN,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        -0.0,
+        0.0,
+        88.8,
+        -88.8,
+        -87.3,
+        1e-30,
+        -1e-45,
+        f32::MAX,
+        f32::MIN,
+    ]);
+    let u = rng.vec(g.len());
+    for len in [1, 63, 64, 65, 129, g.len()] {
+        let y = run1(
+            &be,
+            Swiglu { out: DType::F32 },
+            &[
+                &f32s(&be, &[1, len], &g[..len]),
+                &f32s(&be, &[1, len], &u[..len]),
+            ],
+        )
+        .f32();
+        for i in 0..len {
+            assert_eq!(
+                y[i].to_bits(),
+                (silu(g[i]) * u[i]).to_bits(),
+                "g {} u {} (row of {len})",
+                g[i],
+                u[i]
+            );
+        }
+    }
 }
 
 #[test]

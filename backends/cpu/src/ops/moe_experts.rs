@@ -15,7 +15,7 @@ use concord_ops::{ExpertWeights, MoeExperts, FP8_ACT_BLOCK};
 use rayon::prelude::*;
 
 use super::quantize_row;
-use super::swiglu::swiglu_elem;
+use super::swiglu::silu_products;
 use crate::elem::{dispatch, Act, ActMut, Elem, OutElem};
 use crate::gemm::{gemm, gemm_fp8, Fp8Weight};
 use crate::gemv::on_pool;
@@ -169,9 +169,8 @@ impl Experts<'_> {
         // FP8: up reads the quantization of x that gate made.
         self.project(&self.gate, ex, task.x, m, h, i, task.gate, q, qs, true);
         self.project(&self.up, ex, task.x, m, h, i, task.up, q, qs, false);
-        for ((a, g), u) in task.act.iter_mut().zip(&*task.gate).zip(&*task.up) {
-            *a = swiglu_elem::<O>(g.f(), u.f()).f();
-        }
+        let act = &mut *task.act;
+        silu_products(task.gate, task.up, |j, v| act[j] = O::store(v).f());
         self.project(&self.down, ex, task.act, m, i, h, task.out, q, qs, true);
     }
 
