@@ -19,6 +19,9 @@
 //! hundreds of µs to wake, and a pass of a small model is over by then.
 use std::sync::atomic::{AtomicBool, Ordering};
 
+/// Idle polls a keeper spins through before it starts yielding its core between polls.
+const SPINS_BEFORE_YIELDING: u32 = 256;
+
 /// Runs `work` on a pool worker with the other workers polling for its tasks meanwhile.
 pub(crate) fn pass_with_workers_awake(work: &mut (dyn FnMut() + Send)) {
     if rayon::current_thread_index().is_some() {
@@ -54,9 +57,17 @@ fn keep_polling(owner: Option<usize>, done: &AtomicBool) {
     if rayon::current_thread_index() == owner {
         return;
     }
+    let mut idle = 0u32;
     while !done.load(Ordering::Acquire) {
-        if !matches!(rayon::yield_now(), Some(rayon::Yield::Executed)) {
+        if matches!(rayon::yield_now(), Some(rayon::Yield::Executed)) {
+            idle = 0;
+        } else if idle < SPINS_BEFORE_YIELDING {
+            idle += 1;
             std::hint::spin_loop();
+        } else {
+            // Long idle: let whatever else wants this core run (a build, another process);
+            // with nothing else runnable `sched_yield` returns at once.
+            std::thread::yield_now();
         }
     }
 }

@@ -291,3 +291,33 @@ fn mla_decode_long_cache_follows_the_contract_order() {
         c.decode_reference(0.25, DType::F32)
     );
 }
+
+#[test]
+fn mla_decode_rows_of_a_group_see_only_their_own_keys() {
+    // Rows decoded together (a verification's draft rows): a key only the later row sees
+    // holds ∞, so it must not reach the earlier row's scores, softmax or value sums.
+    let d = Dims {
+        t: 3,
+        n: 2,
+        dn: 16,
+        dr: 8,
+        dv: 16,
+        r: 24,
+        s: 40,
+    };
+    let mut c = Case::new(12, d, &[4, 5, 30]);
+    c.latent[10 * d.r..11 * d.r].fill(f32::INFINITY);
+    let rows_before_the_key = 2 * d.n * d.dv;
+    for out in [DType::F32, DType::BF16] {
+        let got = c.decode(0.25, out);
+        let want = c.decode_reference(0.25, out);
+        assert_eq!(
+            got[..rows_before_the_key],
+            want[..rows_before_the_key],
+            "out {out}"
+        );
+        assert!(got[..rows_before_the_key]
+            .iter()
+            .all(|b| f32::from_bits(*b).is_finite()));
+    }
+}

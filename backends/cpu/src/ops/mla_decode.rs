@@ -196,13 +196,9 @@ impl Dims {
                 }
             }
         }
-        for i in 0..rows {
-            let (ql, ol) = (
-                &q_lat[i * plane..][..plane],
-                &mut o_lat[i * plane..][..plane],
-            );
-            self.latent_attention(t0 + i, ql, x, scratch, ol, false);
-        }
+        // The group's rows attend together: each cache row is read once for all of them.
+        let (ql, ol) = (&q_lat[..rows * plane], &mut o_lat[..rows * plane]);
+        self.latent_attention(t0, rows, ql, x, scratch, ol, false);
         // o[i][h][j] = A(dot(W[h·(Dn+Dv) + Dn + j], o_lat[i][h])), the row shared by the group.
         let zeros = vec![0.0f32; r];
         for h in 0..n {
@@ -271,7 +267,7 @@ impl Dims {
                     }
                 }
             });
-        self.latent_attention(t, &q_lat, x, scratch, &mut o_lat, split);
+        self.latent_attention(t, 1, &q_lat, x, scratch, &mut o_lat, split);
         let lat = &o_lat[..];
         // o[h][j] = A(dot(o_lat[h], W[h·(Dn+Dv) + Dn + j])), four rows of W per load of o_lat.
         o.par_chunks_mut(dv)
@@ -289,13 +285,22 @@ impl Dims {
         scratch.o_lat = o_lat;
     }
 
-    /// Row `t`'s attention in latent space: scores of `q_lat` [padded heads, rank] and its
-    /// rope part against every visible key, softmax per head, then `o_lat` [padded, rank] =
-    /// the probability-weighted latent rows. `split`: each pass in parallel tasks, else all
-    /// on this thread (the same per-element code and order, so the same bits).
+    /// Rows `t0 .. t0 + rows` attend in latent space: query q of the `rows · padded` queries
+    /// is head q mod padded of row t0 + q / padded (heads padded to whole groups of QUERIES
+    /// with zero rows that see no keys), `q_lat` and `o_lat` [rows · padded, rank]. Scores of
+    /// each query's `q_lat` and rope part against the keys (key-major: each cache row read
+    /// once for every query), softmax per query over the keys its row sees, then `o_lat` =
+    /// the probability-weighted latent rows (each block's rows read once for every query).
+    /// Every query's arithmetic is the same whatever else is computed beside it — a score is
+    /// its own dot, a value sum its own lanes — so the bits never depend on the grouping;
+    /// keys past a row's position are scored (they exist for the group's last row) and left
+    /// out of its softmax and sums. `split`: each pass in parallel tasks, else all on this
+    /// thread (the same per-element code and order, so the same bits).
+    #[allow(clippy::too_many_arguments)]
     fn latent_attention<W: Elem, L: Elem, P: Elem>(
         &self,
-        t: usize,
+        t0: usize,
+        rows: usize,
         q_lat: &[f32],
         x: &Inputs<W, L, P>,
         scratch: &mut Scratch,
@@ -304,7 +309,18 @@ impl Dims {
     ) {
         let (n, dr, r) = (self.heads, self.rope, self.rank);
         let padded = n.next_multiple_of(QUERIES);
+        let queries = rows * padded;
+        // Score columns: one row's real heads only; several rows' padded heads too, so that
+        // query q is column q.
+        let columns = if rows == 1 { n } else { queries };
         let latent = x.latent;
+        let seen = |q: usize| {
+            if q % padded < n {
+                visible(x.pos[t0 + q / padded], self.keys)
+            } else {
+                0
+            }
+        };
         let Scratch {
             q_rope,
             scores,
@@ -315,13 +331,20 @@ impl Dims {
             ..
         } = scratch;
         q_rope.clear();
-        q_rope.resize(padded * dr, 0.0);
-        q_rope[..n * dr].copy_from_slice(&x.q_pe[t * n * dr..(t + 1) * n * dr]);
+        q_rope.resize(queries * dr, 0.0);
+        for i in 0..rows {
+            let t = t0 + i;
+            q_rope[i * padded * dr..][..n * dr]
+                .copy_from_slice(&x.q_pe[t * n * dr..(t + 1) * n * dr]);
+        }
         let q_rope = &q_rope[..];
-        let s = visible(x.pos[t], self.keys);
-        // Scores key-major [s, n]: each cache row is read once for all heads.
+        let s = (0..rows)
+            .map(|i| visible(x.pos[t0 + i], self.keys))
+            .max()
+            .unwrap_or(0);
+        // Scores key-major [s, columns]: each cache row is read once for all queries.
         scores.clear();
-        scores.resize(s * n, 0.0f32);
+        scores.resize(s * columns, 0.0f32);
         // Keys per task: whole TASK_KEYS ranges on a long cache, fewer on a short one so that
         // every thread gets some (each score is its own dot: any split, the same bits).
         let per = if split {
@@ -335,7 +358,7 @@ impl Dims {
             latent_scores(
                 q_lat,
                 q_rope,
-                n,
+                columns,
                 latent,
                 x.k_pe,
                 c * per,
@@ -346,45 +369,45 @@ impl Dims {
         };
         if split {
             scores
-                .par_chunks_mut(per * n)
+                .par_chunks_mut(per * columns)
                 .enumerate()
                 .for_each_init(Vec::new, score_task);
         } else {
-            for item in scores.chunks_mut(per * n).enumerate() {
+            for item in scores.chunks_mut(per * columns).enumerate() {
                 score_task(key, item);
             }
         }
-        // Probabilities head-major [padded, s]; padded heads see no keys.
+        // Probabilities query-major [queries, s], each over its own row's keys; padded heads
+        // see none.
         p.clear();
-        p.resize(padded * s, 0.0f32);
+        p.resize(queries * s, 0.0f32);
         let scores = &scores[..];
-        let softmax_head = |(h, ph): (usize, &mut [f32])| {
-            for (d, u) in ph.iter_mut().zip(0..s) {
-                *d = scores[u * n + h];
+        let softmax_query = |(q, pq): (usize, &mut [f32])| {
+            let sq = seen(q);
+            if sq == 0 {
+                return;
             }
-            softmax_in_place(ph);
+            for (d, u) in pq.iter_mut().zip(0..sq) {
+                *d = scores[u * columns + q];
+            }
+            softmax_in_place(&mut pq[..sq]);
         };
-        if split && s * n >= PARALLEL_SOFTMAX {
+        if split && s * columns >= PARALLEL_SOFTMAX {
             p.par_chunks_mut(s.max(1))
-                .take(n)
                 .enumerate()
-                .for_each(softmax_head);
+                .for_each(softmax_query);
         } else {
-            p.chunks_mut(s.max(1))
-                .take(n)
-                .enumerate()
-                .for_each(softmax_head);
+            p.chunks_mut(s.max(1)).enumerate().for_each(softmax_query);
         }
-        // Value sums: each 128-key block's totals for all heads (the block's latent rows
-        // read once, shared by the heads), then the totals in block order from +0.0.
+        // Value sums: each 128-key block's totals for every query (the block's latent rows
+        // read once, shared by the queries), then the totals in block order from +0.0 (a
+        // query's blocks past its keys add +0.0, which leaves a sum started from +0.0 as it
+        // is).
         let nblocks = s.div_ceil(REDUCE_BLOCK);
         blocks.clear();
-        blocks.resize(nblocks * padded * r, 0.0f32);
+        blocks.resize(nblocks * queries * r, 0.0f32);
         let p = &p[..];
-        // One task per (block, group of QUERIES heads): a head's block total is its own sum,
-        // so splitting by heads as well as blocks keeps every bit (and gives a short cache's
-        // one block to every thread).
-        let groups = padded / QUERIES;
+        let groups = queries / QUERIES;
         // Block b's latent rows widened to f32 (once per task, or once per block on one thread).
         let widen = |wide: &mut Vec<f32>, b: usize| {
             let (b0, b1) = (b * REDUCE_BLOCK, ((b + 1) * REDUCE_BLOCK).min(s));
@@ -400,9 +423,10 @@ impl Dims {
                 width: r,
             };
             let coef: [&[f32]; QUERIES] = std::array::from_fn(|i| {
-                let h = g * QUERIES + i;
-                if h < n {
-                    &p[h * s + b0..h * s + b1]
+                let q = g * QUERIES + i;
+                let end = seen(q).min(b1);
+                if end > b0 {
+                    &p[q * s + b0..q * s + end]
                 } else {
                     &[]
                 }
@@ -411,9 +435,9 @@ impl Dims {
         };
         if r > 0 {
             if split {
-                // One task per (block, group of QUERIES heads): a head's block total is its
-                // own sum, so splitting by heads as well as blocks keeps every bit (and gives
-                // a short cache's one block to every thread).
+                // One task per (block, group of QUERIES queries): a query's block total is
+                // its own sum, so splitting by queries as well as blocks keeps every bit (and
+                // gives a short cache's one block to every thread).
                 blocks
                     .par_chunks_mut(QUERIES * r)
                     .enumerate()
@@ -423,7 +447,7 @@ impl Dims {
                         group_totals(wide, b, g, tg);
                     });
             } else {
-                for (b, tot) in blocks.chunks_mut(padded * r).enumerate() {
+                for (b, tot) in blocks.chunks_mut(queries * r).enumerate() {
                     widen(wide, b);
                     for (g, tg) in tot.chunks_mut(QUERIES * r).enumerate() {
                         group_totals(wide, b, g, tg);
@@ -432,7 +456,7 @@ impl Dims {
             }
         }
         o_lat.fill(0.0);
-        for tot in blocks.chunks(padded * r) {
+        for tot in blocks.chunks(queries * r) {
             for (a, v) in o_lat.iter_mut().zip(tot) {
                 *a += *v;
             }
