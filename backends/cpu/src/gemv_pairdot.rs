@@ -47,16 +47,24 @@ pub(crate) fn rows<W: PairWeight, O: OutElem, F: Fold>(
         let wr = &w[j * k..(j + 1) * k];
         let mut total = 0.0f32;
         for (kb, b) in (0..k).step_by(BLOCK).enumerate() {
-            let e = (b + BLOCK).min(k);
-            let mut a = _mm512_setzero_ps();
-            for c in (b..e).step_by(STEP) {
-                let s = (c + STEP).min(e);
-                a = _mm512_dpbf16_ps(a, load(&xp[c..]), pair_order(natural32(&wr[c..s])));
-            }
-            total = fold.fold(0, j, kb, total, tree(&bytemuck::cast::<__m512, Lanes>(a)));
+            total = fold.fold(0, j, kb, total, block_sum(xp, wr, b));
         }
         *d = O::store(total);
     }
+}
+
+/// The canonical sum of the block of terms that starts at `b` (whole or the row's last):
+/// one `vdpbf16ps` per 32 terms, then the fixed tree.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
+fn block_sum<W: PairWeight>(xp: &[u16], wr: &[W], b: usize) -> f32 {
+    let e = (b + BLOCK).min(wr.len());
+    let mut a = _mm512_setzero_ps();
+    for c in (b..e).step_by(STEP) {
+        let s = (c + STEP).min(e);
+        a = _mm512_dpbf16_ps(a, load(&xp[c..]), pair_order(natural32(&wr[c..s])));
+    }
+    tree(&bytemuck::cast::<__m512, Lanes>(a))
 }
 
 /// [`rows`] for BF16 weights: whole blocks as fixed-size arrays and two blocks' accumulators
@@ -101,18 +109,8 @@ pub(crate) fn rows_bf16<O: OutElem, F: Fold>(
             );
             kb += 2;
         }
-        for (kb, b) in (kb * BLOCK..k)
-            .step_by(BLOCK)
-            .enumerate()
-            .map(|(q, b)| (kb + q, b))
-        {
-            let e = (b + BLOCK).min(k);
-            let mut a = _mm512_setzero_ps();
-            for c in (b..e).step_by(STEP) {
-                let s = (c + STEP).min(e);
-                a = _mm512_dpbf16_ps(a, load(&xp[c..]), pair_order(natural32(&wr[c..s])));
-            }
-            total = fold.fold(0, j, kb, total, tree(&bytemuck::cast::<__m512, Lanes>(a)));
+        for kb in kb..k.div_ceil(BLOCK) {
+            total = fold.fold(0, j, kb, total, block_sum(xp, wr, kb * BLOCK));
         }
         *d = O::store(total);
     }
