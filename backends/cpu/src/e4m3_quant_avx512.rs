@@ -79,6 +79,14 @@ fn low_bytes(v: __m512i) -> [u8; LANES] {
     bytemuck::cast(packed)
 }
 
+/// Writes the first `q.len() ≤ 16` codes (a full register's in one store).
+fn store(q: &mut [u8], codes: [u8; LANES]) {
+    match <&mut [u8; LANES]>::try_from(&mut *q) {
+        Ok(full) => *full = codes,
+        Err(_) => q.copy_from_slice(&codes[..q.len()]),
+    }
+}
+
 /// Up to sixteen values in the low lanes of a register, `fill` in the others.
 #[target_feature(enable = "avx512f")]
 fn load(x: &[f32], fill: f32) -> __m512 {
@@ -97,8 +105,7 @@ fn load(x: &[f32], fill: f32) -> __m512 {
 pub(crate) fn to_e4m3_satfinite(x: &[f32], q: &mut [u8]) {
     debug_assert_eq!(x.len(), q.len());
     for (xc, qc) in x.chunks(LANES).zip(q.chunks_mut(LANES)) {
-        let codes = low_bytes(e4m3_satfinite16(load(xc, 0.0)));
-        qc.copy_from_slice(&codes[..qc.len()]);
+        store(qc, low_bytes(e4m3_satfinite16(load(xc, 0.0))));
     }
 }
 
@@ -134,8 +141,10 @@ pub(crate) fn quantize_row(x: &[f32], q: &mut [u8], s: &mut [f32], scale_fmt: Ac
         *sb = scale;
         let s16 = _mm512_set1_ps(scale);
         for (xc, qc) in xb.chunks(LANES).zip(qb.chunks_mut(LANES)) {
-            let codes = low_bytes(e4m3_satfinite16(_mm512_div_ps(load(xc, 0.0), s16)));
-            qc.copy_from_slice(&codes[..qc.len()]);
+            store(
+                qc,
+                low_bytes(e4m3_satfinite16(_mm512_div_ps(load(xc, 0.0), s16))),
+            );
         }
     }
 }
