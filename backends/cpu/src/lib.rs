@@ -18,6 +18,11 @@ mod blocked_pairdot;
 mod canonical;
 #[cfg(target_arch = "x86_64")]
 mod e4m3_pairs;
+#[cfg(target_arch = "x86_64")]
+mod e4m3_quant_avx512;
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
+mod e4m3_quant_sys;
 mod elem;
 mod gemm;
 mod gemv;
@@ -126,6 +131,45 @@ pub mod testing {
     /// Softmax of a row as the CPU ops compute it (the dispatching entry).
     pub fn softmax(x: &mut [f32]) {
         crate::softmax::softmax_in_place(x)
+    }
+
+    /// Whether this CPU has AVX-512F, so [`e4m3_satfinite_avx512`] and
+    /// [`quantize_row_avx512`] run.
+    pub fn e4m3_quant_avx512_available() -> bool {
+        #[cfg(target_arch = "x86_64")]
+        return crate::e4m3_quant_sys::Avx512Quant::detect().is_some();
+        #[cfg(not(target_arch = "x86_64"))]
+        false
+    }
+    /// `q[i] = f32_to_e4m3_satfinite(x[i])` on the AVX-512F kernel; `false` (and `q`
+    /// untouched) where this CPU lacks AVX-512F.
+    pub fn e4m3_satfinite_avx512(x: &[f32], q: &mut [u8]) -> bool {
+        assert_eq!(x.len(), q.len());
+        #[cfg(target_arch = "x86_64")]
+        if let Some(avx512) = crate::e4m3_quant_sys::Avx512Quant::detect() {
+            avx512.to_e4m3_satfinite(x, q);
+            return true;
+        }
+        let _ = (x, q);
+        false
+    }
+    /// fp8_act_quant's row quantization (codes `q`, one scale per 128 columns in `s`) on the
+    /// AVX-512F kernel; `false` (and `q`, `s` untouched) where this CPU lacks AVX-512F.
+    pub fn quantize_row_avx512(
+        x: &[f32],
+        q: &mut [u8],
+        s: &mut [f32],
+        scale_fmt: concord_core::ActScaleFormat,
+    ) -> bool {
+        assert_eq!(x.len(), q.len());
+        assert_eq!(s.len(), x.len().div_ceil(concord_ops::FP8_ACT_BLOCK));
+        #[cfg(target_arch = "x86_64")]
+        if let Some(avx512) = crate::e4m3_quant_sys::Avx512Quant::detect() {
+            avx512.quantize_row(x, q, s, scale_fmt);
+            return true;
+        }
+        let _ = (x, q, s, scale_fmt);
+        false
     }
 
     /// Whether this CPU has the pair-dot tier (AVX-512 F, BW and BF16).

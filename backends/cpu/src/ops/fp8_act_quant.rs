@@ -35,25 +35,46 @@ pub(crate) fn run(op: &Fp8ActQuant, ins: &[In], outs: &mut [Out]) -> Result<()> 
 }
 
 /// Quantizes one row: `q` gets the e4m3 codes, `s` one scale per 128 columns, in `scale_fmt`.
+/// AVX-512F CPUs run `e4m3_quant_avx512`'s kernel (the same bits), others [`quantize_row_scalar`].
 pub(crate) fn quantize_row(x: &[f32], q: &mut [u8], s: &mut [f32], scale_fmt: ActScaleFormat) {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(avx512) = crate::e4m3_quant_sys::Avx512Quant::detect() {
+        avx512.quantize_row(x, q, s, scale_fmt);
+        return;
+    }
+    quantize_row_scalar(x, q, s, scale_fmt)
+}
+
+/// [`quantize_row`] one element at a time: the definition.
+fn quantize_row_scalar(x: &[f32], q: &mut [u8], s: &mut [f32], scale_fmt: ActScaleFormat) {
     for ((xb, qb), sb) in x
         .chunks(FP8_ACT_BLOCK)
         .zip(q.chunks_mut(FP8_ACT_BLOCK))
         .zip(s.iter_mut())
     {
-        let mut amax = 0.0f32;
-        for v in xb {
-            let a = v.abs();
-            if a.is_nan() || a > amax {
-                amax = a;
-            }
-        }
-        // Written so that a NaN amax stays NaN.
-        let clamped = if amax < AMAX_FLOOR { AMAX_FLOOR } else { amax };
-        let scale = scale_fmt.apply(clamped / 448.0);
+        let scale = block_scale(block_amax(xb), scale_fmt);
         *sb = scale;
         for (d, v) in qb.iter_mut().zip(xb) {
             *d = f32_to_e4m3_satfinite(*v / scale);
         }
     }
+}
+
+/// `max |x|` over a block, NaN as soon as one element is NaN (the last NaN's bits, sign cleared).
+pub(crate) fn block_amax(xb: &[f32]) -> f32 {
+    let mut amax = 0.0f32;
+    for v in xb {
+        let a = v.abs();
+        if a.is_nan() || a > amax {
+            amax = a;
+        }
+    }
+    amax
+}
+
+/// The block's scale for its amax: `fmt(max(amax, 1e-4) / 448)`.
+pub(crate) fn block_scale(amax: f32, scale_fmt: ActScaleFormat) -> f32 {
+    // Written so that a NaN amax stays NaN.
+    let clamped = if amax < AMAX_FLOOR { AMAX_FLOOR } else { amax };
+    scale_fmt.apply(clamped / 448.0)
 }

@@ -49,7 +49,7 @@ pub(crate) fn run(op: &Op, ins: &[In], outs: &mut [Out]) -> Result<()> {
     }
 }
 
-pub(crate) use fp8_act_quant::quantize_row;
+pub(crate) use fp8_act_quant::{block_amax, block_scale, quantize_row};
 
 /// Elements below which a row-wise op runs as one task on the calling thread: splitting a
 /// few small rows costs a fork, a join and perhaps a sleeping worker's wake-up, more than the
