@@ -42,6 +42,21 @@ fn main() {
     // CONCORD_BENCH_PAIR_ONLY=1 times the pair-dot tier only (the f32 kernels are slower to
     // time and untouched by pair-dot work).
     let pair_only = std::env::var_os("CONCORD_BENCH_PAIR_ONLY").is_some();
+    // GEMM_SHAPES="m,n,k;…" times those shapes instead, the calls made from a pool worker
+    // (inside one host_scope, as a forward pass makes them: no hand-off per call).
+    if let Ok(shapes) = std::env::var("GEMM_SHAPES") {
+        for shape in shapes.split(';') {
+            let v: Vec<usize> = shape.split(',').map(|x| x.parse().expect("m,n,k")).collect();
+            let (m, n, k) = (v[0], v[1], v[2]);
+            let w = bf16s(&be, &[n, k], &rng.vec_bf16(n * k));
+            let x = f32s(&be, &[m, k], &rng.vec_bf16(m * k));
+            let op: Op = Matmul { out: DType::BF16 }.into();
+            let mut s = 0.0;
+            be.host_scope(&mut || s = median_seconds(&op, &[&x, &w]));
+            println!("bf16 pair m {m:4} n {n:5} k {k:5}: {:9.2} us", s * 1e6);
+        }
+        return;
+    }
     for (m, n, k) in [
         (128, 1024, 1024),
         (128, 2633, 1024),
