@@ -46,7 +46,10 @@ fn main() {
     // (inside one host_scope, as a forward pass makes them: no hand-off per call).
     if let Ok(shapes) = std::env::var("GEMM_SHAPES") {
         for shape in shapes.split(';') {
-            let v: Vec<usize> = shape.split(',').map(|x| x.parse().expect("m,n,k")).collect();
+            let v: Vec<usize> = shape
+                .split(',')
+                .map(|x| x.parse().expect("m,n,k"))
+                .collect();
             let (m, n, k) = (v[0], v[1], v[2]);
             let w = bf16s(&be, &[n, k], &rng.vec_bf16(n * k));
             let x = f32s(&be, &[m, k], &rng.vec_bf16(m * k));

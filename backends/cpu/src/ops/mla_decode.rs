@@ -133,10 +133,16 @@ impl Dims {
             touch_lines(w);
         }
         if !split && out.len() > n * dv {
-            out.par_chunks_mut(QUERIES * n * dv)
+            // Groups of at most QUERIES rows, as many as the threads (4 rows on two threads:
+            // two groups of 2, not one of 4 on one thread while the other waits).
+            let rows = out.len() / (n * dv);
+            let group = rows
+                .div_ceil(rayon::current_num_threads().max(1))
+                .clamp(1, QUERIES);
+            out.par_chunks_mut(group * n * dv)
                 .enumerate()
                 .for_each_init(Scratch::default, |scratch, (g, o)| {
-                    self.attend_group(g * QUERIES, &inputs, o, scratch)
+                    self.attend_group(g * group, &inputs, o, scratch)
                 });
         } else {
             let mut scratch = Scratch::default();
