@@ -12,7 +12,7 @@
 //! scalar amax (which NaN it keeps sets the scale's NaN bits).
 //!
 //! Every function here is safe code compiled with AVX-512F; the call from code without it is
-//! `e4m3_quant_sys`'s, behind the CPU check.
+//! `avx512f_sys`'s, behind the CPU check.
 use std::arch::x86_64::{
     __m128i, __m512, __m512i, __mmask16, _mm512_add_epi32, _mm512_add_ps, _mm512_and_si512,
     _mm512_castps_si512, _mm512_castsi512_ps, _mm512_cmp_ps_mask, _mm512_cmpgt_epi32_mask,

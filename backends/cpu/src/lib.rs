@@ -8,6 +8,9 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
+mod avx512f_sys;
 mod awake;
 mod backend;
 mod blocked;
@@ -20,9 +23,6 @@ mod canonical;
 mod e4m3_pairs;
 #[cfg(target_arch = "x86_64")]
 mod e4m3_quant_avx512;
-#[cfg(target_arch = "x86_64")]
-#[allow(unsafe_code)]
-mod e4m3_quant_sys;
 mod elem;
 mod gemm;
 mod gemv;
@@ -38,9 +38,6 @@ mod pairdot_sys;
 mod softmax;
 #[cfg(target_arch = "x86_64")]
 mod softmax_avx512;
-#[cfg(target_arch = "x86_64")]
-#[allow(unsafe_code)]
-mod softmax_sys;
 mod storage;
 
 pub use backend::{probe, CpuBackend};
@@ -99,10 +96,11 @@ pub mod testing {
         crate::canonical::weighted_rows(coef, |u| &rows[u * w..(u + 1) * w], out)
     }
 
-    /// Whether this CPU has AVX-512F, so [`exp_avx512`] and [`softmax_avx512`] run.
+    /// Whether this CPU has AVX-512F, so [`exp_avx512`], [`softmax_avx512`],
+    /// [`e4m3_satfinite_avx512`] and [`quantize_row_avx512`] run.
     pub fn avx512f_available() -> bool {
         #[cfg(target_arch = "x86_64")]
-        return crate::softmax_sys::Avx512Exp::detect().is_some();
+        return crate::avx512f_sys::Avx512F::detect().is_some();
         #[cfg(not(target_arch = "x86_64"))]
         false
     }
@@ -110,7 +108,7 @@ pub mod testing {
     /// untouched) where this CPU lacks AVX-512F.
     pub fn exp_avx512(x: &mut [f32]) -> bool {
         #[cfg(target_arch = "x86_64")]
-        if let Some(avx512) = crate::softmax_sys::Avx512Exp::detect() {
+        if let Some(avx512) = crate::avx512f_sys::Avx512F::detect() {
             avx512.exp_in_place(x);
             return true;
         }
@@ -121,7 +119,7 @@ pub mod testing {
     /// lacks AVX-512F.
     pub fn softmax_avx512(x: &mut [f32]) -> bool {
         #[cfg(target_arch = "x86_64")]
-        if let Some(avx512) = crate::softmax_sys::Avx512Exp::detect() {
+        if let Some(avx512) = crate::avx512f_sys::Avx512F::detect() {
             avx512.softmax_in_place(x);
             return true;
         }
@@ -133,20 +131,12 @@ pub mod testing {
         crate::softmax::softmax_in_place(x)
     }
 
-    /// Whether this CPU has AVX-512F, so [`e4m3_satfinite_avx512`] and
-    /// [`quantize_row_avx512`] run.
-    pub fn e4m3_quant_avx512_available() -> bool {
-        #[cfg(target_arch = "x86_64")]
-        return crate::e4m3_quant_sys::Avx512Quant::detect().is_some();
-        #[cfg(not(target_arch = "x86_64"))]
-        false
-    }
     /// `q[i] = f32_to_e4m3_satfinite(x[i])` on the AVX-512F kernel; `false` (and `q`
     /// untouched) where this CPU lacks AVX-512F.
     pub fn e4m3_satfinite_avx512(x: &[f32], q: &mut [u8]) -> bool {
         assert_eq!(x.len(), q.len());
         #[cfg(target_arch = "x86_64")]
-        if let Some(avx512) = crate::e4m3_quant_sys::Avx512Quant::detect() {
+        if let Some(avx512) = crate::avx512f_sys::Avx512F::detect() {
             avx512.to_e4m3_satfinite(x, q);
             return true;
         }
@@ -164,7 +154,7 @@ pub mod testing {
         assert_eq!(x.len(), q.len());
         assert_eq!(s.len(), x.len().div_ceil(concord_ops::FP8_ACT_BLOCK));
         #[cfg(target_arch = "x86_64")]
-        if let Some(avx512) = crate::e4m3_quant_sys::Avx512Quant::detect() {
+        if let Some(avx512) = crate::avx512f_sys::Avx512F::detect() {
             avx512.quantize_row(x, q, s, scale_fmt);
             return true;
         }

@@ -7,7 +7,7 @@
 #[inline]
 pub(crate) fn softmax_in_place(x: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
-    if let Some(avx512) = crate::softmax_sys::Avx512Exp::detect() {
+    if let Some(avx512) = crate::avx512f_sys::Avx512F::detect() {
         return avx512.softmax_in_place(x);
     }
     concord_core::numerics::math::softmax_in_place(x)
@@ -17,7 +17,7 @@ pub(crate) fn softmax_in_place(x: &mut [f32]) {
 #[inline]
 pub(crate) fn exp_in_place(x: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
-    if let Some(avx512) = crate::softmax_sys::Avx512Exp::detect() {
+    if let Some(avx512) = crate::avx512f_sys::Avx512F::detect() {
         return avx512.exp_in_place(x);
     }
     for v in x {

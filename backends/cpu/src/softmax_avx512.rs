@@ -16,7 +16,7 @@
 //! IEEE per element.
 //!
 //! Every function here is safe code compiled with AVX-512F; the call from code without it is
-//! `softmax_sys`'s, behind the CPU check.
+//! `avx512f_sys`'s, behind the CPU check.
 use std::arch::x86_64::{
     __m512, __m512i, __mmask16, _mm512_add_epi32, _mm512_add_ps, _mm512_castsi512_ps,
     _mm512_cmp_ps_mask, _mm512_cmpgt_epi32_mask, _mm512_cmplt_epi32_mask, _mm512_cvttps_epi32,

@@ -6,23 +6,13 @@
 mod common;
 
 use common::*;
-use concord_backend_cpu::testing::{
-    e4m3_quant_avx512_available, e4m3_satfinite_avx512, quantize_row_avx512,
-};
+use concord_backend_cpu::testing::{e4m3_satfinite_avx512, quantize_row_avx512};
 use concord_core::convert::f32_to_e4m3_satfinite;
 use concord_ops::{ActScaleFormat, Fp8ActQuant, FP8_ACT_BLOCK};
 
-fn skip() -> bool {
-    if !e4m3_quant_avx512_available() {
-        eprintln!("SKIP: no AVX-512");
-        return true;
-    }
-    false
-}
-
 #[test]
 fn e4m3_conversion_equals_the_contract_on_every_f32_bit_pattern() {
-    if skip() {
+    if skip_without_avx512f() {
         return;
     }
     // One batch per value of the top 16 bits: all 2^32 patterns.
@@ -47,7 +37,7 @@ fn e4m3_conversion_equals_the_contract_on_every_f32_bit_pattern() {
 
 #[test]
 fn e4m3_conversion_of_short_and_ragged_slices() {
-    if skip() {
+    if skip_without_avx512f() {
         return;
     }
     // Lengths around one register, so the partial last register is converted too.
@@ -170,7 +160,7 @@ fn rows_through_the_op_equal_the_definition() {
 
 #[test]
 fn rows_through_the_avx512_kernel_equal_the_definition() {
-    if skip() {
+    if skip_without_avx512f() {
         return;
     }
     let mut rng = Rng::new(9);

@@ -2,7 +2,10 @@
 //! (`concord_core::numerics::math::{exp, softmax_in_place}`, docs/numerics.md §5.1, §5.3),
 //! bit for bit: exp over a dense sweep of f32 bit patterns and its edge cases, softmax over
 //! random rows of many lengths and the rows with −∞, +∞ and NaN.
-use concord_backend_cpu::testing::{avx512f_available, exp_avx512, softmax, softmax_avx512};
+mod common;
+
+use common::skip_without_avx512f;
+use concord_backend_cpu::testing::{exp_avx512, softmax, softmax_avx512};
 use concord_core::numerics::math;
 
 /// Inputs per kernel call in the sweeps: long enough to be quick, ending in a partial register
@@ -44,17 +47,9 @@ fn sweep(start: u32, end: u32, stride: u32) {
     }
 }
 
-fn skip() -> bool {
-    if !avx512f_available() {
-        eprintln!("skipped: this CPU lacks AVX-512F");
-        return true;
-    }
-    false
-}
-
 #[test]
 fn exp_equals_the_contract_on_every_61st_bit_pattern() {
-    if skip() {
+    if skip_without_avx512f() {
         return;
     }
     sweep(0, u32::MAX, 61);
@@ -63,7 +58,7 @@ fn exp_equals_the_contract_on_every_61st_bit_pattern() {
 
 #[test]
 fn exp_equals_the_contract_densely_where_results_are_finite_and_nonzero() {
-    if skip() {
+    if skip_without_avx512f() {
         return;
     }
     // [+0, 90] and [−0, −105]: every result between the underflow and overflow thresholds,
@@ -77,7 +72,7 @@ fn exp_equals_the_contract_densely_where_results_are_finite_and_nonzero() {
 
 #[test]
 fn exp_equals_the_contract_on_its_edge_cases() {
-    if skip() {
+    if skip_without_avx512f() {
         return;
     }
     let mut xs = vec![
@@ -177,7 +172,7 @@ fn lengths() -> impl Iterator<Item = usize> {
 
 #[test]
 fn softmax_equals_the_contract_on_random_rows() {
-    if skip() {
+    if skip_without_avx512f() {
         return;
     }
     let mut rng = Rng(20);
@@ -200,7 +195,7 @@ fn softmax_equals_the_contract_on_random_rows() {
 
 #[test]
 fn softmax_equals_the_contract_with_infinities_nan_and_zeros() {
-    if skip() {
+    if skip_without_avx512f() {
         return;
     }
     let mut rng = Rng(14);

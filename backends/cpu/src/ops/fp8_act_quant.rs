@@ -38,7 +38,7 @@ pub(crate) fn run(op: &Fp8ActQuant, ins: &[In], outs: &mut [Out]) -> Result<()> 
 /// AVX-512F CPUs run `e4m3_quant_avx512`'s kernel (the same bits), others [`quantize_row_scalar`].
 pub(crate) fn quantize_row(x: &[f32], q: &mut [u8], s: &mut [f32], scale_fmt: ActScaleFormat) {
     #[cfg(target_arch = "x86_64")]
-    if let Some(avx512) = crate::e4m3_quant_sys::Avx512Quant::detect() {
+    if let Some(avx512) = crate::avx512f_sys::Avx512F::detect() {
         avx512.quantize_row(x, q, s, scale_fmt);
         return;
     }

@@ -243,3 +243,13 @@ pub fn assert_close(got: &[f32], want: &[f64], rel: f64, floor: f64, what: &str)
         );
     }
 }
+
+/// Whether a test of an AVX-512F kernel must skip (printed as SKIP with the reason): this
+/// CPU lacks AVX-512F.
+pub fn skip_without_avx512f() -> bool {
+    if concord_backend_cpu::testing::avx512f_available() {
+        return false;
+    }
+    eprintln!("SKIP: this CPU lacks AVX-512F");
+    true
+}
