@@ -99,10 +99,11 @@ fn check_sums(t: &Table) {
         t.title,
         t.wall_ms
     );
-    // The demo's kernels are small, and a shared machine's load lands between them, but they
-    // are never a sliver of the phase.
+    // The demo's kernels are small, and a shared machine's load lands between them (this
+    // file's three tests run concurrently, two threads each, beside CI's other work: 9–11 %
+    // seen there, 60–90 % on an idle machine), but they are never a sliver of the phase.
     assert!(
-        in_launches >= 0.15 * t.wall_ms,
+        in_launches >= 0.05 * t.wall_ms,
         "{}: only {in_launches} ms in launches of a {} ms phase",
         t.title,
         t.wall_ms

@@ -18,9 +18,16 @@
 //! The pass starts at once, without waiting for the keepers: a parked worker takes tens to
 //! hundreds of µs to wake, and a pass of a small model is over by then.
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// Idle polls a keeper spins through before it starts yielding its core between polls.
 const SPINS_BEFORE_YIELDING: u32 = 256;
+/// How long a keeper polls without finding work before it gives its worker back to rayon's
+/// parking: longer than the gaps between a decode step's forking launches, short enough that
+/// an oversubscribed machine (more runnable threads than cores, as in a parallel test run)
+/// loses little to it.
+const IDLE_LIMIT: Duration = Duration::from_micros(100);
 
 /// Runs `work` on a pool worker with the other workers polling for its tasks meanwhile.
 pub(crate) fn pass_with_workers_awake(work: &mut (dyn FnMut() + Send)) {
@@ -29,14 +36,17 @@ pub(crate) fn pass_with_workers_awake(work: &mut (dyn FnMut() + Send)) {
         return work();
     }
     let others = rayon::current_num_threads().saturating_sub(1);
-    let done = AtomicBool::new(false);
-    rayon::scope(|s| {
+    let done = Arc::new(AtomicBool::new(false));
+    rayon::scope(|_| {
         let owner = rayon::current_thread_index();
+        // Detached, not scoped: the pass never waits for a keeper to notice that it is done
+        // (on an oversubscribed machine its thread may be off the core for a whole time
+        // slice); a keeper that runs later sees `done` and returns.
         for _ in 0..others {
-            let done = &done;
-            s.spawn(move |_| keep_polling(owner, done));
+            let done = done.clone();
+            rayon::spawn(move || keep_polling(owner, &done));
         }
-        // Set even if `work` panics: the scope waits for the keepers before it unwinds.
+        // Set even if `work` panics.
         let _end = SetOnDrop(&done);
         work();
     });
@@ -58,15 +68,25 @@ fn keep_polling(owner: Option<usize>, done: &AtomicBool) {
         return;
     }
     let mut idle = 0u32;
+    let mut idle_since: Option<Instant> = None;
     while !done.load(Ordering::Acquire) {
         if matches!(rayon::yield_now(), Some(rayon::Yield::Executed)) {
             idle = 0;
-        } else if idle < SPINS_BEFORE_YIELDING {
+            idle_since = None;
+            continue;
+        }
+        let since = *idle_since.get_or_insert_with(Instant::now);
+        if since.elapsed() > IDLE_LIMIT {
+            // A long serial stretch, or a machine with more runnable threads than cores
+            // (where polling only takes time from the work): back to rayon's own parking.
+            return;
+        }
+        if idle < SPINS_BEFORE_YIELDING {
             idle += 1;
             std::hint::spin_loop();
         } else {
-            // Long idle: let whatever else wants this core run (a build, another process);
-            // with nothing else runnable `sched_yield` returns at once.
+            // Let whatever else wants this core run (a build, another process); with
+            // nothing else runnable `sched_yield` returns at once.
             std::thread::yield_now();
         }
     }
@@ -77,7 +97,6 @@ mod tests {
     use super::*;
     use rayon::prelude::*;
     use std::sync::atomic::AtomicUsize;
-    use std::time::Duration;
 
     fn forked_sum(n: u32) -> u64 {
         (0..n)
