@@ -18,12 +18,10 @@ use concord_core::Result;
 use concord_ops::MlaDecode;
 use rayon::prelude::*;
 
-use super::attention_lanes::{
-    block_value_sums, block_value_sums_one, latent_scores, query_row_dots, shared_row_dots, Rows,
-    QUERIES,
-};
+use super::attention_lanes::{block_value_sums, latent_scores, shared_row_dots, Rows, QUERIES};
 use super::mla_prefill::split as split4;
 use super::mla_prefill::visible;
+use crate::canonical::{dot, weighted_rows};
 use crate::elem::{dispatch, Act, ActMut, Elem, OutElem};
 use crate::gemv::on_pool;
 use crate::storage::{In, Out};
@@ -249,42 +247,24 @@ impl Dims {
         o_lat.clear();
         o_lat.resize(padded * r, 0.0);
         let row0 = t * n;
-        let w_rows = Rows {
-            values: x.w,
-            stride: r,
-            offset: 0,
-            width: r,
-        };
-        // q_lat[h] = Σ_j W[h·(Dn+Dv) + j]·q_nope[h][j]: per 128-term block the lanes and tree
-        // of `weighted_rows`, the block totals added in order from +0.0.
+        let w_row = |row: usize| &x.w[row * r..(row + 1) * r];
         q_lat[..n * r]
             .par_chunks_mut(r.max(1))
             .with_min_len(min_len)
             .enumerate()
-            .for_each_init(Vec::new, |block, (h, ql)| {
+            .for_each(|(h, ql)| {
                 let q_nope = &x.q[(row0 + h) * self.q_width..][..dn];
-                block.resize(r, 0.0);
-                for b0 in (0..dn).step_by(REDUCE_BLOCK) {
-                    let b1 = (b0 + REDUCE_BLOCK).min(dn);
-                    let first = h * (dn + dv) + b0;
-                    block_value_sums_one(&q_nope[b0..b1], &w_rows, first, block);
-                    for (a, v) in ql.iter_mut().zip(block.iter()) {
-                        *a += *v;
-                    }
-                }
+                weighted_rows(q_nope, |j| w_row(h * (dn + dv) + j), ql);
             });
         self.latent_attention(t, 1, &q_lat, x, scratch, &mut o_lat, split);
         let lat = &o_lat[..];
-        // o[h][j] = A(dot(o_lat[h], W[h·(Dn+Dv) + Dn + j])), four rows of W per load of o_lat.
         o.par_chunks_mut(dv)
             .with_min_len(min_len)
             .enumerate()
-            .for_each_init(Vec::new, |dots, (h, oh)| {
-                let first = (h * (dn + dv) + dn) * r;
-                dots.resize(dv, 0.0);
-                query_row_dots(&lat[h * r..(h + 1) * r], &x.w[first..first + dv * r], dots);
-                for (d, v) in oh.iter_mut().zip(dots.iter()) {
-                    *d = O::store(*v);
+            .for_each(|(h, oh)| {
+                let base = h * (dn + dv);
+                for (j, d) in oh.iter_mut().enumerate() {
+                    *d = O::store(dot(&lat[h * r..(h + 1) * r], w_row(base + dn + j)));
                 }
             });
         scratch.q_lat = q_lat;
