@@ -58,6 +58,9 @@ fn main() {
             be.host_scope(&mut || s = median_seconds(&op, &[&x, &w]));
             println!("bf16 pair m {m:4} n {n:5} k {k:5}: {:9.2} us", s * 1e6);
         }
+        if std::env::var_os("GEMM_COLD_SHAPES").is_some() {
+            cold_experts(&be, &mut rng);
+        }
         return;
     }
     for (m, n, k) in [
@@ -129,7 +132,21 @@ fn main() {
 /// weight comes from memory. Prints the mean time per projection.
 fn cold_experts(be: &std::sync::Arc<dyn concord_ops::Backend>, rng: &mut Rng) {
     const EXPERTS: usize = 64;
-    for (m, n, k) in [(16, 292, 1024), (16, 1024, 292)] {
+    // GEMM_COLD_SHAPES="m,n,k;…" times those shapes instead.
+    let shapes: Vec<(usize, usize, usize)> = match std::env::var("GEMM_COLD_SHAPES") {
+        Ok(list) => list
+            .split(';')
+            .map(|shape| {
+                let v: Vec<usize> = shape
+                    .split(',')
+                    .map(|x| x.parse().expect("m,n,k"))
+                    .collect();
+                (v[0], v[1], v[2])
+            })
+            .collect(),
+        Err(_) => vec![(16, 292, 1024), (16, 1024, 292)],
+    };
+    for (m, n, k) in shapes {
         let ws: Vec<T> = (0..EXPERTS)
             .map(|_| bf16s(be, &[n, k], &rng.vec_bf16(n * k)))
             .collect();

@@ -2,13 +2,15 @@
 //! and the operands qualify: rows of x are checked and packed into pair order once per op,
 //! then split over threads as `blocked` splits its tiles, except that tasks take rows of x
 //! only when each gets `PANEL_ROWS` of them (each task packs the weight panels it meets);
-//! one row of x: as `gemv` splits its rows, on `gemv_pairdot`'s kernel. Each entry returns
+//! one row of x: as `gemv` splits its rows, on `gemv_pairdot`'s kernel; a few
+//! rows (`pairdot_few::takes`): split as the tiles, on `pairdot_few`'s kernel (no packed panels). Each entry returns
 //! false (and computes nothing) where the tier does not apply; the caller then runs
 //! `blocked`.
 use crate::blocked::{split_tiles, Fold};
 use crate::elem::OutElem;
 use crate::gemv::split_rows;
 use crate::pairdot::{e4m3_code_is_safe, f32_term_is_safe, pack_row, packed_len, PairWeight};
+use crate::pairdot_few;
 use crate::pairdot_sys::PairDot;
 
 /// Rows of x a task must have before tasks split the rows rather than the weights: each task
@@ -28,7 +30,8 @@ fn pack_rows<E: Copy>(x: &[E], k: usize, bf16: impl Fn(E) -> u16) -> Vec<u16> {
     xp
 }
 
-/// All of `out` [m, n] from packed x on the tier: one row of x as a GEMV.
+/// All of `out` [m, n] from packed x on the tier: one row of x as a GEMV, a few rows
+/// against weights permuted in registers, more against packed weight panels.
 fn run<W: PairWeight, O: OutElem, F: Fold>(
     dot: PairDot,
     xp: &[u16],
@@ -41,6 +44,11 @@ fn run<W: PairWeight, O: OutElem, F: Fold>(
     if out.len() == n {
         split_rows(out, k, |j0, o| dot.gemv_rows(xp, k, w, j0, o, fold));
         return;
+    }
+    if pairdot_few::takes(out.len() / n, std::mem::size_of_val(w)) {
+        return split_tiles(k, n, out, PANEL_ROWS, |rows, cols, o, ldo| {
+            dot.few_rows(xp, k, w, rows, cols, fold, o, ldo)
+        });
     }
     split_tiles(k, n, out, PANEL_ROWS, |rows, cols, o, ldo| {
         dot.tile(xp, k, w, rows, cols, fold, o, ldo)

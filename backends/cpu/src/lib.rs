@@ -33,6 +33,8 @@ mod ops;
 #[cfg(target_arch = "x86_64")]
 mod pairdot;
 #[cfg(target_arch = "x86_64")]
+mod pairdot_few;
+#[cfg(target_arch = "x86_64")]
 #[allow(unsafe_code)]
 mod pairdot_sys;
 mod softmax;

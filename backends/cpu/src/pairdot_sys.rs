@@ -43,6 +43,25 @@ impl PairDot {
         unsafe { crate::pairdot::tile(xp, k, w, rows, cols, fold, out, ldo) }
     }
 
+    /// `pairdot_few::few_rows` on this CPU.
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    pub(crate) fn few_rows<W: PairWeight, O: OutElem, F: Fold>(
+        self,
+        xp: &[u16],
+        k: usize,
+        w: &[W],
+        rows: (usize, usize),
+        cols: (usize, usize),
+        fold: &F,
+        out: &mut [O],
+        ldo: usize,
+    ) {
+        // SAFETY: `self` exists only where `detect` saw avx512f, avx512bw and avx512bf16 on
+        // this CPU, exactly the features `pairdot_few::few_rows` is compiled with.
+        unsafe { crate::pairdot_few::few_rows(xp, k, w, rows, cols, fold, out, ldo) }
+    }
+
     /// `gemv_pairdot::rows` on this CPU.
     #[inline]
     pub(crate) fn gemv_rows<W: PairWeight, O: OutElem, F: Fold>(

@@ -57,10 +57,12 @@ fn bf16_pair_dot_is_the_canonical_dot_for_every_edge_shape() {
     }
     let mut rng = Rng::new(2026);
     // Every row-group remainder of the 4 × 4 kernel (M up to 13: three whole groups and one
-    // partial) and every panel remainder (N up to 9).
+    // partial) and every panel remainder (N up to 9); for the few-rows kernel (M ≤ 8: strips
+    // of 4, 2 and 1 rows taking 4, 8 and 16 weight rows at a time) whole and partial groups
+    // of 16 weight rows too.
     for &k in KS {
         for m in 1..=13 {
-            for n in 1..=9 {
+            for n in (1..=9).chain([15, 16, 17, 33]) {
                 let x = spread_bf16(&mut rng, m * k);
                 let w = spread_bf16(&mut rng, n * k);
                 let wb: Vec<u16> = w.iter().map(|v| f32_to_bf16(*v)).collect();
@@ -86,6 +88,10 @@ fn pair_dot_split_over_threads_is_the_canonical_dot() {
     // both must give every output's canonical bits, in its place.
     let mut rng = Rng::new(4242);
     for (m, n, k) in [
+        // A few rows (the few-rows kernel), split by weight rows.
+        (2, 700, 200),
+        (5, 600, 129),
+        (7, 290, 256),
         (32, 37, 219),
         (40, 70, 300),
         (64, 9, 1024),
@@ -240,6 +246,9 @@ fn e4m3_pair_dot_is_spec_6_6_for_every_code_and_edge_shape() {
                 (7, 128),
                 (8, 4),
                 (9, 2),
+                (16, 3),
+                (17, 128),
+                (33, 5),
             ] {
                 let kb = k.div_ceil(128);
                 let xq = all_codes(&mut rng, m * k);
