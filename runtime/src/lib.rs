@@ -106,5 +106,5 @@ pub use model::{
 };
 pub use precision::Precision;
 pub use profile::OpProfile;
-pub use speculative::{AcceptanceStats, SpeculativeMtp};
+pub use speculative::{AcceptanceStats, SpeculativeMtp, DEFAULT_DRAFT_TOKENS};
 pub use token_history::TokenHistory;

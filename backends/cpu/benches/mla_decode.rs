@@ -5,7 +5,8 @@
 //!   row over a short and a long cache, weights and cache NOT in the CPU's caches (64 sets
 //!   used in turn, ≈ 45 MB), as in its decode step;
 //! - the bundled demo (4 heads, Dn = Dv = 32, Dr = 16, rank 64), one row and a speculative
-//!   verification's five rows over 160 keys, everything in cache, as on that 2 MB model.
+//!   verification's five rows over 160 keys, everything in cache, as on that 2 MB model
+//!   (MLA_DEMO_SHAPES="rows,keys;…" for others).
 #[path = "../tests/common/mod.rs"]
 mod common;
 
@@ -44,18 +45,32 @@ fn main() {
         rows: 1,
         copies: 64,
     };
-    let demo = |rows| Shape {
+    let demo = |rows, keys| Shape {
         name: "demo, in cache",
         heads: 4,
         nope: 32,
         rope: 16,
         v: 32,
         rank: 64,
-        keys: 160,
+        keys,
         rows,
         copies: 1,
     };
-    for s in [big(80), big(1100), demo(1), demo(5)] {
+    // MLA_DEMO_SHAPES="rows,keys;…" times those demo shapes instead.
+    let shapes: Vec<Shape> = match std::env::var("MLA_DEMO_SHAPES") {
+        Ok(list) => list
+            .split(';')
+            .map(|shape| {
+                let v: Vec<usize> = shape
+                    .split(',')
+                    .map(|x| x.parse().expect("rows,keys"))
+                    .collect();
+                demo(v[0], v[1])
+            })
+            .collect(),
+        Err(_) => vec![big(80), big(1100), demo(1, 160), demo(5, 160)],
+    };
+    for s in shapes {
         let (n, t) = (s.heads, s.rows);
         let q = f32s(
             &be,
