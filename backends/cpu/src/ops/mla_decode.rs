@@ -10,7 +10,8 @@
 //! sums over 128-key blocks (the block totals of all heads), the block totals added in block
 //! order from +0.0 — the contract's order for every output. Large rows split each pass into
 //! parallel tasks; small rows (a verification's few rows on a small model) run [`QUERIES`] at
-//! a time on one thread, each row of `W` loaded once for the group. The per-element
+//! a time, each row of `W` loaded once for the group, a group's heads split over the threads
+//! when there are fewer groups than threads. The per-element
 //! arithmetic is the same either way, so the bits never depend on the path.
 use crate::softmax::softmax_in_place;
 use concord_core::numerics::reduce::REDUCE_BLOCK;
@@ -131,17 +132,35 @@ impl Dims {
             touch_lines(w);
         }
         if !split && out.len() > n * dv {
-            // Groups of at most QUERIES rows, as many as the threads (4 rows on two threads:
-            // two groups of 2, not one of 4 on one thread while the other waits).
+            // Rows in groups of at most QUERIES (each row of W loaded once for a group's
+            // rows); with fewer groups than threads, each group's heads are split into parts
+            // as well (4 rows on two threads: heads 0–1 and 2–3 of all 4 rows, where two
+            // groups of 2 rows left half of every shared W row's queries empty).
             let rows = out.len() / (n * dv);
-            let group = rows
-                .div_ceil(rayon::current_num_threads().max(1))
-                .clamp(1, QUERIES);
-            out.par_chunks_mut(group * n * dv)
-                .enumerate()
-                .for_each_init(Scratch::default, |scratch, (g, o)| {
-                    self.attend_group(g * group, &inputs, o, scratch)
-                });
+            let groups = rows.div_ceil(QUERIES);
+            let parts = (rayon::current_num_threads() / groups).clamp(1, n);
+            let per = n.div_ceil(parts);
+            let tasks: Vec<(usize, usize)> = (0..groups)
+                .flat_map(|g| (0..n).step_by(per).map(move |h0| (g * QUERIES, h0)))
+                .collect();
+            let results: Vec<Vec<O>> = tasks
+                .par_iter()
+                .with_max_len(1)
+                .map_init(Scratch::default, |scratch, &(t0, h0)| {
+                    let heads = (h0, (h0 + per).min(n));
+                    let rows = (rows - t0).min(QUERIES);
+                    let mut o = vec![O::store(0.0); rows * (heads.1 - heads.0) * dv];
+                    self.attend_group(t0, heads, &inputs, &mut o, scratch);
+                    o
+                })
+                .collect();
+            for (&(t0, h0), o) in tasks.iter().zip(&results) {
+                let hn = (h0 + per).min(n) - h0;
+                for (q, oq) in o.chunks_exact(dv).enumerate() {
+                    let (t, h) = (t0 + q / hn, h0 + q % hn);
+                    out[(t * n + h) * dv..][..dv].copy_from_slice(oq);
+                }
+            }
         } else {
             let mut scratch = Scratch::default();
             for (t, o) in out.chunks_mut(n * dv).enumerate() {
@@ -150,25 +169,30 @@ impl Dims {
         }
     }
 
-    /// Query rows `t0 ..` (≤ [`QUERIES`], as many as `o` holds) on this thread: each row of
-    /// `W` is loaded once for all of them, in `q_lat` and in the output projection.
+    /// Heads `heads.0 .. heads.1` of query rows `t0 ..` (≤ [`QUERIES`], as many as `o`
+    /// holds) on this thread, `o` [rows, heads, Dv]: each row of `W` is loaded once for all
+    /// of the rows, in `q_lat` and in the output projection.
     fn attend_group<W: Elem, L: Elem, P: Elem, O: OutElem>(
         &self,
         t0: usize,
+        heads: (usize, usize),
         x: &Inputs<W, L, P>,
         o: &mut [O],
         scratch: &mut Scratch,
     ) {
-        let (n, dn, dv, r) = (self.heads, self.nope, self.v_dim, self.rank);
-        let rows = o.len() / (n * dv);
-        let padded = n.next_multiple_of(QUERIES);
-        let plane = padded * r;
+        let (dn, dv, r) = (self.nope, self.v_dim, self.rank);
+        let hn = heads.1 - heads.0;
+        let rows = o.len() / (hn * dv);
+        // Query q = i·hn + (h - heads.0) of row t0 + i, zero queries up to a multiple of
+        // QUERIES.
+        let queries = (rows * hn).next_multiple_of(QUERIES);
+        let at = |i: usize, h: usize| (i * hn + h - heads.0) * r;
         let mut q_lat = std::mem::take(&mut scratch.q_lat);
         let mut o_lat = std::mem::take(&mut scratch.o_lat);
         q_lat.clear();
-        q_lat.resize(QUERIES * plane, 0.0);
+        q_lat.resize(queries * r, 0.0);
         o_lat.clear();
-        o_lat.resize(QUERIES * plane, 0.0);
+        o_lat.resize(queries * r, 0.0);
         // q_lat[i][h] = Σ_j W[h·(Dn+Dv) + j]·q_nope[i][h][j]: per 128-term block the lanes and
         // tree of `weighted_rows`, the block totals added in order from +0.0.
         let totals = &mut scratch.totals;
@@ -180,12 +204,12 @@ impl Dims {
             offset: 0,
             width: r,
         };
-        for h in 0..n {
+        for h in heads.0..heads.1 {
             for b0 in (0..dn).step_by(REDUCE_BLOCK) {
                 let b1 = (b0 + REDUCE_BLOCK).min(dn);
                 let coef: [&[f32]; QUERIES] = std::array::from_fn(|i| {
                     if i < rows {
-                        let at = ((t0 + i) * n + h) * self.q_width;
+                        let at = ((t0 + i) * self.heads + h) * self.q_width;
                         &x.q[at + b0..at + b1]
                     } else {
                         &[]
@@ -193,31 +217,29 @@ impl Dims {
                 });
                 block_value_sums(coef, &w_rows, h * (dn + dv) + b0, split4(totals, r));
                 for (i, tot) in totals.chunks(r).take(rows).enumerate() {
-                    let ql = &mut q_lat[i * plane + h * r..][..r];
-                    for (a, v) in ql.iter_mut().zip(tot) {
+                    for (a, v) in q_lat[at(i, h)..][..r].iter_mut().zip(tot) {
                         *a += *v;
                     }
                 }
             }
         }
-        // The group's rows attend together: each cache row is read once for all of them.
-        let (ql, ol) = (&q_lat[..rows * plane], &mut o_lat[..rows * plane]);
-        self.latent_attention(t0, rows, ql, x, scratch, ol, false);
-        // o[i][h][j] = A(dot(W[h·(Dn+Dv) + Dn + j], o_lat[i][h])), the row shared by the group.
+        // The group's queries attend together: each cache row is read once for all of them.
+        self.latent_attention(t0, rows, heads, &q_lat, x, scratch, &mut o_lat, false);
+        // o[i][h][j] = A(dot(W[h·(Dn+Dv) + Dn + j], o_lat[i][h])), the row shared by the rows.
         let zeros = vec![0.0f32; r];
-        for h in 0..n {
+        for h in heads.0..heads.1 {
             for j in 0..dv {
                 let row = h * (dn + dv) + dn + j;
                 let lat: [&[f32]; QUERIES] = std::array::from_fn(|i| {
                     if i < rows {
-                        &o_lat[i * plane + h * r..][..r]
+                        &o_lat[at(i, h)..][..r]
                     } else {
                         &zeros[..]
                     }
                 });
                 let d = shared_row_dots(&x.w[row * r..(row + 1) * r], lat);
                 for (i, v) in d.iter().take(rows).enumerate() {
-                    o[(i * n + h) * dv + j] = O::store(*v);
+                    o[(i * hn + h - heads.0) * dv + j] = O::store(*v);
                 }
             }
         }
@@ -256,7 +278,7 @@ impl Dims {
                 let q_nope = &x.q[(row0 + h) * self.q_width..][..dn];
                 weighted_rows(q_nope, |j| w_row(h * (dn + dv) + j), ql);
             });
-        self.latent_attention(t, 1, &q_lat, x, scratch, &mut o_lat, split);
+        self.latent_attention(t, 1, (0, n), &q_lat, x, scratch, &mut o_lat, split);
         let lat = &o_lat[..];
         o.par_chunks_mut(dv)
             .with_min_len(min_len)
@@ -271,22 +293,24 @@ impl Dims {
         scratch.o_lat = o_lat;
     }
 
-    /// Rows `t0 .. t0 + rows` attend in latent space: query q of the `rows · padded` queries
-    /// is head q mod padded of row t0 + q / padded (heads padded to whole groups of QUERIES
-    /// with zero rows that see no keys), `q_lat` and `o_lat` [rows · padded, rank]. Scores of
-    /// each query's `q_lat` and rope part against the keys (key-major: each cache row read
-    /// once for every query), softmax per query over the keys its row sees, then `o_lat` =
-    /// the probability-weighted latent rows (each block's rows read once for every query).
-    /// Every query's arithmetic is the same whatever else is computed beside it — a score is
-    /// its own dot, a value sum its own lanes — so the bits never depend on the grouping;
-    /// keys past a row's position are scored (they exist for the group's last row) and left
-    /// out of its softmax and sums. `split`: each pass in parallel tasks, else all on this
-    /// thread (the same per-element code and order, so the same bits).
+    /// Heads `heads.0 .. heads.1` of rows `t0 .. t0 + rows` attend in latent space: query
+    /// q < rows · hn (hn heads) is head heads.0 + q mod hn of row t0 + q / hn, the queries
+    /// padded to a multiple of QUERIES with zero ones that see no keys; `q_lat` and `o_lat`
+    /// [queries, rank]. Scores of each query's `q_lat` and rope part against the keys
+    /// (key-major: each cache row read once for every query), softmax per query over the keys
+    /// its row sees, then `o_lat` = the probability-weighted latent rows (each block's rows
+    /// read once for every query). Every query's arithmetic is the same whatever else is
+    /// computed beside it — a score is its own dot, a value sum its own lanes — so the bits
+    /// never depend on the grouping; keys past a row's position are scored (they exist for
+    /// the group's last row) and left out of its softmax and sums. `split`: each pass in
+    /// parallel tasks, else all on this thread (the same per-element code and order, so the
+    /// same bits).
     #[allow(clippy::too_many_arguments)]
     fn latent_attention<W: Elem, L: Elem, P: Elem>(
         &self,
         t0: usize,
         rows: usize,
+        heads: (usize, usize),
         q_lat: &[f32],
         x: &Inputs<W, L, P>,
         scratch: &mut Scratch,
@@ -294,15 +318,14 @@ impl Dims {
         split: bool,
     ) {
         let (n, dr, r) = (self.heads, self.rope, self.rank);
-        let padded = n.next_multiple_of(QUERIES);
-        let queries = rows * padded;
-        // Score columns: one row's real heads only; several rows' padded heads too, so that
-        // query q is column q.
-        let columns = if rows == 1 { n } else { queries };
+        let hn = heads.1 - heads.0;
+        // Score columns: the real queries (query q is column q).
+        let columns = rows * hn;
+        let queries = columns.next_multiple_of(QUERIES);
         let latent = x.latent;
         let seen = |q: usize| {
-            if q % padded < n {
-                visible(x.pos[t0 + q / padded], self.keys)
+            if q < columns {
+                visible(x.pos[t0 + q / hn], self.keys)
             } else {
                 0
             }
@@ -320,8 +343,8 @@ impl Dims {
         q_rope.resize(queries * dr, 0.0);
         for i in 0..rows {
             let t = t0 + i;
-            q_rope[i * padded * dr..][..n * dr]
-                .copy_from_slice(&x.q_pe[t * n * dr..(t + 1) * n * dr]);
+            q_rope[i * hn * dr..][..hn * dr]
+                .copy_from_slice(&x.q_pe[(t * n + heads.0) * dr..(t * n + heads.1) * dr]);
         }
         let q_rope = &q_rope[..];
         let s = (0..rows)
@@ -363,8 +386,8 @@ impl Dims {
                 score_task(key, item);
             }
         }
-        // Probabilities query-major [queries, s], each over its own row's keys; padded heads
-        // see none.
+        // Probabilities query-major [queries, s], each over its own row's keys; padding
+        // queries see none.
         p.clear();
         p.resize(queries * s, 0.0f32);
         let scores = &scores[..];
