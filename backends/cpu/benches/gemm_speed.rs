@@ -44,13 +44,8 @@ fn main() {
     let pair_only = std::env::var_os("CONCORD_BENCH_PAIR_ONLY").is_some();
     // GEMM_SHAPES="m,n,k;…" times those shapes instead, the calls made from a pool worker
     // (inside one host_scope, as a forward pass makes them: no hand-off per call).
-    if let Ok(shapes) = std::env::var("GEMM_SHAPES") {
-        for shape in shapes.split(';') {
-            let v: Vec<usize> = shape
-                .split(',')
-                .map(|x| x.parse().expect("m,n,k"))
-                .collect();
-            let (m, n, k) = (v[0], v[1], v[2]);
+    if let Some(shapes) = env_shapes::<3>("GEMM_SHAPES") {
+        for [m, n, k] in shapes {
             let w = bf16s(&be, &[n, k], &rng.vec_bf16(n * k));
             let x = f32s(&be, &[m, k], &rng.vec_bf16(m * k));
             let op: Op = Matmul { out: DType::BF16 }.into();
@@ -133,20 +128,9 @@ fn main() {
 fn cold_experts(be: &std::sync::Arc<dyn concord_ops::Backend>, rng: &mut Rng) {
     const EXPERTS: usize = 64;
     // GEMM_COLD_SHAPES="m,n,k;…" times those shapes instead.
-    let shapes: Vec<(usize, usize, usize)> = match std::env::var("GEMM_COLD_SHAPES") {
-        Ok(list) => list
-            .split(';')
-            .map(|shape| {
-                let v: Vec<usize> = shape
-                    .split(',')
-                    .map(|x| x.parse().expect("m,n,k"))
-                    .collect();
-                (v[0], v[1], v[2])
-            })
-            .collect(),
-        Err(_) => vec![(16, 292, 1024), (16, 1024, 292)],
-    };
-    for (m, n, k) in shapes {
+    let shapes: Vec<[usize; 3]> =
+        env_shapes("GEMM_COLD_SHAPES").unwrap_or(vec![[16, 292, 1024], [16, 1024, 292]]);
+    for [m, n, k] in shapes {
         let ws: Vec<T> = (0..EXPERTS)
             .map(|_| bf16s(be, &[n, k], &rng.vec_bf16(n * k)))
             .collect();

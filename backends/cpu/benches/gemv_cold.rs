@@ -24,16 +24,11 @@ fn main() {
     let mut rng = Rng::new(5);
     println!("threads {}", rayon::current_num_threads());
     let bf16 = std::env::var_os("GEMV_COLD_FP8_ONLY").is_none();
-    let custom: Option<Vec<(usize, usize, usize)>> =
-        std::env::var("GEMV_COLD_SHAPES").ok().map(|v| {
-            v.split(';')
-                .map(|p| {
-                    let (n, k) = p.split_once(',').unwrap();
-                    let (n, k): (usize, usize) = (n.parse().unwrap(), k.parse().unwrap());
-                    (n, k, (64 << 20) / (n * k))
-                })
-                .collect()
-        });
+    let custom: Option<Vec<(usize, usize, usize)>> = env_shapes::<2>("GEMV_COLD_SHAPES").map(|v| {
+        v.into_iter()
+            .map(|[n, k]| (n, k, (64 << 20) / (n * k)))
+            .collect()
+    });
     for (n, k, count) in custom
         .clone()
         .unwrap_or(vec![

@@ -57,18 +57,12 @@ fn main() {
         copies: 1,
     };
     // MLA_DEMO_SHAPES="rows,keys;…" times those demo shapes instead.
-    let shapes: Vec<Shape> = match std::env::var("MLA_DEMO_SHAPES") {
-        Ok(list) => list
-            .split(';')
-            .map(|shape| {
-                let v: Vec<usize> = shape
-                    .split(',')
-                    .map(|x| x.parse().expect("rows,keys"))
-                    .collect();
-                demo(v[0], v[1])
-            })
+    let shapes: Vec<Shape> = match env_shapes::<2>("MLA_DEMO_SHAPES") {
+        Some(list) => list
+            .into_iter()
+            .map(|[rows, keys]| demo(rows, keys))
             .collect(),
-        Err(_) => vec![big(80), big(1100), demo(1, 160), demo(5, 160)],
+        None => vec![big(80), big(1100), demo(1, 160), demo(5, 160)],
     };
     for s in shapes {
         let (n, t) = (s.heads, s.rows);

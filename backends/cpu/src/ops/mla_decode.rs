@@ -137,18 +137,20 @@ impl Dims {
             // as well (4 rows on two threads: heads 0–1 and 2–3 of all 4 rows, where two
             // groups of 2 rows left half of every shared W row's queries empty).
             let rows = out.len() / (n * dv);
+            // Groups of even size (5 rows: 3 and 2, not 4 and 1).
             let groups = rows.div_ceil(QUERIES);
+            let size = rows.div_ceil(groups);
             let parts = (rayon::current_num_threads() / groups).clamp(1, n);
             let per = n.div_ceil(parts);
             let tasks: Vec<(usize, usize)> = (0..groups)
-                .flat_map(|g| (0..n).step_by(per).map(move |h0| (g * QUERIES, h0)))
+                .flat_map(|g| (0..n).step_by(per).map(move |h0| (g * size, h0)))
                 .collect();
             let results: Vec<Vec<O>> = tasks
                 .par_iter()
                 .with_max_len(1)
                 .map_init(Scratch::default, |scratch, &(t0, h0)| {
                     let heads = (h0, (h0 + per).min(n));
-                    let rows = (rows - t0).min(QUERIES);
+                    let rows = (rows - t0).min(size);
                     let mut o = vec![O::store(0.0); rows * (heads.1 - heads.0) * dv];
                     self.attend_group(t0, heads, &inputs, &mut o, scratch);
                     o

@@ -253,3 +253,25 @@ pub fn skip_without_avx512f() -> bool {
     eprintln!("SKIP: this CPU lacks AVX-512F");
     true
 }
+
+/// Shapes from the environment variable `var` as `a,b,c;a,b,c;…` (each shape N numbers), for benches that time chosen shapes; None when it is unset. Panics on a
+/// malformed list (a bench's input, named in the message).
+pub fn env_shapes<const N: usize>(var: &str) -> Option<Vec<[usize; N]>> {
+    let list = std::env::var(var).ok()?;
+    Some(
+        list.split(';')
+            .map(|shape| {
+                let v: Vec<usize> = shape
+                    .split(',')
+                    .map(|x| {
+                        x.trim()
+                            .parse()
+                            .unwrap_or_else(|_| panic!("{var}: '{shape}'"))
+                    })
+                    .collect();
+                v.try_into()
+                    .unwrap_or_else(|_| panic!("{var}: '{shape}' is not {N} numbers"))
+            })
+            .collect(),
+    )
+}
