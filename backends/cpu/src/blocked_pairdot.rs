@@ -11,7 +11,7 @@ use crate::elem::OutElem;
 use crate::gemv::split_rows;
 use crate::pairdot::{e4m3_code_is_safe, f32_term_is_safe, pack_row, packed_len, PairWeight};
 use crate::pairdot_few;
-use crate::pairdot_sys::PairDot;
+use crate::pairdot_sys::{PairDot, TileKernel};
 
 /// Rows of x a task must have before tasks split the rows rather than the weights: each task
 /// packs every weight panel it meets, so with few rows per task (M = 32 over 8 tasks: 4)
@@ -45,13 +45,13 @@ fn run<W: PairWeight, O: OutElem, F: Fold>(
         split_rows(out, k, |j0, o| dot.gemv_rows(xp, k, w, j0, o, fold));
         return;
     }
-    if pairdot_few::takes(out.len() / n, std::mem::size_of_val(w)) {
-        return split_tiles(k, n, out, PANEL_ROWS, |rows, cols, o, ldo| {
-            dot.few_rows(xp, k, w, rows, cols, fold, o, ldo)
-        });
-    }
+    let kernel = if pairdot_few::takes(out.len() / n, std::mem::size_of_val(w)) {
+        TileKernel::FewRows
+    } else {
+        TileKernel::PackedPanels
+    };
     split_tiles(k, n, out, PANEL_ROWS, |rows, cols, o, ldo| {
-        dot.tile(xp, k, w, rows, cols, fold, o, ldo)
+        dot.tile(kernel, xp, k, w, rows, cols, fold, o, ldo)
     });
 }
 

@@ -6,6 +6,15 @@ use crate::blocked::Fold;
 use crate::elem::OutElem;
 use crate::pairdot::{PairWeight, WeightRow};
 
+/// The kernels of [`PairDot::tile`].
+#[derive(Clone, Copy)]
+pub(crate) enum TileKernel {
+    /// `pairdot::tile`: weight panels packed into pair order once, then met by the rows.
+    PackedPanels,
+    /// `pairdot_few::few_rows`: weights put into pair order in registers, for a few rows.
+    FewRows,
+}
+
 /// Proof that this CPU has AVX-512 F, BW and BF16 (checked at run time), and whether it
 /// also has VBMI (byte permutes: `e4m3_pairs`).
 #[derive(Clone, Copy)]
@@ -24,11 +33,13 @@ impl PairDot {
         })
     }
 
-    /// `pairdot::tile` on this CPU.
+    /// `kernel`'s tile on this CPU: `pairdot::tile` or `pairdot_few::few_rows` (the same
+    /// arguments and outputs).
     #[allow(clippy::too_many_arguments)]
     #[inline]
     pub(crate) fn tile<W: PairWeight, O: OutElem, F: Fold>(
         self,
+        kernel: TileKernel,
         xp: &[u16],
         k: usize,
         w: &[W],
@@ -38,28 +49,17 @@ impl PairDot {
         out: &mut [O],
         ldo: usize,
     ) {
-        // SAFETY: `self` exists only where `detect` saw avx512f, avx512bw and avx512bf16 on
-        // this CPU, exactly the features `pairdot::tile` is compiled with.
-        unsafe { crate::pairdot::tile(xp, k, w, rows, cols, fold, out, ldo) }
-    }
-
-    /// `pairdot_few::few_rows` on this CPU.
-    #[allow(clippy::too_many_arguments)]
-    #[inline]
-    pub(crate) fn few_rows<W: PairWeight, O: OutElem, F: Fold>(
-        self,
-        xp: &[u16],
-        k: usize,
-        w: &[W],
-        rows: (usize, usize),
-        cols: (usize, usize),
-        fold: &F,
-        out: &mut [O],
-        ldo: usize,
-    ) {
-        // SAFETY: `self` exists only where `detect` saw avx512f, avx512bw and avx512bf16 on
-        // this CPU, exactly the features `pairdot_few::few_rows` is compiled with.
-        unsafe { crate::pairdot_few::few_rows(xp, k, w, rows, cols, fold, out, ldo) }
+        match kernel {
+            // SAFETY: `self` exists only where `detect` saw avx512f, avx512bw and avx512bf16
+            // on this CPU, exactly the features `pairdot::tile` is compiled with.
+            TileKernel::PackedPanels => unsafe {
+                crate::pairdot::tile(xp, k, w, rows, cols, fold, out, ldo)
+            },
+            // SAFETY: as above; `pairdot_few::few_rows` is compiled with the same features.
+            TileKernel::FewRows => unsafe {
+                crate::pairdot_few::few_rows(xp, k, w, rows, cols, fold, out, ldo)
+            },
+        }
     }
 
     /// `gemv_pairdot::rows` on this CPU.
