@@ -226,7 +226,7 @@ pub struct SpeculativeArgs {
     #[arg(long, value_enum, value_name = "METHOD")]
     pub speculative: Option<SpeculativeMethod>,
     /// Tokens drafted per step (1 = the MTP module once; more re-apply it to its own output).
-    /// The default, 3, is SGLang's recommended setting for DeepSeek-V3.
+    /// The default, 3, is SGLang's default for DeepSeek models.
     #[arg(long, value_name = "N", default_value_t = concord_runtime::DEFAULT_DRAFT_TOKENS, requires = "speculative")]
     pub draft_tokens: usize,
 }

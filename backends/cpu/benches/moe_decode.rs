@@ -2,8 +2,8 @@
 //! side-by-side model's shape (E = 64, H = 1024, I = 292, top 8), every call a different
 //! expert set so the weights (57 MiB) come from memory as in decode: a benchmark rather than
 //! a test (`cargo bench -p concord-backend-cpu --bench moe_decode`; `MOE_DEMO_ROWS="1;4"`
-//! times the demo's experts instead, `demo` below). Calls run on a pool
-//! worker, as the executor runs a decode step, so the time is the op's, not a hand-off's.
+//! times the demo's experts instead, `demo` below). Calls run inside one `host_scope`, as
+//! the executor runs a decode step, so the time is the op's, not a hand-off's.
 #[path = "../tests/common/mod.rs"]
 mod common;
 
@@ -54,23 +54,18 @@ fn main() {
     let bytes = TOP * 3 * I * H;
     println!("threads {}", rayon::current_num_threads());
     for round in 0..3 {
-        let t = rayon::scope(|_| {
-            let t = Instant::now();
-            for ids in &id_sets {
-                let ins = [
-                    x.arg(),
-                    ids.arg(),
-                    w.arg(),
-                    gate.arg(),
-                    gs.arg(),
-                    up.arg(),
-                    us.arg(),
-                    down.arg(),
-                    ds.arg(),
-                ];
-                be.run(&op, &ins, std::slice::from_ref(&out_arg)).unwrap();
-            }
-            t.elapsed().as_secs_f64() / CALLS as f64
+        let t = mean_call_seconds(&be, &op, &id_sets, &out_arg, |ids| {
+            vec![
+                x.arg(),
+                ids.arg(),
+                w.arg(),
+                gate.arg(),
+                gs.arg(),
+                up.arg(),
+                us.arg(),
+                down.arg(),
+                ds.arg(),
+            ]
         });
         println!(
             "round {round} moe_experts fp8 decode: {:7.1} us {:5.1} GB/s",
@@ -111,21 +106,15 @@ fn demo(
         let out = be.alloc(t * H * 2).unwrap();
         let out_arg = TensorArg::new(&out, DType::BF16, vec![t, H]);
         for round in 0..3 {
-            let mut seconds = 0.0;
-            be.host_scope(&mut || {
-                let start = Instant::now();
-                for ids in &id_sets {
-                    let ins = [
-                        x.arg(),
-                        ids.arg(),
-                        w.arg(),
-                        gate.arg(),
-                        up.arg(),
-                        down.arg(),
-                    ];
-                    be.run(&op, &ins, std::slice::from_ref(&out_arg)).unwrap();
-                }
-                seconds = start.elapsed().as_secs_f64() / CALLS as f64;
+            let seconds = mean_call_seconds(be, &op, &id_sets, &out_arg, |ids| {
+                vec![
+                    x.arg(),
+                    ids.arg(),
+                    w.arg(),
+                    gate.arg(),
+                    up.arg(),
+                    down.arg(),
+                ]
             });
             println!(
                 "round {round} moe_experts demo rows {t}: {:7.2} us",
@@ -133,4 +122,24 @@ fn demo(
             );
         }
     }
+}
+
+/// The mean time of one `op` call over `id_sets` (one call each, the inputs from `ins`),
+/// all calls inside one `host_scope`, as the executor runs a decode step.
+fn mean_call_seconds<'a>(
+    be: &std::sync::Arc<dyn concord_ops::Backend>,
+    op: &Op,
+    id_sets: &'a [T],
+    out: &TensorArg,
+    ins: impl Fn(&'a T) -> Vec<TensorArg<'a>> + Sync,
+) -> f64 {
+    let mut seconds = 0.0;
+    be.host_scope(&mut || {
+        let start = Instant::now();
+        for ids in id_sets {
+            be.run(op, &ins(ids), std::slice::from_ref(out)).unwrap();
+        }
+        seconds = start.elapsed().as_secs_f64() / id_sets.len() as f64;
+    });
+    seconds
 }

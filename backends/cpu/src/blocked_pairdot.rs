@@ -2,10 +2,10 @@
 //! and the operands qualify: rows of x are checked and packed into pair order once per op,
 //! then split over threads as `blocked` splits its tiles, except that tasks take rows of x
 //! only when each gets `PANEL_ROWS` of them (each task packs the weight panels it meets);
-//! one row of x: as `gemv` splits its rows, on `gemv_pairdot`'s kernel; a few
-//! rows (`pairdot_few::takes`): split as the tiles, on `pairdot_few`'s kernel (no packed panels). Each entry returns
-//! false (and computes nothing) where the tier does not apply; the caller then runs
-//! `blocked`.
+//! one row of x: as `gemv` splits its rows, on `gemv_pairdot`'s kernel; a few rows
+//! (`pairdot_few::takes`): split as the tiles, on `pairdot_few`'s kernel (no packed panels).
+//! Each entry returns false (and computes nothing) where the tier does not apply; the caller
+//! then runs `blocked`.
 use crate::blocked::{split_tiles, Fold};
 use crate::elem::OutElem;
 use crate::gemv::split_rows;
